@@ -1,0 +1,884 @@
+"""Vectorised O-RAN downlink RAN-slicing simulator (SPEC Part A).
+
+One agent per Distributed Unit (DU). Each DU splits its K resource blocks (RBs) among three slices
+(eMBB, mMTC, URLLC, always in this order); inside a slice the RBs go to UEs (proportional-fair
+scheduling, or the policy's own choice in the literal ``rb_slice_ue`` mode). A batch of E
+independent environments is stepped together, every array shaped (E, N, ...) or (E, U, ...):
+E = num_envs, N = num_dus (agents), U = num_ues, K = num_rbs, L = 3 slices.
+
+System model (SPEC A.1-A.5; [paper] = stated by the paper, [ours] = our documented default):
+- DUs on a hexagonal grid in spiral order (centre, first ring, ...), ISD 500 m [ours]. UEs are
+  dropped uniformly in the bounding box of the sites widened by one cell radius (ISD/sqrt 3), at
+  least 35 m from every site, and reflect at the box edges [ours: a box, not the union of hexagons,
+  keeps reflection trivial]. Each UE is served by the DU of largest long-term gain, re-evaluated
+  every step (handover).
+- Path loss: 3GPP TR 38.901 UMa NLOS (`path_loss_db`), log-normal shadowing per (UE, DU) drawn at
+  reset. Fast fading: Rayleigh, |h|^2 ~ Exp(1), independent per (UE, DU, RB) and per step [paper].
+  Transmit power 46 dBm split equally over the K RBs; a DU radiates only on RBs that carry data.
+  SINR = signal / (noise + interference from the other DUs that radiate on the same RB)
+  (`sinr`); rate per RB = B log2(1 + SINR), capped at 7.4 bit/s/Hz, zero below -10 dB (`rate_bps`).
+- Time: one step = one near-RT RIC decision interval, dt = 100 ms; the allocation is held for the
+  whole step, one fading sample per link and RB per step (block fading over the step).
+- Traffic (nominal load x `load` x `slice_load`): eMBB Poisson 1500 B packets at 2 Mbit/s per UE;
+  URLLC Poisson 32 B packets at 100 packets/s; mMTC active with probability 0.1 per step, one 100 B
+  report. Each UE has a FIFO backlog bounded by `buffer_kbit`; overflow is dropped and counted.
+  A step: arrivals join the backlog, the scheduler serves min(backlog, capacity), overflow drops.
+- QoS (SPEC A.4, `qos`): Q_l = satisfied / counted UEs of slice l at the DU (1 when none counted).
+  eMBB: served >= min(backlog + arrivals, 2 Mbit/s x dt). URLLC: estimated delay
+  (backlog left ahead of a new packet + the packet) / service rate + 1 ms <= 5 ms, infinite without
+  an RB; a URLLC UE with nothing to send counts as satisfied. mMTC: counted only when active in the
+  step, satisfied when its backlog is empty after the step.
+- Reward per DU (`reward`, SPEC A.5): sum_l sigmoid(alpha_l Q_l) - zeta overuse / K
+  - zeta sum_l max(0, Qmin_l - Q_l).
+
+Scheduling and fading samples (the speed design, [ours]):
+- Proportional fair inside a slice: RB k of DU n, given to slice l, goes to the UE of slice l
+  served by n, with data, that maximises the PF metric. The default metric (``pf_metric="linear"``)
+  is rbar_u |h_uk|^2 / T_u: the UE's mean per-RB rate rbar_u (at its wideband SINR, all other DUs
+  active) scaled by the RB's fading power, over its EWMA throughput T_u. It ranks like the exact
+  metric log2(1 + SINR_uk) / T_u (``pf_metric="log"``) to first order and needs no logarithm per
+  (UE, RB).
+- The scheduler sees the serving-link fading of the step before it allocates (CSI at the DU).
+  It is drawn at the end of the previous step (or at reset) and kept in ``env.fading`` (E, U, K),
+  so heuristic policies may read it; RL observations never contain it.
+- Only the fading samples the step needs are drawn: the serving link of every UE on every RB
+  (E, U, K) and, for the UE that got RB k at DU n, its links to the N-1 other DUs on RB k
+  (E, N, K, N-1). Every sample that is drawn is an independent Exp(1), and a link that is never
+  looked at has no effect, so this is distributed exactly like drawing the full (U, N, K) tensor.
+  ``fading_block_rbs`` > 1 shares one serving-link sample over blocks of RBs (a speed option;
+  interfering links stay per RB).
+
+Action modes (actions in [-1, 1]^act_dim per DU; thresholds at 0 as SAC's tanh output):
+- ``rb_slice`` (default): K x L scores, RB k is claimed by slice l when score > 0 and goes to the
+  claiming slice of largest score; PF inside the slice. Over-use = max(0, claims - K).
+- ``rb_slice_ue`` (the paper, literal): the K x L slice scores above plus K x U_max UE scores
+  (U_max = ``ue_slots``; the UEs served by a DU fill its slots in UE-id order, extra UEs get no
+  slot). RB k goes to the UE of its slice with the largest positive score; none positive: idle.
+  Over-use counts slice claims as in ``rb_slice``.
+- ``slice_share``: L requested RB fractions (a + 1) / 2; requests above K in total are scaled
+  down; contiguous RB blocks in slice order; PF inside. Over-use = max(0, requested - K).
+
+Observation per DU (``obs_mode``): ``paper`` = [Q_l (L), UEs per slice at the DU / expected
+number (L), previous RB fraction per slice (L)]; ``full_action`` replaces the last block by the
+full previous action vector; ``rich`` appends per-slice backlog (log1p of backlog over expected
+arrivals per step), arrivals (over expected) and mean wideband SINR (dB / 20).
+
+Auto-reset (docs/INTERFACES.md): episodes of ``episode_length`` steps run in lockstep; on the last
+step ``truncated`` is True, ``obs`` is the first observation of the next episode, and
+``info["final_obs"]`` / ``info["episode"]`` hold the finished episode's last observation and
+return. Other info arrays: ``ue_throughput_mbps`` (E, U), ``qos`` (E, N, L), ``overuse`` (E, N)
+in RBs, ``rb_slice`` (E, N, K) slice of each RB (-1 idle).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+SLICES = ("embb", "mmtc", "urllc")
+EMBB, MMTC, URLLC = 0, 1, 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class ORANConfig:
+    """Every option of the O-RAN simulator; per-slice tuples are ordered (eMBB, mMTC, URLLC)."""
+
+    num_dus: int = 6
+    """number of DUs (agents) on the hexagonal grid [paper: 6, swept 2..10]"""
+    num_slices: int = 3
+    """number of slices; only 3 (eMBB, mMTC, URLLC) is supported [paper]"""
+    num_ues: int = 200
+    """number of UEs in total [paper]"""
+    num_rbs: int = 100
+    """RBs per DU, K (20 MHz / 200 kHz) [paper]"""
+    load: float = 1.0
+    """traffic multiplier applied to every slice (1 = nominal load) [ours]"""
+    slice_load: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """extra per-slice traffic multipliers (eMBB, mMTC, URLLC) [ours]"""
+    slice_shares: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
+    """fraction of the UEs in each slice (eMBB, mMTC, URLLC); fixed per episode [ours]"""
+    action_mode: Literal["rb_slice", "rb_slice_ue", "slice_share"] = "rb_slice"
+    """action encoding: rb_slice (K x L scores, PF inside), rb_slice_ue (paper literal: plus
+    K x U_max UE scores), slice_share (L fractions, PF inside)"""
+    obs_mode: Literal["paper", "full_action", "rich"] = "paper"
+    """observation: paper (QoS, UE counts, previous RB fraction per slice), full_action (previous
+    action vector instead of the fractions), rich (paper plus backlog, arrivals, SINR per slice)"""
+    episode_length: int = 100
+    """steps per episode [ours]"""
+    step_ms: float = 100.0
+    """duration of one step (near-RT RIC decision interval), ms [ours]"""
+    ue_slots: int = 0
+    """UE slots per DU in rb_slice_ue mode (U_max); 0 = ceil(1.5 num_ues / num_dus) [ours]"""
+    # radio
+    inter_site_distance_m: float = 500.0
+    """inter-site distance of the hexagonal grid, m [ours]"""
+    min_ue_distance_m: float = 35.0
+    """minimum 2D UE-site distance at the drop (and in path loss while moving), m [ours]"""
+    carrier_ghz: float = 3.5
+    """carrier frequency, GHz [ours]"""
+    bs_height_m: float = 25.0
+    """DU antenna height, m (TR 38.901 UMa)"""
+    ue_height_m: float = 1.5
+    """UE height, m"""
+    shadowing_db: float = 6.0
+    """log-normal shadowing standard deviation, dB; drawn per (UE, DU) at reset [ours]"""
+    tx_power_dbm: float = 46.0
+    """DU transmit power over the whole band, split equally over the K RBs, dBm [ours]"""
+    rb_bandwidth_khz: float = 200.0
+    """RB bandwidth, kHz [paper]"""
+    noise_psd_dbm_hz: float = -174.0
+    """thermal noise density, dBm/Hz"""
+    noise_figure_db: float = 9.0
+    """UE noise figure, dB [ours]"""
+    max_spectral_efficiency: float = 7.4
+    """Shannon rate cap, bit/s/Hz [ours]"""
+    min_sinr_db: float = -10.0
+    """SINR below which an RB carries nothing, dB [ours]"""
+    fading_block_rbs: int = 1
+    """RBs sharing one serving-link fading sample (1 = independent per RB, SPEC default)"""
+    # mobility
+    speed_mps: tuple[float, float] = (10.0, 20.0)
+    """UE speed range, m/s, drawn per UE at reset [paper*]"""
+    heading_changes_deg: tuple[float, ...] = (-60.0, -30.0, -15.0, 0.0, 15.0, 30.0, 60.0)
+    """heading change drawn uniformly from this set every step, degrees [paper*]"""
+    # traffic
+    embb_rate_mbps: float = 2.0
+    """mean eMBB offered rate per UE (Poisson packets), Mbit/s [ours]"""
+    embb_packet_bytes: int = 1500
+    """eMBB packet size, bytes [ours]"""
+    urllc_packet_rate: float = 100.0
+    """mean URLLC packets per second per UE (Poisson) [ours]"""
+    urllc_packet_bytes: int = 32
+    """URLLC packet size, bytes [ours]"""
+    mmtc_activity: float = 0.1
+    """probability that an mMTC device sends a report in a step [ours]"""
+    mmtc_packet_bytes: int = 100
+    """mMTC report size, bytes [ours]"""
+    buffer_kbit: tuple[float, float, float] = (2000.0, 3.2, 12.8)
+    """per-UE buffer size per slice, kbit (1 s of eMBB, 4 mMTC reports, 50 URLLC packets) [ours]"""
+    # QoS and reward
+    embb_target_mbps: float = 2.0
+    """eMBB throughput target per UE, Mbit/s [ours]"""
+    urllc_delay_budget_ms: float = 5.0
+    """URLLC delay budget, ms [ours]"""
+    urllc_processing_ms: float = 1.0
+    """processing delay added to the URLLC delay estimate, ms [ours]"""
+    delay_report_cap_ms: float = 100.0
+    """cap applied to infinite/large URLLC delays in the reported mean delay metric, ms [ours]"""
+    reward_alpha: tuple[float, float, float] = (5.0, 3.0, 8.0)
+    """sigmoid slopes alpha_l of the reward (eMBB, mMTC, URLLC) [ours]"""
+    reward_zeta: float = 5.0
+    """penalty weight zeta of RB over-use and QoS shortfall [ours]"""
+    qos_min: tuple[float, float, float] = (0.5, 0.3, 0.7)
+    """minimum QoS Qmin_l below which the shortfall is penalised [ours]"""
+    # scheduler
+    pf_metric: Literal["linear", "log"] = "linear"
+    """PF metric: linear = rbar_u |h|^2 / T_u (fast), log = log2(1 + SINR_uk) / T_u (exact) [ours]"""
+    pf_window_steps: float = 10.0
+    """time constant of the PF throughput average T_u, in steps [ours]"""
+    # non-stationarity
+    shift_after_steps: int = 0
+    """env steps after which the traffic profile shifts (at the next episode start); 0 = never"""
+    shift_slice_load: tuple[float, float, float] = (2.0, 1.0, 3.0)
+    """per-slice traffic multipliers after the shift [ours]"""
+    shift_slice_shares: tuple[float, float, float] = (0.5, 0.25, 0.25)
+    """slice shares after the shift (half of the UEs in eMBB) [ours]"""
+
+    def __post_init__(self):
+        def need(ok, name, expected):
+            if not ok:
+                raise ValueError(f"ORANConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
+
+        for name in ("slice_load", "slice_shares", "buffer_kbit", "reward_alpha", "qos_min",
+                     "shift_slice_load", "shift_slice_shares", "speed_mps", "heading_changes_deg"):
+            setattr(self, name, tuple(float(v) for v in getattr(self, name)))
+        need(isinstance(self.num_dus, int) and 1 <= self.num_dus <= 19, "num_dus", "an int in 1..19")
+        need(self.num_slices == 3, "num_slices", "3 (eMBB, mMTC, URLLC)")
+        need(isinstance(self.num_ues, int) and self.num_ues >= 1, "num_ues", "an int >= 1")
+        need(isinstance(self.num_rbs, int) and self.num_rbs >= 1, "num_rbs", "an int >= 1")
+        need(self.load >= 0 and math.isfinite(self.load), "load", "a finite float >= 0")
+        for name in ("slice_load", "shift_slice_load", "slice_shares", "shift_slice_shares",
+                     "buffer_kbit", "reward_alpha", "qos_min"):
+            v = getattr(self, name)
+            need(len(v) == 3 and all(math.isfinite(x) and x >= 0 for x in v), name,
+                 "3 finite values >= 0 (eMBB, mMTC, URLLC)")
+        for name in ("slice_shares", "shift_slice_shares"):
+            need(abs(sum(getattr(self, name)) - 1) < 1e-6, name, "shares summing to 1")
+        need(all(q <= 1 for q in self.qos_min), "qos_min", "values in [0, 1]")
+        need(self.action_mode in ("rb_slice", "rb_slice_ue", "slice_share"), "action_mode",
+             "'rb_slice', 'rb_slice_ue' or 'slice_share'")
+        need(self.obs_mode in ("paper", "full_action", "rich"), "obs_mode",
+             "'paper', 'full_action' or 'rich'")
+        need(self.pf_metric in ("linear", "log"), "pf_metric", "'linear' or 'log'")
+        need(isinstance(self.episode_length, int) and self.episode_length >= 1, "episode_length",
+             "an int >= 1")
+        need(self.step_ms > 0, "step_ms", "a float > 0")
+        need(isinstance(self.ue_slots, int) and self.ue_slots >= 0, "ue_slots", "an int >= 0")
+        need(isinstance(self.fading_block_rbs, int) and 1 <= self.fading_block_rbs <= self.num_rbs,
+             "fading_block_rbs", "an int in 1..num_rbs")
+        need(self.inter_site_distance_m > 0, "inter_site_distance_m", "a float > 0")
+        need(0 <= self.min_ue_distance_m < self.inter_site_distance_m / 3, "min_ue_distance_m",
+             "a float in [0, inter_site_distance_m / 3)")
+        need(self.carrier_ghz > 0, "carrier_ghz", "a float > 0")
+        need(self.bs_height_m > 0 and self.ue_height_m > 0, "bs_height_m", "heights > 0")
+        need(self.shadowing_db >= 0, "shadowing_db", "a float >= 0")
+        need(self.rb_bandwidth_khz > 0, "rb_bandwidth_khz", "a float > 0")
+        need(self.max_spectral_efficiency > 0, "max_spectral_efficiency", "a float > 0")
+        need(len(self.speed_mps) == 2 and 0 <= self.speed_mps[0] <= self.speed_mps[1], "speed_mps",
+             "(low, high) with 0 <= low <= high")
+        need(len(self.heading_changes_deg) >= 1, "heading_changes_deg", "at least one angle")
+        need(self.embb_rate_mbps >= 0 and self.urllc_packet_rate >= 0, "embb_rate_mbps",
+             "traffic rates >= 0")
+        need(0 <= self.mmtc_activity <= 1, "mmtc_activity", "a probability in [0, 1]")
+        for name in ("embb_packet_bytes", "urllc_packet_bytes", "mmtc_packet_bytes"):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "an int >= 1")
+        need(self.embb_target_mbps >= 0, "embb_target_mbps", "a float >= 0")
+        need(self.urllc_delay_budget_ms > 0, "urllc_delay_budget_ms", "a float > 0")
+        need(self.reward_zeta >= 0, "reward_zeta", "a float >= 0")
+        need(self.pf_window_steps >= 1, "pf_window_steps", "a float >= 1")
+        need(isinstance(self.shift_after_steps, int) and self.shift_after_steps >= 0,
+             "shift_after_steps", "an int >= 0")
+
+    @property
+    def num_ue_slots(self) -> int:
+        return self.ue_slots or math.ceil(1.5 * self.num_ues / self.num_dus)
+
+
+SCENARIOS: dict[str, ORANConfig] = {
+    "paper": ORANConfig(),
+    "small": ORANConfig(num_dus=2, num_ues=30, num_rbs=25),
+    "light": ORANConfig(load=0.5),
+    "heavy": ORANConfig(load=1.5),
+    "nonstationary": ORANConfig(shift_after_steps=10_000),
+    **{f"du{n}": ORANConfig(num_dus=n) for n in range(2, 11)},
+}
+
+
+def make_config(scenario: str = "paper", **overrides) -> ORANConfig:
+    """The named preset with some fields replaced; unknown names raise ValueError."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario: expected one of {sorted(SCENARIOS)}, got {scenario!r}")
+    names = {f.name for f in dataclasses.fields(ORANConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"ORANConfig has no field {unknown[0]!r}; fields: {sorted(names)}")
+    return dataclasses.replace(SCENARIOS[scenario], **overrides)
+
+
+def make_env(scenario: str = "paper", num_envs: int = 1, seed: int | None = None, **overrides):
+    """Vectorised environment of a preset (see make_config)."""
+    return ORANEnv(make_config(scenario, **overrides), num_envs=num_envs, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Radio and QoS quantities (pure functions; SPEC A.2, A.4, A.5)
+# ---------------------------------------------------------------------------------------------
+def hex_sites(num_dus: int, isd: float) -> np.ndarray:
+    """DU positions (N, 2) on a hexagonal grid, spiral order: centre, ring 1, ring 2, ..."""
+    sites = [(0.0, 0.0)]
+    ring = 1
+    while len(sites) < num_dus:
+        # walk the ring's 6 sides starting from the corner at angle 30 deg
+        corners = [ring * isd * np.array([math.cos(math.radians(30 + 60 * i)),
+                                          math.sin(math.radians(30 + 60 * i))]) for i in range(7)]
+        for side in range(6):
+            for step in range(ring):
+                p = corners[side] + (corners[side + 1] - corners[side]) * step / ring
+                sites.append((float(p[0]), float(p[1])))
+        ring += 1
+    return np.array(sites[:num_dus])
+
+
+def path_loss_db(d2d_m, carrier_ghz: float = 3.5, h_bs: float = 25.0, h_ut: float = 1.5):
+    """3GPP TR 38.901 UMa NLOS: PL = 13.54 + 39.08 log10(d3D) + 20 log10(fc/GHz) - 0.6 (hUT - 1.5)."""
+    d3d = np.sqrt(np.square(d2d_m) + (h_bs - h_ut) ** 2)
+    return 13.54 + 39.08 * np.log10(d3d) + 20 * math.log10(carrier_ghz) - 0.6 * (h_ut - 1.5)
+
+
+def long_term_gain(pl_db, shadow_db):
+    """Linear large-scale power gain of a link: 10^(-(PL + shadowing) / 10)."""
+    return np.power(10.0, -(pl_db + shadow_db) / 10.0)
+
+
+def noise_mw_per_rb(noise_psd_dbm_hz: float, rb_bandwidth_hz: float, noise_figure_db: float):
+    """Thermal noise per RB, mW: -174 dBm/Hz + 10 log10(B) + NF (about -112 dBm for 200 kHz)."""
+    return 10 ** ((noise_psd_dbm_hz + 10 * math.log10(rb_bandwidth_hz) + noise_figure_db) / 10)
+
+
+def sinr(signal_mw, interference_mw, noise_mw):
+    """SINR = S / (N + I) (linear)."""
+    return signal_mw / (noise_mw + interference_mw)
+
+
+def rate_bps(sinr_lin, bandwidth_hz: float, max_se: float = 7.4, min_sinr_db: float = -10.0):
+    """Capped Shannon rate of one RB: B min(log2(1 + SINR), max_se), 0 below the SINR floor."""
+    se = np.minimum(np.log2(1 + sinr_lin), max_se)
+    return np.where(sinr_lin >= 10 ** (min_sinr_db / 10), bandwidth_hz * se, 0.0)
+
+
+def urllc_delay_ms(backlog_bits, packet_bits, service_rate_bps, processing_ms: float = 1.0):
+    """Delay estimate of a new URLLC packet: (backlog ahead + packet) / service rate + processing;
+    infinite when the UE has no service rate (no RB)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = 1e3 * (backlog_bits + packet_bits) / service_rate_bps + processing_ms
+    return np.where(service_rate_bps > 0, d, np.inf)
+
+
+def qos(satisfied, counted, group, num_groups: int):
+    """Q per group = satisfied / counted UEs of the group (1 when none is counted), in [0, 1].
+    satisfied, counted: (M,) bool; group: (M,) int in [0, num_groups)."""
+    n = np.bincount(group, weights=counted, minlength=num_groups)
+    s = np.bincount(group, weights=satisfied & counted, minlength=num_groups)
+    return np.where(n > 0, s / np.maximum(n, 1), 1.0)
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def reward(q, overuse, num_rbs: int, alpha, zeta: float, qos_min):
+    """Per-DU reward (SPEC A.5): sum_l sigmoid(alpha_l Q_l) - zeta overuse / K
+    - zeta sum_l max(0, Qmin_l - Q_l).  q: (..., L); overuse: (...) RB claims above K."""
+    alpha, qos_min = np.asarray(alpha), np.asarray(qos_min)
+    return (sigmoid(alpha * q).sum(-1) - zeta * overuse / num_rbs
+            - zeta * np.maximum(0.0, qos_min - q).sum(-1))
+
+
+def counts_to_rb_slice(counts, num_rbs: int):
+    """Contiguous RB blocks in slice order: counts (..., L) ints summing to <= K -> (..., K) slice
+    of each RB, -1 for RBs left idle."""
+    ends = np.cumsum(counts, axis=-1)
+    k = np.arange(num_rbs)
+    s = (k[..., :, None] >= ends[..., None, :]).sum(-1)
+    return np.where(s < counts.shape[-1], s, -1).astype(np.int8)
+
+
+# ---------------------------------------------------------------------------------------------
+# The vectorised environment
+# ---------------------------------------------------------------------------------------------
+class ORANEnv:
+    """E independent copies of the O-RAN slicing system, stepped together (see module docstring)."""
+
+    def __init__(self, config: ORANConfig | None = None, num_envs: int = 1, seed: int | None = None):
+        if config is None:
+            config = ORANConfig()
+        if not isinstance(config, ORANConfig):
+            raise ValueError(f"config: expected an ORANConfig, got {type(config).__name__}")
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs: expected an int >= 1, got {num_envs!r}")
+        c = self.config = config
+        self.num_envs, self.n_agents, self.episode_length = int(num_envs), c.num_dus, c.episode_length
+        E, N, U, K, L = self.num_envs, c.num_dus, c.num_ues, c.num_rbs, 3
+        self._shape = (E, N, U, K, L)
+        self.act_dim = {"rb_slice": K * L, "slice_share": L,
+                        "rb_slice_ue": K * L + K * c.num_ue_slots}[c.action_mode]
+        self.obs_dim = {"paper": 3 * L, "rich": 6 * L, "full_action": 2 * L + self.act_dim}[c.obs_mode]
+        self.dt = c.step_ms / 1e3
+        self.sites = hex_sites(N, c.inter_site_distance_m)
+        radius = c.inter_site_distance_m / math.sqrt(3)
+        self.area_lo = self.sites.min(0) - radius
+        self.area_hi = self.sites.max(0) + radius
+        self.p_rb_mw = 10 ** (c.tx_power_dbm / 10) / K
+        self.bandwidth = c.rb_bandwidth_khz * 1e3
+        self.noise_mw = noise_mw_per_rb(c.noise_psd_dbm_hz, self.bandwidth, c.noise_figure_db)
+        self.min_sinr = 10 ** (c.min_sinr_db / 10)
+        self.others = np.array([[m for m in range(N) if m != n] for n in range(N)], dtype=np.intp)
+        self.packet_bits = np.array([8 * c.embb_packet_bytes, 8 * c.mmtc_packet_bytes,
+                                     8 * c.urllc_packet_bytes], dtype=np.float64)
+        self.buffer_bits = np.array(c.buffer_kbit) * 1e3
+        self.env_steps = 0  # vectorised steps since construction (drives the non-stationary shift)
+        self.shifted = False
+        self._seed(seed)
+        self.reset()
+
+    # -- seeding and episodes -----------------------------------------------------------------
+    def _seed(self, seed):
+        ss = np.random.SeedSequence(seed)
+        env_ss, policy_ss = ss.spawn(2)
+        self.rng = np.random.default_rng(env_ss)
+        self.policy_rng = np.random.default_rng(policy_ss)  # for stochastic heuristics only
+
+    def reset(self, seed: int | None = None):
+        if seed is not None:
+            self._seed(seed)
+        self._new_episode()
+        return self._observe(), {}
+
+    def _traffic_profile(self):
+        c = self.config
+        if self.shifted:
+            return np.array(c.shift_slice_load), np.array(c.shift_slice_shares)
+        return np.array(c.slice_load), np.array(c.slice_shares)
+
+    def _new_episode(self):
+        c, rng = self.config, self.rng
+        E, N, U, K, L = self._shape
+        if c.shift_after_steps and self.env_steps >= c.shift_after_steps:
+            self.shifted = True
+        slice_load, shares = self._traffic_profile()
+        # slice membership: exact shares (largest remainder), shuffled per environment
+        n_l = np.floor(shares * U).astype(int)
+        n_l[np.argsort(-(shares * U - n_l), kind="stable")[: U - n_l.sum()]] += 1
+        base = np.repeat(np.arange(L), n_l)
+        self.slice_of = rng.permuted(np.broadcast_to(base, (E, U)), axis=1).astype(np.intp)
+        # mean arrivals per step per UE, bits; mMTC activity probability
+        load = c.load * slice_load
+        mean_bits = np.array([c.embb_rate_mbps * 1e6 * self.dt,
+                              c.mmtc_activity * self.packet_bits[MMTC],
+                              c.urllc_packet_rate * self.dt * self.packet_bits[URLLC]]) * load
+        self.mean_arrival_bits = mean_bits[self.slice_of]  # (E, U)
+        lam = np.array([mean_bits[EMBB] / self.packet_bits[EMBB], 0.0,
+                        mean_bits[URLLC] / self.packet_bits[URLLC]])
+        self._lam = lam[self.slice_of]  # Poisson packets per step (E, U)
+        self._p_active = np.where(self.slice_of == MMTC, min(1.0, c.mmtc_activity * load[MMTC]), 0.0)
+        self._ue_packet_bits = self.packet_bits[self.slice_of]
+        self._ue_buffer = self.buffer_bits[self.slice_of]
+        # drop UEs uniformly, at least min distance from every site (rejection)
+        self.pos = rng.uniform(self.area_lo, self.area_hi, size=(E, U, 2))
+        while True:
+            d = np.linalg.norm(self.pos[:, :, None, :] - self.sites, axis=-1).min(-1)
+            bad = d < c.min_ue_distance_m
+            if not bad.any():
+                break
+            self.pos[bad] = rng.uniform(self.area_lo, self.area_hi, size=(int(bad.sum()), 2))
+        self.heading = rng.uniform(-np.pi, np.pi, size=(E, U))
+        self.speed = rng.uniform(*c.speed_mps, size=(E, U))
+        self.shadow_db = rng.normal(0.0, c.shadowing_db, size=(E, U, N))
+        self.serving = np.zeros((E, U), dtype=np.intp)
+        self._associate()
+        self.backlog = np.zeros((E, U))
+        self.pf_avg = self.rate_geom.copy()  # T_u starts at the UE's mean per-RB rate
+        self.t = 0
+        self.ep_return = np.zeros((E, N))
+        self.last_q = np.ones((E, N, L))
+        self.last_frac = np.zeros((E, N, L))
+        self.last_action = np.zeros((E, N, self.act_dim), dtype=np.float32)
+        self.last_arrivals = np.zeros((E, U))
+        self._draw_fading()
+
+    def _associate(self):
+        """Long-term gains after a move; serving DU = largest gain; returns handovers per env."""
+        c = self.config
+        E, N, U, K, L = self._shape
+        d2d = np.linalg.norm(self.pos[:, :, None, :] - self.sites, axis=-1)  # (E, U, N)
+        pl = path_loss_db(np.maximum(d2d, c.min_ue_distance_m), c.carrier_ghz, c.bs_height_m,
+                          c.ue_height_m)
+        self.gain = long_term_gain(pl, self.shadow_db).astype(np.float32)  # (E, U, N)
+        new = self.gain.argmax(-1)
+        handovers = (new != self.serving).sum(-1)
+        self.serving = new
+        g_serv = np.take_along_axis(self.gain, new[..., None], -1)[..., 0]
+        self.sinr_geom = g_serv / (self.noise_mw / self.p_rb_mw + self.gain.sum(-1) - g_serv)
+        self.rate_geom = rate_bps(self.sinr_geom, self.bandwidth, c.max_spectral_efficiency,
+                                  c.min_sinr_db).astype(np.float64)  # (E, U) mean per-RB rate
+        self._du_key = (np.arange(E)[:, None] * N + new).ravel()  # (E*U,) flat (env, DU) group
+        self._du_order = np.argsort(self._du_key, kind="stable")
+        counts = np.bincount(self._du_key, minlength=E * N)
+        self._du_starts = np.cumsum(counts) - counts
+        self._du_nonempty = counts > 0
+        self._ue_group = (self._du_key * L + self.slice_of.ravel())  # (E*U,) (env, DU, slice)
+        self.ue_count = np.bincount(self._ue_group, minlength=E * N * L).reshape(E, N, L)
+        if self.config.action_mode == "rb_slice_ue":
+            S = c.num_ue_slots
+            key_sorted = self._du_key[self._du_order]
+            rank = np.arange(E * U) - self._du_starts[key_sorted]
+            ok = rank < S
+            slot = np.full(E * N * S, -1, dtype=np.intp)
+            slot[key_sorted[ok] * S + rank[ok]] = self._du_order[ok]
+            self.slot_ue = slot.reshape(E, N, S)  # flat UE index (e * U + u) of each slot, -1 empty
+        return handovers
+
+    def _draw_fading(self):
+        """Serving-link fading power of the coming step, (E, U, K) float32 ~ Exp(1)."""
+        E, N, U, K, L = self._shape
+        b = self.config.fading_block_rbs
+        if b == 1:
+            self.fading = self.rng.standard_exponential((E, U, K), dtype=np.float32)
+        else:
+            blocks = self.rng.standard_exponential((E, U, -(-K // b)), dtype=np.float32)
+            self.fading = np.repeat(blocks, b, axis=2)[:, :, :K]
+
+    # -- observation --------------------------------------------------------------------------
+    def _observe(self):
+        c = self.config
+        E, N, U, K, L = self._shape
+        _, shares = self._traffic_profile()
+        expected = np.maximum(shares * U / N, 1e-9)
+        parts = [self.last_q, self.ue_count / expected]
+        if c.obs_mode == "full_action":
+            parts.append(self.last_action)
+        else:
+            parts.append(self.last_frac)
+        if c.obs_mode == "rich":
+            g = self._ue_group
+            mean_arr = np.bincount(g, self.mean_arrival_bits.ravel(), E * N * L).reshape(E, N, L)
+            backlog = np.bincount(g, self.backlog.ravel(), E * N * L).reshape(E, N, L)
+            arrivals = np.bincount(g, self.last_arrivals.ravel(), E * N * L).reshape(E, N, L)
+            sinr_db = 10 * np.log10(np.maximum(self.sinr_geom, 1e-6)).ravel()
+            mean_sinr = np.bincount(g, sinr_db, E * N * L).reshape(E, N, L) / np.maximum(self.ue_count, 1)
+            scale = np.maximum(mean_arr, 1.0)
+            parts += [np.log1p(backlog / scale), arrivals / scale, mean_sinr / 20.0]
+        return np.concatenate(parts, axis=-1).astype(np.float32)
+
+    # -- actions ------------------------------------------------------------------------------
+    def _check_actions(self, actions):
+        a = np.asarray(actions)
+        shape = (self.num_envs, self.n_agents, self.act_dim)
+        if not np.issubdtype(a.dtype, np.floating):
+            raise ValueError(f"actions: expected a float array, got dtype {a.dtype}")
+        if a.shape != shape:
+            raise ValueError(f"actions: expected shape (num_envs, n_agents, act_dim) = {shape}, "
+                             f"got {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError("actions: expected finite values, got NaN or inf")
+        if a.min() < -1.0 or a.max() > 1.0:
+            raise ValueError(f"actions: expected values in [-1, 1], got range "
+                             f"[{a.min():.4g}, {a.max():.4g}]")
+        return a
+
+    def _decode(self, a):
+        """actions -> (rb_slice (E, N, K) int8 slice of each RB or -1, overuse (E, N) RB claims
+        above K, ue_scores (E, N, K, S) or None)."""
+        E, N, U, K, L = self._shape
+        if self.config.action_mode == "slice_share":
+            req = np.rint((a + 1) * (K / 2)).astype(np.int64)  # (E, N, L) requested RBs
+            total = req.sum(-1, keepdims=True)
+            overuse = np.maximum(0, total[..., 0] - K)
+            counts = np.where(total > K, req * K // np.maximum(total, 1), req)
+            return counts_to_rb_slice(counts, K), overuse, None
+        scores = a[..., : K * L].reshape(E, N, K, L)
+        overuse = np.maximum(0, (scores > 0).sum((2, 3)) - K)
+        rb_slice = np.where(scores.max(-1) > 0, scores.argmax(-1), -1).astype(np.int8)
+        ue_scores = a[..., K * L:].reshape(E, N, K, -1) if self.config.action_mode == "rb_slice_ue" else None
+        return rb_slice, overuse, ue_scores
+
+    # -- scheduling ---------------------------------------------------------------------------
+    def pf_winners(self, rb_slice, candidate, match_slice: bool = True):
+        """Proportional-fair winner of every RB: (E, N, K) flat UE index e * U + u, or -1.
+
+        rb_slice (E, N, K): slice of each RB (-1 idle); candidate (E, U) bool: UEs that may be
+        scheduled (with data). With match_slice=False every UE of the DU competes for every
+        non-idle RB (PF over the whole band)."""
+        c = self.config
+        E, N, U, K, L = self._shape
+        prio = self.rate_geom / np.maximum(self.pf_avg, 1.0)  # (E, U)
+        if c.pf_metric == "linear":
+            metric = self.fading * prio.astype(np.float32)[:, :, None]
+        else:
+            sinr_uk = self.sinr_geom.astype(np.float32)[:, :, None] * self.fading
+            metric = np.log2(1 + sinr_uk) / np.maximum(self.pf_avg, 1.0).astype(np.float32)[:, :, None]
+        rb_of_ue = rb_slice[np.arange(E)[:, None], self.serving]  # (E, U, K)
+        if match_slice:
+            ok = rb_of_ue == self.slice_of[:, :, None].astype(np.int8)
+        else:
+            ok = rb_of_ue >= 0
+        ok &= candidate[:, :, None]
+        metric = np.where(ok, metric, 0.0).reshape(E * U, K)
+        # segmented max over the UEs of each (env, DU): UEs sorted by DU, then reduceat
+        m_sorted = metric[self._du_order]
+        gmax = np.zeros((E * N, K), dtype=metric.dtype)
+        gmax[self._du_nonempty] = np.maximum.reduceat(
+            m_sorted, self._du_starts[self._du_nonempty], axis=0)
+        key_sorted = self._du_key[self._du_order]
+        rows, ks = np.nonzero((m_sorted == gmax[key_sorted]) & (m_sorted > 0))
+        win = np.full(E * N * K, -1, dtype=np.intp)
+        win[key_sorted[rows] * K + ks] = self._du_order[rows]  # ties (measure zero): last one wins
+        return win.reshape(E, N, K)
+
+    def _ue_choice_winners(self, rb_slice, ue_scores, candidate):
+        """Literal mode: RB k goes to the slot of its slice with the largest positive score."""
+        E, N, U, K, L = self._shape
+        slot = self.slot_ue  # (E, N, S)
+        slot_slice = np.where(slot >= 0, self.slice_of.ravel()[np.maximum(slot, 0)], -1)
+        ok = (slot_slice[:, :, None, :] == rb_slice[..., None]) & (rb_slice[..., None] >= 0)
+        masked = np.where(ok & (ue_scores > 0), ue_scores, 0.0)
+        j = masked.argmax(-1)  # (E, N, K)
+        chosen = np.take_along_axis(slot[:, :, None, :], j[..., None], -1)[..., 0]
+        chosen = np.where(masked.max(-1) > 0, chosen, -1)
+        # an RB given to a UE with nothing to send carries no data (and no interference)
+        has_data = candidate.ravel()[np.maximum(chosen, 0)]
+        return np.where(has_data, chosen, -1)
+
+    # -- step ---------------------------------------------------------------------------------
+    def step(self, actions):
+        c = self.config
+        E, N, U, K, L = self._shape
+        a = self._check_actions(actions)
+        rng, dt = self.rng, self.dt
+
+        # traffic of the step joins the backlog
+        packets = rng.poisson(self._lam)
+        active = rng.random((E, U)) < self._p_active
+        arrivals = np.where(active, self._ue_packet_bits, packets * self._ue_packet_bits)
+        demand = self.backlog + arrivals  # (E, U) bits that could be served
+        has_data = demand > 0
+
+        # allocation: RB -> slice -> UE
+        rb_slice, overuse, ue_scores = self._decode(a)
+        if ue_scores is None:
+            win = self.pf_winners(rb_slice, has_data)
+        else:
+            win = self._ue_choice_winners(rb_slice, ue_scores, has_data)
+        used = win >= 0  # (E, N, K) RBs that carry data
+        wu = np.maximum(win, 0)
+
+        # SINR of each used RB at its UE; interference only from DUs radiating on the RB
+        g_w = self.gain.reshape(E * U, N)[wu]  # (E, N, K, N) winner's gains to every DU
+        k_idx = np.arange(K)
+        signal = self.p_rb_mw * np.take_along_axis(
+            g_w, np.arange(N)[None, :, None, None], 3)[..., 0] * self.fading.reshape(E * U, K)[wu, k_idx]
+        g_int = np.take_along_axis(g_w, self.others[None, :, None, :], 3)  # (E, N, K, N-1)
+        used_int = used.transpose(0, 2, 1)[:, :, self.others].transpose(0, 2, 1, 3)
+        h_int = rng.standard_exponential((E, N, K, N - 1), dtype=np.float32)
+        interference = self.p_rb_mw * (g_int * h_int * used_int).sum(-1)
+        rate = rate_bps(sinr(signal, interference, self.noise_mw), self.bandwidth,
+                        c.max_spectral_efficiency, c.min_sinr_db) * used  # (E, N, K) bit/s
+
+        # queues
+        capacity = np.bincount(wu[used], weights=rate[used] * dt, minlength=E * U).reshape(E, U)
+        served = np.minimum(demand, capacity)
+        left = demand - served
+        dropped = np.maximum(0.0, left - self._ue_buffer)
+        self.backlog = left - dropped
+
+        # QoS per slice (SPEC A.4)
+        sl = self.slice_of
+        embb_ok = served >= np.minimum(demand, c.embb_target_mbps * 1e6 * dt) * (1 - 1e-9)
+        delay = urllc_delay_ms(left, self._ue_packet_bits, capacity / dt, c.urllc_processing_ms)
+        urllc_ok = (delay <= c.urllc_delay_budget_ms) | ~has_data
+        mmtc_ok = left <= 0
+        satisfied = np.where(sl == EMBB, embb_ok, np.where(sl == URLLC, urllc_ok, mmtc_ok))
+        counted = (sl != MMTC) | active
+        q = qos(satisfied.ravel(), counted.ravel(), self._ue_group, E * N * L).reshape(E, N, L)
+        r = reward(q, overuse, K, c.reward_alpha, c.reward_zeta, c.qos_min)
+
+        # metrics (each averaged over DUs)
+        thr_slice = np.stack([(served * (sl == l)).sum(-1) for l in range(L)], -1) / (dt * 1e6 * N)
+        is_urllc = (sl == URLLC) & has_data
+        mmtc_act = active.sum(-1)
+        metrics = {
+            "qos_embb": q[..., EMBB].mean(-1), "qos_mmtc": q[..., MMTC].mean(-1),
+            "qos_urllc": q[..., URLLC].mean(-1), "qos_mean": q.mean((1, 2)),
+            "throughput_embb_mbps": thr_slice[:, EMBB], "throughput_mmtc_mbps": thr_slice[:, MMTC],
+            "throughput_urllc_mbps": thr_slice[:, URLLC],
+            "urllc_delay_ms": (np.minimum(delay, c.delay_report_cap_ms) * is_urllc).sum(-1)
+            / np.maximum(is_urllc.sum(-1), 1),
+            "mmtc_availability": np.where(mmtc_act > 0, (active & mmtc_ok).sum(-1)
+                                          / np.maximum(mmtc_act, 1), 1.0),
+            "rb_utilisation": used.mean((1, 2)),
+            "rb_overuse": overuse.mean(-1) / K,
+            "drops_mbit": dropped.sum(-1) / (1e6 * N),
+        }
+
+        # PF average, bookkeeping for the observation
+        beta = 1.0 / c.pf_window_steps
+        self.pf_avg = (1 - beta) * self.pf_avg + beta * served / dt
+        self.last_q = q
+        self.last_frac = np.stack([(rb_slice == l).sum(-1) for l in range(L)], -1) / K
+        self.last_action = a.astype(np.float32)
+        self.last_arrivals = arrivals
+        ue_thr = (served / (dt * 1e6)).astype(np.float32)
+
+        # mobility (SPEC A.1): heading change, move, reflect at the area edges, handover
+        turn = np.radians(np.asarray(c.heading_changes_deg))
+        self.heading = self.heading + rng.choice(turn, size=(E, U))
+        step = (self.speed * dt)[..., None] * np.stack([np.cos(self.heading), np.sin(self.heading)], -1)
+        pos = self.pos + step
+        lo, hi = self.area_lo, self.area_hi
+        pos = np.where(pos < lo, 2 * lo - pos, pos)
+        pos = np.where(pos > hi, 2 * hi - pos, pos)
+        flip = (self.pos + step < lo) | (self.pos + step > hi)  # (E, U, 2) reflected axes
+        vx = np.where(flip[..., 0], -np.cos(self.heading), np.cos(self.heading))
+        vy = np.where(flip[..., 1], -np.sin(self.heading), np.sin(self.heading))
+        self.heading = np.arctan2(vy, vx)
+        self.pos = np.clip(pos, lo, hi)
+        metrics["handovers"] = self._associate() / N
+        self._draw_fading()
+
+        self.t += 1
+        self.env_steps += 1
+        self.ep_return += r
+        reward_out = r.astype(np.float32)
+        info = {"metrics": metrics, "ue_throughput_mbps": ue_thr, "qos": q.astype(np.float32),
+                "overuse": overuse, "rb_slice": rb_slice}
+        terminated = np.zeros(E, dtype=bool)
+        truncated = np.full(E, self.t >= self.episode_length)
+        obs = self._observe()
+        if self.t >= self.episode_length:
+            info["final_obs"] = obs
+            info["episode"] = {"return": self.ep_return.astype(np.float32),
+                               "length": np.full(E, self.t, dtype=np.int64)}
+            self._new_episode()
+            obs = self._observe()
+        return obs, reward_out, terminated, truncated, info
+
+
+# ---------------------------------------------------------------------------------------------
+# Heuristic baselines (SPEC A.7): policy(env) -> actions (E, N, act_dim) in env's action mode
+# ---------------------------------------------------------------------------------------------
+def _round_to_total(x, total: int):
+    """Non-negative reals (..., L) -> ints with the given row sum (largest remainder)."""
+    x = np.maximum(x, 0)
+    s = x.sum(-1, keepdims=True)
+    x = np.where(s > 0, x * total / np.where(s > 0, s, 1), total / x.shape[-1])
+    base = np.floor(x).astype(np.int64)
+    rem = total - base.sum(-1, keepdims=True)
+    rank = np.argsort(np.argsort(-(x - base), axis=-1, kind="stable"), axis=-1)
+    return base + (rank < rem)
+
+
+def _rbs_needed(env):
+    """Per-UE RBs needed this step: (backlog + mean arrivals) / (mean per-RB rate x dt), and at
+    least one RB for a URLLC or mMTC UE with something to send. Summed per (env, DU, slice)."""
+    E, N, U, K, L = env._shape
+    bits = env.backlog + env.mean_arrival_bits
+    need = bits / np.maximum(env.rate_geom * env.dt, 1.0)
+    small = (env.slice_of != EMBB) & (bits > 0)
+    need = np.where(small, np.maximum(need, 1.0), need)
+    return np.bincount(env._ue_group, need.ravel(), E * N * L).reshape(E, N, L)
+
+
+def encode_allocation(env, rb_slice, winners=None):
+    """Express an RB -> slice allocation (E, N, K) (and optionally the RB -> UE winners) as an
+    action of the env's mode. rb_slice: (+1 on the RB's slice, -1 elsewhere); slice_share: the
+    per-slice RB fractions; rb_slice_ue: the slice bits plus +1 on the winner's slot (PF winners
+    of the slice when none are given)."""
+    E, N, U, K, L = env._shape
+    mode = env.config.action_mode
+    if mode == "slice_share":
+        counts = np.stack([(rb_slice == l).sum(-1) for l in range(L)], -1)
+        return (2.0 * counts / K - 1.0).astype(np.float32)
+    slice_bits = np.where(rb_slice[..., None] == np.arange(L), 1.0, -1.0).reshape(E, N, K * L)
+    if mode == "rb_slice":
+        return slice_bits.astype(np.float32)
+    has_slot = np.zeros(E * U, dtype=bool)
+    has_slot[env.slot_ue[env.slot_ue >= 0]] = True
+    if winners is None:
+        candidate = ((env.backlog + env.mean_arrival_bits) > 0).ravel() & has_slot
+        winners = env.pf_winners(rb_slice, candidate.reshape(E, U))
+    ue_bits = (env.slot_ue[:, :, None, :] == winners[..., None]) & (winners[..., None] >= 0)
+    ue_bits = np.where(ue_bits, 1.0, -1.0).reshape(E, N, -1)
+    return np.concatenate([slice_bits, ue_bits], -1).astype(np.float32)
+
+
+def static_equal_split(env):
+    """Static equal split of the K RBs among the slices, PF inside each slice."""
+    E, N, U, K, L = env._shape
+    counts = _round_to_total(np.ones((E, N, L)), K)
+    return encode_allocation(env, counts_to_rb_slice(counts, K))
+
+
+def demand_proportional(env):
+    """Split proportional to each slice's RBs needed (backlog + mean arrivals), PF inside."""
+    E, N, U, K, L = env._shape
+    counts = _round_to_total(_rbs_needed(env), K)
+    return encode_allocation(env, counts_to_rb_slice(counts, K))
+
+
+def urllc_first(env, margin: float = 2.0):
+    """Strict priority URLLC > mMTC > eMBB: URLLC and mMTC get `margin` x their RBs needed (PF
+    inside a slice is not demand-aware, hence the margin), eMBB every RB left."""
+    E, N, U, K, L = env._shape
+    need = np.ceil(margin * _rbs_needed(env)).astype(np.int64)
+    n_u = np.minimum(need[..., URLLC], K)
+    n_m = np.minimum(need[..., MMTC], K - n_u)
+    counts = np.stack([K - n_u - n_m, n_m, n_u], -1)
+    return encode_allocation(env, counts_to_rb_slice(counts, K))
+
+
+def pf_no_slicing(env):
+    """PF over the whole band: every UE of the DU competes for every RB (no slice isolation); each
+    RB is then labelled with its winner's slice. Exact in rb_slice and rb_slice_ue mode (the env
+    reruns the same PF inside the slice); slice_share keeps only the per-slice RB counts."""
+    E, N, U, K, L = env._shape
+    candidate = (env.backlog + env.mean_arrival_bits) > 0
+    if env.config.action_mode == "rb_slice_ue":
+        has_slot = np.zeros(E * U, dtype=bool)
+        has_slot[env.slot_ue[env.slot_ue >= 0]] = True
+        candidate &= has_slot.reshape(E, U)
+    all_rbs = np.zeros((E, N, K), dtype=np.int8)
+    win = env.pf_winners(all_rbs, candidate, match_slice=False)
+    rb_slice = np.where(win >= 0, env.slice_of.ravel()[np.maximum(win, 0)], -1).astype(np.int8)
+    return encode_allocation(env, rb_slice, win)
+
+
+def random_policy(env):
+    """Uniform random actions in [-1, 1] (from the env's separate policy generator)."""
+    return env.policy_rng.uniform(-1, 1, (env.num_envs, env.n_agents, env.act_dim)).astype(np.float32)
+
+
+HEURISTICS = {
+    "static_equal": static_equal_split,
+    "demand_proportional": demand_proportional,
+    "urllc_first": urllc_first,
+    "pf_no_slicing": pf_no_slicing,
+    "random": random_policy,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# PettingZoo adapter (pettingzoo / gymnasium imported only when the adapter is used)
+# ---------------------------------------------------------------------------------------------
+def _make_parallel_env_class():
+    import gymnasium
+    from pettingzoo.utils.env import ParallelEnv as _PZParallelEnv
+
+    class ParallelEnv(_PZParallelEnv):
+        """PettingZoo ParallelEnv over one environment (E = 1); agents du_0 ... du_{N-1}.
+        Every agent is truncated together at the end of an episode; call reset() to go on."""
+
+        metadata = {"name": "oran_slicing_v0", "render_modes": []}
+
+        def __init__(self, config: ORANConfig | None = None, seed: int | None = None):
+            self.env = ORANEnv(config, num_envs=1, seed=seed)
+            self.possible_agents = [f"du_{n}" for n in range(self.env.n_agents)]
+            self.agents = []
+            obs_space = gymnasium.spaces.Box(-np.inf, np.inf, (self.env.obs_dim,), np.float32)
+            act_space = gymnasium.spaces.Box(-1.0, 1.0, (self.env.act_dim,), np.float32)
+            self.observation_spaces = {a: obs_space for a in self.possible_agents}
+            self.action_spaces = {a: act_space for a in self.possible_agents}
+
+        def observation_space(self, agent):
+            return self.observation_spaces[agent]
+
+        def action_space(self, agent):
+            return self.action_spaces[agent]
+
+        def reset(self, seed=None, options=None):
+            obs, _ = self.env.reset(seed=seed)
+            self.agents = list(self.possible_agents)
+            return {a: obs[0, i] for i, a in enumerate(self.agents)}, {a: {} for a in self.agents}
+
+        def step(self, actions):
+            missing = [a for a in self.agents if a not in actions]
+            if missing:
+                raise ValueError(f"actions: expected an action for every live agent, missing {missing}")
+            act = np.stack([np.asarray(actions[a], dtype=np.float32) for a in self.agents])[None]
+            obs, rew, term, trunc, info = self.env.step(act)
+            if trunc[0]:
+                obs = info["final_obs"]
+            names = self.agents
+            out = ({a: obs[0, i] for i, a in enumerate(names)},
+                   {a: float(rew[0, i]) for i, a in enumerate(names)},
+                   {a: bool(term[0]) for a in names}, {a: bool(trunc[0]) for a in names},
+                   {a: {"qos": info["qos"][0, i]} for i, a in enumerate(names)})
+            if trunc[0] or term[0]:
+                self.agents = []
+            return out
+
+    return ParallelEnv
+
+
+def __getattr__(name):
+    if name == "ParallelEnv":
+        cls = _make_parallel_env_class()
+        globals()["ParallelEnv"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
