@@ -218,8 +218,10 @@ def path_loss_db(distance_m, cfg: CompConfig):
 
 def snr(ue_pos, bs_pos, cfg: CompConfig):
     """SNR = 10^((P_tx - PL)/10) / N0, no interference. ue_pos (..., U, 2), bs_pos (B, 2) -> (..., U, B)."""
-    distance = np.linalg.norm(ue_pos[..., :, None, :] - bs_pos, axis=-1)
-    return 10.0 ** ((cfg.tx_power_dbm - path_loss_db(distance, cfg)) / 10.0) / cfg.noise_mw
+    dx = ue_pos[..., :, None, 0] - bs_pos[:, 0]
+    dy = ue_pos[..., :, None, 1] - bs_pos[:, 1]
+    received_dbm = cfg.tx_power_dbm - path_loss_db(np.sqrt(dx * dx + dy * dy), cfg)
+    return np.exp(received_dbm * (math.log(10.0) / 10.0)) / cfg.noise_mw  # exp is faster than 10**x
 
 
 def unshared_rate(snr_, cfg: CompConfig):
@@ -259,6 +261,8 @@ def bs_sharing_models(cfg: CompConfig) -> list[str]:
 
 def shared_rate(connected, rate_unshared, ewma, models: list[str]):
     """Rate each UE gets from each BS after sharing, (E, U, B); a UE's CoMP rate is the sum over B."""
+    if len(set(models)) == 1:
+        return sharing_fractions(connected, rate_unshared, ewma, models[0]) * rate_unshared
     fraction = np.zeros(connected.shape)
     for model in set(models):
         at_bs = np.array([m == model for m in models])  # (B,)
@@ -278,7 +282,8 @@ def competing_set_reward(connected, ue_reward):
 
     connected (E, U, B) bool, ue_reward (E, U) -> (E, U).
     """
-    shares_bs = np.einsum("eub,evb->euv", connected.astype(np.float64), connected.astype(np.float64)) > 0
+    links = connected.astype(np.float64)
+    shares_bs = (links @ links.transpose(0, 2, 1)) > 0  # (E, U, U)
     return np.where(connected.any(axis=2), (shares_bs * ue_reward[:, None, :]).sum(axis=2), ue_reward)
 
 
