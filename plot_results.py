@@ -1,0 +1,779 @@
+"""Figures and tables from a results folder of `run_experiments.py`.
+
+    python plot_results.py --results results --out docs/results
+
+`--results` is either the results root (holding grid folders such as `results/paper`) or one grid
+folder. Writes PNG figures and `results.md` (markdown tables, the figures, notes on skipped input)
+into `--out`. Every figure whose input is absent is skipped with a one-line note; every run folder
+with no summary.json, a corrupt or unfinished one, or no readable scalars in its event files is
+reported and left out.
+
+Statistics (ours):
+- The unit of replication is a seed. "Final return" is a run's final deterministic evaluation
+  return (summary.json `final_eval.episodic_return`); "best return" is its `best_eval_return`.
+- 95% confidence intervals are percentile bootstrap intervals of the mean over seeds (`--n-boot`
+  resamples); curve bands are the same interval computed per point of the step grid.
+- IQM is the interquartile mean: the mean of the middle 50% of the values (25% trimmed from each
+  end, as scipy.stats.trim_mean(x, 0.25) and rliable do).
+- Relative gain of method M over baseline B: (mean_M - mean_B) / |mean_B|, in percent, for the
+  return (which may be negative, hence |mean_B|: a positive gain always means M is better), and
+  (Q_M - Q_B) / Q_B for the mean QoS satisfaction Q (the mean over slices of Q_l, in [0, 1]). Its
+  CI comes from resampling the seeds of M and of B independently.
+- Training curves are binned on a common step grid (mean of the values logged in each bin,
+  `--curve-points` bins) before averaging over seeds; the grid ends at the shortest run.
+- A resumed run's event files are merged: values a later file logs again (steps at or after the
+  step it starts at) replace those of earlier files.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tyro  # noqa: E402
+
+from run_experiments import GRIDS, LABELS, RHO_FLAGS, SCENARIOS, parse_run_id, read_summary  # noqa: E402
+
+# ------------------------------------------------------------------------------------------------
+# TensorBoard tags and summary keys read here (align with the training scripts)
+# ------------------------------------------------------------------------------------------------
+TAG_TRAIN_RETURN = "charts/episodic_return"
+TAG_EVAL_RETURN = "eval/episodic_return"
+TAG_RHO_ACTOR = "charts/rho_actor"
+TAG_RHO_CRITIC = "charts/rho_critic"
+TAG_CRITIC_EIG = "sharpness/critic_top_eig"
+TAG_TD_VAR = "td_var/agent_{m}"
+TAG_SAM_ACTIVE = "sam_active/agent_{m}"
+QOS_METRICS = {"qos_embb": "eMBB", "qos_mmtc": "mMTC", "qos_urllc": "URLLC"}  # final_eval.metrics keys
+EXTRA_METRICS = {"utility": "utility per UE (comp)"}  # more final_eval.metrics columns, when present
+SHIFT_ARG_KEYS = ("shift_step",)  # summary["args"] keys holding the non-stationary shift step
+BASELINES = (("nosam", "none"), ("l2", "none"))  # relative gains are reported over these
+HEURISTIC_PREFIX = "heuristic-"
+COLORS = {"nosam": "tab:gray", "l2": "tab:brown", "actor-sam": "tab:blue", "critic-sam": "tab:green",
+          "both-sam": "tab:purple", "ta-sam": "tab:red"}
+
+
+@dataclass
+class Args:
+    results: Path = Path("results")
+    """results root (with grid folders) or a single grid folder"""
+    out: Path = Path("docs/results")
+    """output folder for the PNGs and results.md"""
+    main_rho: str = "dynamic"
+    """rho setting of the SAM variants in the per-method figures (QoS, CDF, sharpness, TD variance)"""
+    n_boot: int = 10_000
+    """bootstrap resamples for the confidence intervals"""
+    curve_points: int = 100
+    """bins of the step grid of the training curves"""
+    shift_step: int | None = None
+    """non-stationary grid: training step of the traffic shift (default: read from the runs' args)"""
+    seed: int = 0
+    """seed of the bootstrap"""
+
+
+@dataclass
+class Run:
+    grid: str
+    variant: str
+    rho: str
+    scenario: str
+    seed: int
+    path: Path
+    summary: dict
+    scalars: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # tag -> steps, values
+
+    @property
+    def method(self) -> tuple[str, str]:
+        return self.variant, self.rho
+
+    @property
+    def is_heuristic(self) -> bool:
+        return self.variant.startswith(HEURISTIC_PREFIX)
+
+    @property
+    def final_return(self) -> float:
+        return float(self.summary["final_eval"]["episodic_return"])
+
+
+def method_label(method: tuple[str, str]) -> str:
+    variant, rho = method
+    if variant.startswith(HEURISTIC_PREFIX):
+        return "heuristic: " + variant[len(HEURISTIC_PREFIX):]
+    label = LABELS.get(variant, variant)
+    return label if rho == "none" else f"{label} ({rho})"
+
+
+def method_order(method: tuple[str, str]) -> tuple:
+    variant, rho = method
+    variants = list(LABELS)
+    rhos = ["none", *RHO_FLAGS]
+    return (variant.startswith(HEURISTIC_PREFIX), variants.index(variant) if variant in variants else 99,
+            rhos.index(rho) if rho in rhos else 99, rho, variant)
+
+
+# ------------------------------------------------------------------------------------------------
+# Statistics
+# ------------------------------------------------------------------------------------------------
+def iqm(x) -> float:
+    """Interquartile mean: mean after trimming int(0.25 n) values from each end."""
+    x = np.sort(np.asarray(x, dtype=float))
+    cut = int(0.25 * len(x))
+    return float(np.mean(x[cut:len(x) - cut]))
+
+
+def bootstrap_means(x, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap distribution of the mean over axis 0: (n_boot, *x.shape[1:])."""
+    x = np.asarray(x, dtype=float)
+    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
+    return x[idx].mean(axis=1)
+
+
+def bootstrap_ci(x, n_boot: int, rng: np.random.Generator, level: float = 0.95):
+    """Percentile bootstrap CI of the mean over axis 0 (scalars for 1-D x, arrays otherwise)."""
+    means = bootstrap_means(x, n_boot, rng)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return lo, hi
+
+
+def relative_gain(method_values, base_values, n_boot: int, rng: np.random.Generator):
+    """(mean_M - mean_B) / |mean_B| with a bootstrap 95% CI; (nan, nan, nan) when mean_B is 0."""
+    m, b = np.asarray(method_values, float), np.asarray(base_values, float)
+    if abs(b.mean()) < 1e-12:
+        return math.nan, math.nan, math.nan
+    gain = (m.mean() - b.mean()) / abs(b.mean())
+    bm, bb = bootstrap_means(m, n_boot, rng), bootstrap_means(b, n_boot, rng)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = (bm - bb) / np.abs(bb)
+    lo, hi = np.nanquantile(boot, [0.025, 0.975])
+    return float(gain), float(lo), float(hi)
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading
+# ------------------------------------------------------------------------------------------------
+def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """All scalar series of a run folder's event files: tag -> (steps, values), sorted by step.
+
+    Values logged at the same step within one file are averaged (e.g. several environments that
+    finish an episode on the same step); a later file (a resumed run) replaces what earlier files
+    logged at or after its first step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def file_key(p: Path):
+        parts = p.name.split(".")
+        stamp = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else 0
+        return stamp, p.name
+
+    series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for path in sorted(run_dir.glob("events.out.tfevents.*"), key=file_key):
+        acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags().get("scalars", []):
+            events = acc.Scalars(tag)
+            if not events:
+                continue
+            steps = np.array([e.step for e in events], dtype=np.int64)
+            values = np.array([e.value for e in events], dtype=float)
+            uniq, inverse = np.unique(steps, return_inverse=True)
+            means = np.bincount(inverse, weights=values) / np.bincount(inverse)
+            if tag in series:
+                old_steps, old_values = series[tag]
+                keep = old_steps < uniq[0]
+                uniq = np.concatenate([old_steps[keep], uniq])
+                means = np.concatenate([old_values[keep], means])
+            series[tag] = (uniq, means)
+    return series
+
+
+def load_grid(grid_dir: Path, notes: list[str]) -> list[Run]:
+    """The usable runs of one grid folder; every unusable run folder adds a line to notes."""
+    runs = []
+    for path in sorted(p for p in grid_dir.iterdir() if p.is_dir()):
+        parsed = parse_run_id(path.name)
+        if parsed is None:
+            notes.append(f"skipped {path}: not a run folder name (<variant>__<rho>__<scenario>__s<seed>)")
+            continue
+        summary_path = path / "summary.json"
+        if not summary_path.exists():
+            notes.append(f"skipped {path}: no summary.json (missing or unfinished run)")
+            continue
+        summary = read_summary(path)
+        if summary is None:
+            notes.append(f"skipped {path}: summary.json is not valid JSON (half-written?)")
+            continue
+        if summary.get("status") != "finished":
+            notes.append(f"skipped {path}: summary status {summary.get('status')!r}, not 'finished'")
+            continue
+        final = summary.get("final_eval")
+        if not isinstance(final, dict) or not isinstance(final.get("episodic_return"), (int, float)):
+            notes.append(f"skipped {path}: summary.json has no numeric final_eval.episodic_return")
+            continue
+        run = Run(grid_dir.name, summary=summary, path=path, **parsed)
+        if not run.is_heuristic and summary.get("global_step", 0) > 0:
+            try:
+                run.scalars = read_scalars(path)
+            except Exception as e:  # a damaged event file must not stop the report
+                notes.append(f"skipped {path}: event files unreadable ({type(e).__name__}: {e})")
+                continue
+            if not run.scalars:
+                notes.append(f"skipped {path}: no scalars in its event files (missing or empty)")
+                continue
+        runs.append(run)
+    return runs
+
+
+def group(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
+    out: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        out.setdefault(run.method, []).append(run)
+    return dict(sorted(out.items(), key=lambda kv: method_order(kv[0])))
+
+
+def mean_qos(run: Run) -> float | None:
+    metrics = run.summary["final_eval"].get("metrics") or {}
+    values = [metrics[k] for k in QOS_METRICS if isinstance(metrics.get(k), (int, float))]
+    return float(np.mean(values)) if len(values) == len(QOS_METRICS) else None
+
+
+# ------------------------------------------------------------------------------------------------
+# Curves and figures
+# ------------------------------------------------------------------------------------------------
+def binned_curves(runs: list[Run], tag: str, points: int):
+    """(grid centres (B,), per-run binned values (R, B)) on a common step grid, or None."""
+    series = [r.scalars[tag] for r in runs if tag in r.scalars and len(r.scalars[tag][0]) > 0]
+    if not series:
+        return None
+    end = min(s[0][-1] for s in series)
+    start = max(s[0][0] for s in series)
+    if end <= start:
+        centres = np.array([float(end)])
+        return centres, np.array([[np.interp(end, s[0], s[1])] for s in series])
+    edges = np.linspace(start, end, points + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    rows = []
+    for steps, values in series:
+        inside = (steps >= start) & (steps <= end)
+        bins = np.clip(np.searchsorted(edges, steps[inside], side="right") - 1, 0, points - 1)
+        count = np.bincount(bins, minlength=points)
+        total = np.bincount(bins, weights=values[inside], minlength=points)
+        filled = count > 0
+        if not filled.any():
+            rows.append(np.interp(centres, steps, values))
+            continue
+        rows.append(np.interp(centres, centres[filled], total[filled] / count[filled]))
+    return centres, np.array(rows)
+
+
+def plot_band(ax, runs: list[Run], tag: str, label: str, color, args: Args, rng) -> bool:
+    curves = binned_curves(runs, tag, args.curve_points)
+    if curves is None:
+        return False
+    x, y = curves
+    mean = y.mean(axis=0)
+    line = ax.plot(x, mean, label=f"{label} (n={len(y)})", color=color, lw=1.5)[0]
+    if len(y) > 1:
+        lo, hi = bootstrap_ci(y, min(args.n_boot, 2000), rng)
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    return True
+
+
+def save(fig, path: Path, figures: list[Path]) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    figures.append(path)
+
+
+def fig_reward_curves(name: str, by_method, tag: str, ylabel: str, args, rng, out: Path,
+                      figures, notes) -> None:
+    """One panel per rho setting of RHO_FLAGS; methods without rho appear in every panel."""
+    rhos = [r for r in RHO_FLAGS if any(m[1] == r for m in by_method)]
+    if not rhos and any(m[1].startswith("fixed") for m in by_method):
+        notes.append(f"{name}: curves skipped (fixed-rho sweep; see the rho-sweep figure)")
+        return
+    panels = rhos or ["all"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False,
+                             sharey=True)
+    drawn = False
+    for ax, rho in zip(axes[0], panels):
+        for method, runs in by_method.items():
+            if method[0].startswith(HEURISTIC_PREFIX) or method[1] not in (rho, "none") and rho != "all":
+                continue
+            drawn |= plot_band(ax, runs, tag, method_label((method[0], "none")) if rho != "all"
+                               else method_label(method), COLORS.get(method[0]), args, rng)
+        ax.set_title(f"rho: {rho}" if rho != "all" else name)
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(ylabel)
+    if not drawn:
+        plt.close(fig)
+        notes.append(f"{name}: skipped (no run logs {tag})")
+        return
+    save(fig, out / f"{name}.png", figures)
+
+
+def fig_boxplot(name: str, by_method, out: Path, figures, notes) -> None:
+    methods = list(by_method)
+    if not methods:
+        notes.append(f"{name}: skipped (no finished runs)")
+        return
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(methods) + 2), 4.2))
+    data = [[r.final_return for r in by_method[m]] for m in methods]
+    box = ax.boxplot(data, patch_artist=True, showmeans=True)
+    for patch, m in zip(box["boxes"], methods):
+        patch.set_facecolor(COLORS.get(m[0], "lightgray"))
+        patch.set_alpha(0.5)
+    ax.set_xticks(range(1, len(methods) + 1), [method_label(m) for m in methods], rotation=40,
+                  ha="right", fontsize=8)
+    ax.set_ylabel("final evaluation return")
+    ax.grid(alpha=0.3, axis="y")
+    save(fig, out / f"{name}.png", figures)
+
+
+def main_methods(by_method, main_rho: str):
+    """One method per variant for the per-method figures: the main rho setting, or no rho (all
+    methods when no run uses the main rho setting, as in the rho sweep)."""
+    if not any(m[1] == main_rho for m in by_method):
+        return dict(by_method)
+    return {m: runs for m, runs in by_method.items() if m[1] in ("none", main_rho)}
+
+
+def fig_qos(name: str, by_method, args, rng, out: Path, figures, notes) -> None:
+    rows = {}
+    for m, runs in main_methods(by_method, args.main_rho).items():
+        per_run = [[(r.summary["final_eval"].get("metrics") or {}).get(k) for k in QOS_METRICS]
+                   for r in runs]
+        per_run = [v for v in per_run if all(isinstance(x, (int, float)) for x in v)]
+        if per_run:
+            rows[m] = np.array(per_run)
+    if not rows:
+        notes.append(f"{name}: skipped (no final_eval.metrics {list(QOS_METRICS)})")
+        return
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(QOS_METRICS) * len(rows) / 3 + 3), 4))
+    width = 0.8 / len(rows)
+    x = np.arange(len(QOS_METRICS))
+    for i, (m, values) in enumerate(rows.items()):
+        mean = values.mean(axis=0)
+        lo, hi = bootstrap_ci(values, args.n_boot, rng) if len(values) > 1 else (mean, mean)
+        ax.bar(x + (i - (len(rows) - 1) / 2) * width, mean, width,
+               yerr=[mean - lo, hi - mean], capsize=2, label=method_label(m),
+               color=COLORS.get(m[0]), edgecolor="black", lw=0.3)
+    ax.set_xticks(x, list(QOS_METRICS.values()))
+    ax.set_ylabel("QoS satisfaction Q_l (final evaluation)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3, axis="y")
+    save(fig, out / f"{name}.png", figures)
+
+
+def fig_cdf(name: str, by_method, args, out: Path, figures, notes) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
+    for m, runs in main_methods(by_method, args.main_rho).items():
+        values = np.concatenate([np.asarray(r.summary["final_eval"].get("ue_throughput_mbps") or [],
+                                            dtype=float) for r in runs])
+        if len(values) == 0:
+            continue
+        values = np.sort(values)
+        ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post",
+                label=method_label(m), color=COLORS.get(m[0]),
+                ls="--" if m[0].startswith(HEURISTIC_PREFIX) else "-")
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        notes.append(f"{name}: skipped (no final_eval.ue_throughput_mbps)")
+        return
+    ax.set_xlabel("per-UE throughput (Mbit/s), final evaluation, all seeds pooled")
+    ax.set_ylabel("CDF")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save(fig, out / f"{name}.png", figures)
+
+
+def fig_sharpness(name: str, by_method, args, rng, out: Path, figures, notes) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
+    for m, runs in main_methods(by_method, args.main_rho).items():
+        drawn |= plot_band(ax, runs, TAG_CRITIC_EIG, method_label(m), COLORS.get(m[0]), args, rng)
+    if not drawn:
+        plt.close(fig)
+        notes.append(f"{name}: skipped (no run logs {TAG_CRITIC_EIG})")
+        return
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("critic loss: largest Hessian eigenvalue")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save(fig, out / f"{name}.png", figures)
+
+
+def agent_tags(runs: list[Run], pattern: str) -> list[str]:
+    tags = []
+    while pattern.format(m=len(tags)) in runs[0].scalars:
+        tags.append(pattern.format(m=len(tags)))
+    return tags
+
+
+def fig_td_var(name: str, by_method, args, rng, out: Path, figures, notes) -> None:
+    """Per method with per-agent tags: TD-error variance, SAM activation, rho over training."""
+    methods = [m for m, runs in main_methods(by_method, args.main_rho).items()
+               if agent_tags(runs, TAG_TD_VAR)]
+    if not methods:
+        notes.append(f"{name}: skipped (no run logs {TAG_TD_VAR.format(m=0)})")
+        return
+    fig, axes = plt.subplots(3, len(methods), figsize=(5 * len(methods), 9), squeeze=False,
+                             sharex="col")
+    for col, m in enumerate(methods):
+        runs = by_method[m]
+        for row, (pattern, ylabel) in enumerate(((TAG_TD_VAR, "TD-error variance"),
+                                                 (TAG_SAM_ACTIVE, "SAM active (fraction)"))):
+            ax = axes[row][col]
+            for agent, tag in enumerate(agent_tags(runs, pattern)):
+                plot_band(ax, runs, tag, f"agent {agent}", None, args, rng)
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6, ncol=2)
+        axes[0][col].set_title(method_label(m))
+        ax = axes[2][col]
+        for tag, label in ((TAG_RHO_ACTOR, "rho actor"), (TAG_RHO_CRITIC, "rho critic")):
+            plot_band(ax, runs, tag, label, None, args, rng)
+        ax.set_ylabel("rho")
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    save(fig, out / f"{name}.png", figures)
+
+
+def fig_rho_sweep(name: str, by_method, args, rng, out: Path, figures, notes, lines) -> None:
+    points: dict[str, list[tuple[float, list[float]]]] = {}
+    for (variant, rho), runs in by_method.items():
+        match = re.fullmatch(r"fixed(\d+(?:\.\d*)?(?:e-?\d+)?)", rho)
+        if match:
+            best = [float(r.summary.get("best_eval_return", r.final_return)) for r in runs]
+            points.setdefault(variant, []).append((float(match.group(1)), best))
+    if not points:
+        notes.append(f"{name}: skipped (no fixed-rho runs)")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    lines += ["", f"Best evaluation return vs fixed rho (mean [95% bootstrap CI] over seeds):", "",
+              "| method | " + " | ".join(f"rho={r:g}" for r in sorted({p[0] for v in points.values()
+                                                                     for p in v})) + " |"]
+    rhos_all = sorted({p[0] for v in points.values() for p in v})
+    lines.append("| --- " * (len(rhos_all) + 1) + "|")
+    for variant, pts in sorted(points.items(), key=lambda kv: method_order((kv[0], "none"))):
+        pts.sort()
+        x = np.array([p[0] for p in pts])
+        mean = np.array([np.mean(p[1]) for p in pts])
+        cis = [bootstrap_ci(p[1], args.n_boot, rng) for p in pts]
+        ax.errorbar(x, mean, yerr=[mean - np.array([c[0] for c in cis]),
+                                   np.array([c[1] for c in cis]) - mean],
+                    marker="o", capsize=3, label=LABELS.get(variant, variant),
+                    color=COLORS.get(variant))
+        cells = {p[0]: f"{np.mean(p[1]):.3f} [{c[0]:.3f}, {c[1]:.3f}]" for p, c in zip(pts, cis)}
+        lines.append(f"| {LABELS.get(variant, variant)} | "
+                     + " | ".join(cells.get(r, "-") for r in rhos_all) + " |")
+    ax.set_xlabel("fixed rho (actor = critic)")
+    ax.set_ylabel("best evaluation return")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save(fig, out / f"{name}.png", figures)
+
+
+# ------------------------------------------------------------------------------------------------
+# Tables
+# ------------------------------------------------------------------------------------------------
+def fmt_gain(g) -> str:
+    gain, lo, hi = g
+    return "-" if math.isnan(gain) else f"{100 * gain:+.1f}% [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def method_table(by_method, args: Args, rng) -> list[str]:
+    """Markdown rows: final return statistics, mean QoS and relative gains per method."""
+    has_qos = any(mean_qos(r) is not None for runs in by_method.values() for r in runs)
+    base = {b: by_method[b] for b in BASELINES if b in by_method}
+    head = ["method", "n", "final return: mean", "95% CI", "IQM"]
+    head += [f"gain vs {method_label(b)}" for b in base]
+    if has_qos:
+        head += ["mean QoS"] + [f"QoS gain vs {method_label(b)}" for b in base]
+        head += [f"Q {v}" for v in QOS_METRICS.values()]
+    extra = [k for k in EXTRA_METRICS if any(
+        isinstance((r.summary["final_eval"].get("metrics") or {}).get(k), (int, float))
+        for runs in by_method.values() for r in runs)]
+    head += [EXTRA_METRICS[k] for k in extra]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for m, runs in by_method.items():
+        ret = np.array([r.final_return for r in runs])
+        lo, hi = bootstrap_ci(ret, args.n_boot, rng)
+        row = [method_label(m), str(len(ret)), f"{ret.mean():.3f}", f"[{lo:.3f}, {hi:.3f}]",
+               f"{iqm(ret):.3f}"]
+        row += ["" if m == b else fmt_gain(relative_gain(ret, [r.final_return for r in bruns],
+                                                         args.n_boot, rng))
+                for b, bruns in base.items()]
+        if has_qos:
+            q = [x for x in (mean_qos(r) for r in runs) if x is not None]
+            row.append(f"{np.mean(q):.3f}" if q else "-")
+            for b, bruns in base.items():
+                qb = [x for x in (mean_qos(r) for r in bruns) if x is not None]
+                row.append("" if m == b or not q or not qb else
+                           fmt_gain(relative_gain(q, qb, args.n_boot, rng)))
+        for k in (list(QOS_METRICS) if has_qos else []) + extra:
+            v = [(r.summary["final_eval"].get("metrics") or {}).get(k) for r in runs]
+            v = [x for x in v if isinstance(x, (int, float))]
+            row.append(f"{np.mean(v):.3f}" if v else "-")
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+GAIN_DEFINITION = (
+    "Final return: each seed's final deterministic evaluation return (mean over the evaluation "
+    "episodes of the team return); mean over seeds, 95% percentile bootstrap CI of the mean, IQM = "
+    "mean of the middle 50% of seeds. Gain of method M over baseline B = (mean_M - mean_B) / "
+    "|mean_B| (returns can be negative; dividing by |mean_B| keeps a positive gain meaning 'M is "
+    "better'), with a bootstrap 95% CI from resampling the seeds of M and B independently. Mean QoS "
+    "= mean over slices of the final evaluation's Q_l (fraction of a slice's UEs meeting its KPI); "
+    "QoS gain = (Q_M - Q_B) / Q_B.")
+GAIN_NOTE = ("Gain vs B = (mean_M - mean_B) / |mean_B| of the final evaluation return; QoS gain = "
+             "(Q_M - Q_B) / Q_B of the mean QoS satisfaction; [95% bootstrap CI] over seeds.")
+
+
+def nonstationary_section(name, by_method, args, rng, out, figures, notes, lines) -> None:
+    """Reward drop at the shift, recovery time and forgetting (final vs peak evaluation return)."""
+    shift = args.shift_step
+    if shift is None:
+        for runs in by_method.values():
+            for r in runs:
+                for key in SHIFT_ARG_KEYS:
+                    if isinstance((r.summary.get("args") or {}).get(key), (int, float)):
+                        shift = int(r.summary["args"][key])
+    if shift is None:
+        notes.append(f"{name}: shift metrics skipped (no --shift-step and no {SHIFT_ARG_KEYS} in "
+                     "the runs' args)")
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    lines += ["", f"Non-stationary traffic, shift at step {shift}. Pre = mean training return over "
+              "the window before the shift, drop = pre - mean over the same window after it; "
+              "recovery = steps after the shift until the windowed training return is back at pre; "
+              "forgetting = peak - final evaluation return (mean [95% CI] over seeds).", "",
+              "| method | n | pre-shift return | drop at shift | recovery steps (recovered/n) "
+              "| peak eval | final eval | forgetting |", "|" + " --- |" * 8]
+    for m, runs in by_method.items():
+        if m[0].startswith(HEURISTIC_PREFIX):
+            continue
+        plot_band(ax, runs, TAG_TRAIN_RETURN, method_label(m), COLORS.get(m[0]), args, rng)
+        pre, drop, recovery, peak, final = [], [], [], [], []
+        for r in runs:
+            steps, values = r.scalars.get(TAG_TRAIN_RETURN, (np.array([]), np.array([])))
+            total = int(r.summary.get("global_step") or (steps[-1] if len(steps) else 0))
+            window = max(1, total // 20)
+            before = values[(steps >= shift - window) & (steps < shift)]
+            after = values[(steps >= shift) & (steps < shift + window)]
+            if len(before) and len(after):
+                pre.append(before.mean())
+                drop.append(before.mean() - after.mean())
+                rec = math.nan
+                for t in steps[steps >= shift]:
+                    w = values[(steps >= t) & (steps < t + window)]
+                    if w.mean() >= before.mean():
+                        rec = float(t - shift)
+                        break
+                recovery.append(rec)
+            hist = r.summary.get("eval_history") or []
+            peak_v = max([v for _, v in hist] + [r.final_return])
+            peak.append(peak_v)
+            final.append(r.final_return)
+
+        def cell(v):
+            v = [x for x in v if not math.isnan(x)]
+            if not v:
+                return "-"
+            lo, hi = bootstrap_ci(v, args.n_boot, rng)
+            return f"{np.mean(v):.3f} [{lo:.3f}, {hi:.3f}]"
+
+        rec_ok = [x for x in recovery if not math.isnan(x)]
+        rec_cell = (f"{np.mean(rec_ok):.0f} ({len(rec_ok)}/{len(recovery)})" if rec_ok
+                    else f"- (0/{len(recovery)})")
+        lines.append(f"| {method_label(m)} | {len(runs)} | {cell(pre)} | {cell(drop)} | {rec_cell} | "
+                     f"{cell(peak)} | {cell(final)} | "
+                     f"{cell(list(np.array(peak) - np.array(final)))} |")
+    ax.axvline(shift, color="black", ls=":", label="traffic shift")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("training episodic return")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save(fig, out / f"{name}.png", figures)
+
+
+def sweep_section(name, runs: list[Run], args, rng, out, figures, notes, lines) -> None:
+    """Final return vs number of DUs (scenario tokens du<N>) per method, best heuristic as reference."""
+    table: dict[tuple[str, str], dict[int, list[float]]] = {}
+    heuristics: dict[int, dict[str, list[float]]] = {}  # DU count -> heuristic -> returns
+    for r in runs:
+        match = re.fullmatch(r"du(\d+)", r.scenario)
+        if not match:
+            continue
+        n = int(match.group(1))
+        target = heuristics.setdefault(n, {}) if r.is_heuristic else table.setdefault(r.method, {})
+        target.setdefault(r.variant if r.is_heuristic else n, []).append(r.final_return)
+    for n, per in heuristics.items():  # the heuristic with the largest mean return at n DUs
+        table.setdefault((HEURISTIC_PREFIX + "best", "none"), {})[n] = max(per.values(), key=np.mean)
+    if not table:
+        notes.append(f"{name}: skipped (no du<N> scenarios)")
+        return
+    counts = sorted({n for v in table.values() for n in v})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    lines += ["", "Final evaluation return vs number of DUs (mean [95% CI]; heuristic: best = the "
+              "heuristic with the largest mean at that DU count):", "",
+              "| method | " + " | ".join(f"{n} DUs" for n in counts) + " |",
+              "|" + " --- |" * (len(counts) + 1)]
+    for m, per in sorted(table.items(), key=lambda kv: method_order(kv[0])):
+        xs = [n for n in counts if per.get(n)]
+        mean = np.array([np.mean(per[n]) for n in xs])
+        cis = [bootstrap_ci(per[n], args.n_boot, rng) for n in xs]
+        ax.errorbar(xs, mean, yerr=[mean - np.array([c[0] for c in cis]),
+                                    np.array([c[1] for c in cis]) - mean], marker="o", capsize=3,
+                    label=method_label(m), color=COLORS.get(m[0]),
+                    ls="--" if m[0].startswith(HEURISTIC_PREFIX) else "-")
+        cells = {n: f"{np.mean(per[n]):.3f} [{c[0]:.3f}, {c[1]:.3f}]" for n, c in zip(xs, cis)}
+        lines.append(f"| {method_label(m)} | " + " | ".join(cells.get(n, "-") for n in counts) + " |")
+    ax.set_xlabel("number of DUs (200 UEs)")
+    ax.set_ylabel("final evaluation return")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save(fig, out / f"{name}.png", figures)
+
+
+def generalisation_section(name, runs: list[Run], source: list[Run], args, rng, out, figures,
+                           notes, lines) -> None:
+    """Return on the training scenario (from the source grid) and on the unseen scenarios."""
+    cols: dict[str, dict[tuple[str, str], list[float]]] = {}
+    for r in source + runs:
+        cols.setdefault(r.scenario, {}).setdefault(r.method, []).append(r.final_return)
+    if not runs:
+        notes.append(f"{name}: skipped (no generalisation runs)")
+        return
+    scen = sorted(cols, key=lambda s: list(SCENARIOS).index(s) if s in SCENARIOS else 99)
+    methods = sorted({m for c in cols.values() for m in c}, key=method_order)
+    lines += ["", "Generalisation: models trained on `paper`, evaluated without retraining "
+              "(final evaluation return, mean [95% CI]):", "",
+              "| method | " + " | ".join(scen) + " |", "|" + " --- |" * (len(scen) + 1)]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(methods) * len(scen)), 4))
+    width = 0.8 / len(methods)
+    for i, m in enumerate(methods):
+        cells, mean, err = [], [], [[], []]
+        for s in scen:
+            v = cols[s].get(m)
+            if not v:
+                cells.append("-")
+                mean.append(np.nan)
+                err[0].append(0)
+                err[1].append(0)
+                continue
+            lo, hi = bootstrap_ci(v, args.n_boot, rng)
+            cells.append(f"{np.mean(v):.3f} [{lo:.3f}, {hi:.3f}]")
+            mean.append(np.mean(v))
+            err[0].append(np.mean(v) - lo)
+            err[1].append(hi - np.mean(v))
+        lines.append(f"| {method_label(m)} | " + " | ".join(cells) + " |")
+        ax.bar(np.arange(len(scen)) + (i - (len(methods) - 1) / 2) * width, mean, width, yerr=err,
+               capsize=2, label=method_label(m), color=COLORS.get(m[0]), edgecolor="black", lw=0.3)
+    ax.set_xticks(np.arange(len(scen)), scen)
+    ax.set_ylabel("final evaluation return")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=6, ncol=2)
+    save(fig, out / f"{name}.png", figures)
+
+
+# ------------------------------------------------------------------------------------------------
+def grid_folders(results: Path) -> list[Path]:
+    """The grid folders under a results root, or [results] when it is a grid folder itself."""
+    if not results.is_dir():
+        raise ValueError(f"--results {results}: not a folder")
+    subdirs = sorted(p for p in results.iterdir() if p.is_dir())
+    if any(parse_run_id(p.name) for p in subdirs):
+        return [results]
+    return [p for p in subdirs if any(parse_run_id(q.name) for q in p.iterdir() if q.is_dir())
+            or p.name in GRIDS]
+
+
+def report(args: Args) -> tuple[list[Path], list[str]]:
+    """Writes the figures and results.md; returns (figures, notes)."""
+    if args.n_boot < 100 or args.curve_points < 2:
+        raise ValueError(f"--n-boot must be >= 100 and --curve-points >= 2, got {args.n_boot}, "
+                         f"{args.curve_points}")
+    rng = np.random.default_rng(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    figures: list[Path] = []
+    notes: list[str] = []
+    lines = [f"# Results from `{args.results}`", "", GAIN_DEFINITION, ""]
+    grids = {g.name: load_grid(g, notes) for g in grid_folders(args.results)}
+    if not grids:
+        notes.append(f"no grid folders with run folders under {args.results}")
+    for grid, runs in grids.items():
+        lines += ["", f"## Grid `{grid}`", ""]
+        if not runs:
+            lines.append("No usable runs.")
+            continue
+        if grid == "generalisation":
+            source_grid = args.results / "paper" if args.results.name != "generalisation" \
+                else args.results.parent / "paper"
+            source = load_grid(source_grid, []) if source_grid.is_dir() else []
+            source = [r for r in source if r.scenario == "paper"]
+            generalisation_section(f"{grid}_returns", runs, source, args, rng, args.out, figures,
+                                   notes, lines)
+            continue
+        scenarios = sorted({r.scenario for r in runs},
+                           key=lambda s: list(SCENARIOS).index(s) if s in SCENARIOS else 99)
+        for scenario in scenarios:
+            by_method = group([r for r in runs if r.scenario == scenario])
+            tag = f"{grid}" if len(scenarios) == 1 else f"{grid}_{scenario}"
+            lines += [f"### Scenario `{scenario}`", ""]
+            lines += method_table(by_method, args, rng)
+            lines += ["", GAIN_NOTE, ""]
+            if grid == "du_sweep":
+                continue  # the per-DU-count figures and table follow below
+            fig_boxplot(f"{tag}_final_return_boxplot", by_method, args.out, figures, notes)
+            fig_reward_curves(f"{tag}_reward_vs_steps", by_method, TAG_TRAIN_RETURN,
+                              "training episodic return", args, rng, args.out, figures, notes)
+            fig_reward_curves(f"{tag}_eval_return_vs_steps", by_method, TAG_EVAL_RETURN,
+                              "evaluation return", args, rng, args.out, figures, notes)
+            fig_qos(f"{tag}_qos_per_slice", by_method, args, rng, args.out, figures, notes)
+            fig_cdf(f"{tag}_ue_throughput_cdf", by_method, args, args.out, figures, notes)
+            fig_sharpness(f"{tag}_critic_sharpness", by_method, args, rng, args.out, figures, notes)
+            fig_td_var(f"{tag}_td_var_sam_active", by_method, args, rng, args.out, figures, notes)
+            if any(m[1].startswith("fixed") for m in by_method):
+                fig_rho_sweep(f"{tag}_best_return_vs_rho", by_method, args, rng, args.out, figures,
+                              notes, lines)
+            if grid == "nonstationary":
+                nonstationary_section(f"{tag}_shift", by_method, args, rng, args.out, figures,
+                                      notes, lines)
+        if grid == "du_sweep":
+            sweep_section(f"{grid}_return_vs_dus", runs, args, rng, args.out, figures, notes, lines)
+        lines.append("")
+    lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
+    lines += ["", "## Notes (skipped input)", ""] + [f"- {n}" for n in notes]
+    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    return figures, notes
+
+
+def main(args: Args) -> None:
+    figures, notes = report(args)
+    for note in notes:
+        print("note:", note)
+    print(f"wrote {len(figures)} figures and {args.out / 'results.md'}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    try:
+        main(tyro.cli(Args))
+    except ValueError as e:
+        sys.exit(f"plot_results.py: error: {e}")

@@ -1,0 +1,483 @@
+"""Experiment runner: one command runs a named grid of variants x rho settings x scenarios x seeds.
+
+    python run_experiments.py --grid paper                 # the main grid (see GRIDS below)
+    python run_experiments.py --grid paper --dry-run       # print every command, run nothing
+    python run_experiments.py --grid paper --seeds 10 --steps 50000 --workers 4   # scale up
+
+Every run lands in `results/<grid>/<variant>__<rho>__<scenario>__s<seed>/` (docs/INTERFACES.md,
+section 3). Running the same command again skips finished runs (summary.json with status
+"finished"), resumes interrupted ones (`--resume` when their checkpoint.pt exists) and starts the
+rest from scratch, so a grid can be stopped with Ctrl-C and continued, or widened with more seeds.
+
+Choices (ours, all overridable):
+- Runs are ordered seed-major (all methods of seed 1, then seed 2, ...), so a grid cut short still
+  holds complete seeds for every method.
+- Each worker runs one training script as a subprocess with one torch thread (OMP/MKL env vars),
+  because on a small machine several single-threaded runs beat one multi-threaded run.
+- The heuristic policies of the environment module (its `HEURISTICS`) are evaluated for every
+  scenario and seed of the grid with the same number of evaluation episodes as the scripts, and
+  stored as run folders `heuristic-<name>__none__<scenario>__s<seed>/` in the same summary format,
+  so `plot_results.py` shows them as reference rows.
+- The `generalisation` grid trains nothing: it re-evaluates the models saved by the `paper` grid on
+  the `light` and `heavy` scenarios (run the `paper` grid first).
+
+The mapping from variant / rho setting / scenario to command-line flags of the training scripts is
+the block of tables right below; align it there if a script's flags change.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import tyro
+
+# ------------------------------------------------------------------------------------------------
+# Flag tables: the only place that knows the training scripts' command lines.
+# ------------------------------------------------------------------------------------------------
+VARIANTS: dict[str, tuple[str, list[str]]] = {  # variant -> (script, flags)   (SPEC C.2)
+    "nosam": ("sac_marl_baseline.py", []),
+    "l2": ("sac_marl_l2.py", []),
+    "actor-sam": ("tasam_marl_sac.py", ["--no-sam-critic"]),
+    "critic-sam": ("tasam_marl_sac.py", ["--no-sam-actor"]),
+    "both-sam": ("tasam_marl_sac.py", ["--no-selective"]),
+    "ta-sam": ("tasam_marl_sac.py", []),
+}
+LABELS = {"nosam": "No-SAM", "l2": "L2", "actor-sam": "Actor-SAM", "critic-sam": "Critic-SAM",
+          "both-sam": "Both-SAM", "ta-sam": "TA-SAM"}
+RHO_FLAGS: dict[str, list[str]] = {  # rho setting -> flags (SPEC C.3); only for tasam_marl_sac.py
+    "equal": ["--rho-schedule", "fixed", "--rho-actor", "0.01", "--rho-critic", "0.01"],
+    "unequal": ["--rho-schedule", "fixed", "--rho-actor", "0.05", "--rho-critic", "0.01"],
+    "dynamic": ["--rho-schedule", "linear"],  # --rho-init/--rho-final/--rho-decay-steps: script defaults
+}
+
+
+def fixed_rho_flags(rho: float) -> list[str]:
+    """Flags of the rho sweep's setting `fixed<rho>`: the same fixed rho for actors and critic."""
+    return ["--rho-schedule", "fixed", "--rho-actor", f"{rho:g}", "--rho-critic", f"{rho:g}"]
+
+
+COMMON_FLAGS: list[str] = ["--save-model"]  # added to every training command
+FLAG_SEED, FLAG_STEPS, FLAG_RUN_DIR, FLAG_RESUME = "--seed", "--total-timesteps", "--run-dir", "--resume"
+FLAG_SCENARIO, FLAG_ENV_ID = "--scenario", "--env-id"
+ENV_MODULES = {"oran": "oran_env", "comp": "comp_env"}  # env id -> simulator module
+ENV_ID_VALUES = {"oran": None, "comp": "comp"}  # env id -> value of FLAG_ENV_ID (None: script default)
+# scenario token (the run id's third part) -> (env id, preset name of the env module's SCENARIOS)
+SCENARIOS: dict[str, tuple[str, str]] = {
+    **{name: ("oran", name) for name in ("paper", "small", "light", "heavy", "nonstationary")},
+    **{f"du{n}": ("oran", f"du{n}") for n in range(2, 11)},  # 2..10 DUs, 200 UEs
+    **{f"comp-{name}": ("comp", name) for name in ("small", "medium", "large")},
+}
+CHECKPOINT, SUMMARY = "checkpoint.pt", "summary.json"
+SAM_VARIANTS = ("actor-sam", "critic-sam", "both-sam", "ta-sam")
+RHO_SWEEP = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06)
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """One named grid: (variant, rho setting) pairs crossed with scenarios and seeds."""
+
+    methods: tuple[tuple[str, str], ...]
+    scenarios: tuple[str, ...]
+    steps: int  # default --total-timesteps per run [ours]; --steps overrides
+    doc: str
+    transfer_from: tuple[str, str] | None = None  # (grid, scenario) whose saved models to evaluate
+
+
+PAPER_METHODS = (("nosam", "none"), ("l2", "none")) + tuple(
+    (v, r) for r in ("equal", "unequal", "dynamic") for v in SAM_VARIANTS)
+GRIDS: dict[str, GridSpec] = {
+    "paper": GridSpec(PAPER_METHODS, ("paper",), 20_000,
+                      "No-SAM, L2 and the four SAM variants x three rho settings on `paper`"),
+    "rho_sweep": GridSpec(tuple((v, f"fixed{r:g}") for v in ("actor-sam", "critic-sam", "both-sam")
+                                for r in RHO_SWEEP), ("paper",), 20_000,
+                          "Actor/Critic/Both-SAM with a fixed rho in 0..0.06 (actor = critic rho)"),
+    "du_sweep": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")),
+                         tuple(f"du{n}" for n in (2, 4, 6, 8, 10)), 20_000,
+                         "No-SAM and TA-SAM with 2..10 DUs and 200 UEs"),
+    "nonstationary": GridSpec((("nosam", "none"), ("l2", "none"), ("ta-sam", "dynamic")),
+                              ("nonstationary",), 20_000,
+                              "No-SAM, L2 and TA-SAM under the traffic shift of `nonstationary`"),
+    "generalisation": GridSpec(PAPER_METHODS, ("light", "heavy"), 0,
+                               "the `paper` grid's saved models evaluated on `light`/`heavy`",
+                               transfer_from=("paper", "paper")),
+    "comp": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")), ("comp-medium",), 20_000,
+                     "multi-agent SAC and TA-SAM on DeepCoMP's medium scenario"),
+}
+
+
+@dataclass
+class Args:
+    grid: Literal["paper", "rho_sweep", "du_sweep", "nonstationary", "generalisation", "comp"] = "paper"
+    """named grid to run (see the module docstring and GRIDS)"""
+    results_dir: Path = Path("results")
+    """root of the results folder; runs go to <results-dir>/<grid>/<run id>/"""
+    seeds: int = 5
+    """number of seeds per configuration (seeds first-seed .. first-seed + seeds - 1)"""
+    first_seed: int = 1
+    """first seed"""
+    steps: int | None = None
+    """--total-timesteps per run (default: the grid's own budget)"""
+    workers: int = 2
+    """runs executed at the same time"""
+    torch_threads: int = 1
+    """torch/OpenMP threads per run (OMP_NUM_THREADS, MKL_NUM_THREADS)"""
+    variants: tuple[str, ...] = ()
+    """only these variants (default: all of the grid's), e.g. --variants nosam ta-sam"""
+    rhos: tuple[str, ...] = ()
+    """only these rho settings (default: all of the grid's), e.g. --rhos dynamic none"""
+    scenarios: tuple[str, ...] = ()
+    """replace the grid's scenarios (tokens of SCENARIOS), e.g. --scenarios small"""
+    extra_args: str = ""
+    """more flags passed verbatim to every training script, e.g. "--batch-size 128" """
+    eval_episodes: int = 10
+    """evaluation episodes of the heuristic reference rows (keep equal to the scripts' setting)"""
+    heuristics: bool = True
+    """evaluate the environment's heuristics as reference rows"""
+    dry_run: bool = False
+    """print the commands and what would be skipped/resumed, run nothing"""
+    python: str = sys.executable
+    """python interpreter for the training scripts"""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run folder to produce: a training run, a heuristic evaluation or a transfer evaluation."""
+
+    kind: Literal["train", "heuristic", "transfer"]
+    grid: str
+    variant: str  # a VARIANTS key, or "heuristic-<name>"
+    rho: str  # a RHO_FLAGS key, "fixed<value>" or "none"
+    scenario: str  # a SCENARIOS key
+    seed: int
+    run_dir: Path
+    cmd: tuple[str, ...] = field(default=(), compare=False)  # train and transfer tasks
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+
+def run_id(variant: str, rho: str, scenario: str, seed: int) -> str:
+    return f"{variant}__{rho}__{scenario}__s{seed}"
+
+
+def parse_run_id(name: str) -> dict | None:
+    """Inverse of run_id: {'variant', 'rho', 'scenario', 'seed'}, or None for another folder name."""
+    parts = name.split("__")
+    if len(parts) != 4 or not parts[3].startswith("s") or not parts[3][1:].isdigit():
+        return None
+    return {"variant": parts[0], "rho": parts[1], "scenario": parts[2], "seed": int(parts[3][1:])}
+
+
+def rho_flags(variant: str, rho: str) -> list[str]:
+    if rho == "none":
+        if variant in SAM_VARIANTS:
+            raise ValueError(f"variant {variant!r} needs a rho setting, got 'none'")
+        return []
+    if variant not in SAM_VARIANTS:
+        raise ValueError(f"variant {variant!r} takes no rho setting (expected 'none'), got {rho!r}")
+    if rho in RHO_FLAGS:
+        return list(RHO_FLAGS[rho])
+    if rho.startswith("fixed"):
+        try:
+            value = float(rho[len("fixed"):])
+        except ValueError:
+            value = -1.0
+        if value >= 0:
+            return fixed_rho_flags(value)
+    raise ValueError(f"unknown rho setting {rho!r}: expected one of {sorted(RHO_FLAGS)}, "
+                     "'fixed<value>' with value >= 0, or 'none'")
+
+
+def scenario_flags(scenario: str) -> list[str]:
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}: expected one of {sorted(SCENARIOS)}")
+    env_id, preset = SCENARIOS[scenario]
+    flags = [FLAG_ENV_ID, ENV_ID_VALUES[env_id]] if ENV_ID_VALUES[env_id] else []
+    return flags + [FLAG_SCENARIO, preset]
+
+
+def train_command(python: str, variant: str, rho: str, scenario: str, seed: int, steps: int,
+                  run_dir: Path, resume: bool, extra_args: str = "") -> tuple[str, ...]:
+    """The training script's command line for one run (resume: continue from its checkpoint)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: expected one of {sorted(VARIANTS)}")
+    script, variant_flags = VARIANTS[variant]
+    cmd = [python, script, *variant_flags, *rho_flags(variant, rho), *scenario_flags(scenario),
+           FLAG_SEED, str(seed), FLAG_STEPS, str(steps), FLAG_RUN_DIR, str(run_dir), *COMMON_FLAGS,
+           *shlex.split(extra_args)]
+    if resume:
+        cmd.append(FLAG_RESUME)
+    return tuple(cmd)
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    """summary.json of a run folder, or None when it is missing or not valid JSON (half-written)."""
+    try:
+        with open(Path(run_dir) / SUMMARY) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def run_state(run_dir: Path) -> Literal["finished", "resume", "fresh"]:
+    """What to do with a run folder: skip it, resume it from its checkpoint, or start it anew."""
+    summary = read_summary(run_dir)
+    if summary is not None and summary.get("status") == "finished":
+        return "finished"
+    if (Path(run_dir) / CHECKPOINT).is_file():
+        return "resume"
+    return "fresh"
+
+
+def heuristic_names(scenario: str) -> list[str]:
+    return list(importlib.import_module(ENV_MODULES[SCENARIOS[scenario][0]]).HEURISTICS)
+
+
+def expand_grid(args: Args) -> list[Task]:
+    """All tasks of the grid, seed-major; heuristic rows after the training runs of each seed."""
+    if args.seeds < 1 or args.workers < 1 or args.torch_threads < 1 or args.eval_episodes < 1:
+        raise ValueError("--seeds, --workers, --torch-threads and --eval-episodes must be >= 1, got "
+                         f"{args.seeds}, {args.workers}, {args.torch_threads}, {args.eval_episodes}")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be a positive number of environment steps, got {args.steps}")
+    spec = GRIDS[args.grid]
+    for name, choices in (("variants", {v for v, _ in spec.methods}),
+                          ("rhos", {r for _, r in spec.methods})):
+        unknown = set(getattr(args, name)) - choices
+        if unknown:
+            raise ValueError(f"--{name}: {sorted(unknown)} not in grid {args.grid!r} "
+                             f"(expected some of {sorted(choices)})")
+    scenarios = args.scenarios or spec.scenarios
+    for s in scenarios:
+        scenario_flags(s)  # validates the token
+    methods = [(v, r) for v, r in spec.methods
+               if (not args.variants or v in args.variants) and (not args.rhos or r in args.rhos)]
+    steps = args.steps or spec.steps
+    grid_dir = args.results_dir / args.grid
+    tasks = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for scenario in scenarios:
+            for variant, rho in methods:
+                run_dir = grid_dir / run_id(variant, rho, scenario, seed)
+                if spec.transfer_from:
+                    source_grid, source_scenario = spec.transfer_from
+                    source = args.results_dir / source_grid / run_id(variant, rho, source_scenario, seed)
+                    tasks.append(Task("transfer", args.grid, variant, rho, scenario, seed, run_dir,
+                                      transfer_command(args.python, variant, source, scenario, run_dir)))
+                    continue
+                resume = run_state(run_dir) == "resume"
+                tasks.append(Task("train", args.grid, variant, rho, scenario, seed, run_dir,
+                                  train_command(args.python, variant, rho, scenario, seed, steps,
+                                                run_dir, resume, args.extra_args)))
+            if args.heuristics:
+                for name in heuristic_names(scenario):
+                    variant = f"heuristic-{name}"
+                    tasks.append(Task("heuristic", args.grid, variant, "none", scenario, seed,
+                                      grid_dir / run_id(variant, "none", scenario, seed)))
+    return tasks
+
+
+def transfer_command(python: str, variant: str, source: Path, scenario: str,
+                     run_dir: Path) -> tuple[str, ...]:
+    raise NotImplementedError  # aligned with the scripts' model loading once they exist
+
+
+# ------------------------------------------------------------------------------------------------
+# Heuristic reference rows
+# ------------------------------------------------------------------------------------------------
+def evaluate_heuristic(scenario: str, name: str, seed: int, episodes: int) -> dict:
+    """final_eval dict (INTERFACES.md, section 2) of one heuristic over `episodes` episodes.
+
+    The episodes run as `episodes` parallel copies of the environment for one episode each; the
+    team return of an episode is the mean over agents of their returns (as the scripts log it) and
+    each KPI is its mean over the steps and episodes."""
+    env_id, preset = SCENARIOS[scenario]
+    module = importlib.import_module(ENV_MODULES[env_id])
+    policy = module.HEURISTICS[name]
+    env = module.make_env(preset, num_envs=episodes, seed=seed)
+    env.reset(seed=seed)
+    metric_sums: dict[str, float] = {}
+    ue_tput = []
+    for t in range(env.episode_length):
+        _, _, _, truncated, info = env.step(policy(env))
+        for key, value in info["metrics"].items():
+            metric_sums[key] = metric_sums.get(key, 0.0) + float(np.mean(value))
+        if UE_THROUGHPUT_KEY in info:
+            ue_tput.append(np.asarray(info[UE_THROUGHPUT_KEY], dtype=float))
+        if "episode" in info:
+            returns = np.asarray(info["episode"]["return"], dtype=float).mean(axis=1)  # (E,)
+            break
+    else:
+        raise RuntimeError(f"{ENV_MODULES[env_id]}: no info['episode'] after episode_length "
+                           f"= {env.episode_length} steps (expected on the last step)")
+    steps = t + 1
+    final = {"episodic_return": float(returns.mean()), "episodic_returns": returns.tolist(),
+             "metrics": {k: v / steps for k, v in metric_sums.items()}}
+    if ue_tput:
+        final["ue_throughput_mbps"] = ue_throughput_mbps(np.stack(ue_tput))
+    return final
+
+
+UE_THROUGHPUT_KEY = "ue_throughput_mbps"  # info key of per-UE throughput (Mbit/s), arrays (E, U)
+
+
+def ue_throughput_mbps(per_step) -> list[float]:
+    """Per-UE mean throughput over an episode (Mbit/s), all episodes' UEs in one list."""
+    return [float(x) for x in np.asarray(per_step, dtype=float).mean(axis=0).ravel()]  # (T, E, U)
+
+
+def write_summary(run_dir: Path, summary: dict) -> None:
+    """Atomic write (temporary file + rename), as the training scripts do."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / (SUMMARY + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, run_dir / SUMMARY)
+
+
+def run_heuristic(task: Task, episodes: int) -> None:
+    start = time.time()
+    name = task.variant[len("heuristic-"):]
+    final = evaluate_heuristic(task.scenario, name, task.seed, episodes)
+    write_summary(task.run_dir, {
+        "status": "finished", "script": f"heuristic:{name}",
+        "args": {"heuristic": name, "scenario": task.scenario, "seed": task.seed,
+                 "eval_episodes": episodes},
+        "global_step": 0, "wall_time_s": time.time() - start, "final_eval": final,
+        "best_eval_return": final["episodic_return"], "eval_history": []})
+
+
+# ------------------------------------------------------------------------------------------------
+# Execution
+# ------------------------------------------------------------------------------------------------
+class Pool:
+    """Runs tasks with a fixed number of workers; remembers its subprocesses to stop them."""
+
+    def __init__(self, args: Args):
+        self.args = args
+        self.procs: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.env = {**os.environ, "OMP_NUM_THREADS": str(args.torch_threads),
+                    "MKL_NUM_THREADS": str(args.torch_threads)}
+
+    def execute(self, task: Task) -> tuple[Task, str, float, str]:
+        """Returns (task, outcome 'finished' | 'failed', seconds, message)."""
+        start = time.time()
+        if task.kind == "heuristic":
+            try:
+                run_heuristic(task, self.args.eval_episodes)
+            except Exception as e:  # report and go on with the rest of the grid
+                return task, "failed", time.time() - start, f"{type(e).__name__}: {e}"
+            return task, "finished", time.time() - start, ""
+        if task.kind == "train" and FLAG_RESUME not in task.cmd and task.run_dir.exists():
+            shutil.rmtree(task.run_dir)  # leftovers of a run that died before its first checkpoint
+        task.run_dir.mkdir(parents=True, exist_ok=True)
+        log_path = task.run_dir / "runner.log"
+        with open(log_path, "a") as log:
+            log.write(f"$ {shlex.join(task.cmd)}\n")
+            log.flush()
+            with self.lock:
+                if self.stopping:
+                    return task, "failed", 0.0, "not started (stopping)"
+                proc = subprocess.Popen(task.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+                self.procs.add(proc)
+            rc = proc.wait()
+            with self.lock:
+                self.procs.discard(proc)
+        seconds = time.time() - start
+        if rc != 0:
+            return task, "failed", seconds, f"exit code {rc}, log: {log_path}"
+        if run_state(task.run_dir) != "finished":
+            return task, "failed", seconds, f"exited 0 but wrote no finished {SUMMARY}, log: {log_path}"
+        return task, "finished", seconds, ""
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+            for proc in self.procs:
+                proc.terminate()
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def main(args: Args) -> int:
+    tasks = expand_grid(args)
+    todo, skipped = [], 0
+    for task in tasks:
+        if run_state(task.run_dir) == "finished":
+            skipped += 1
+        else:
+            todo.append(task)
+    n_resume = sum(FLAG_RESUME in t.cmd for t in todo)
+    print(f"grid {args.grid}: {len(tasks)} runs in {args.results_dir / args.grid} | "
+          f"{skipped} finished (skipped), {n_resume} to resume, {len(todo) - n_resume} to start | "
+          f"{args.workers} workers")
+    if args.dry_run:
+        for task in tasks:
+            state = run_state(task.run_dir)
+            what = (shlex.join(task.cmd) if task.cmd else
+                    f"(in-process) evaluate {task.variant} on {task.scenario}, seed {task.seed}, "
+                    f"{args.eval_episodes} episodes -> {task.run_dir}")
+            print(f"[{state}] {what}")
+        return 0
+    pool = Pool(args)
+    done = failed = 0
+    train_seconds: list[float] = []
+    t0 = time.time()
+    executor = ThreadPoolExecutor(max_workers=args.workers)
+    futures = [executor.submit(pool.execute, task) for task in todo]
+    try:
+        for future in as_completed(futures):
+            task, outcome, seconds, message = future.result()
+            done += 1
+            failed += outcome == "failed"
+            if task.kind != "heuristic":
+                train_seconds.append(seconds)
+            remaining = [t for t, f in zip(todo, futures) if not f.done()]
+            n_left = sum(t.kind != "heuristic" for t in remaining)
+            eta = (np.mean(train_seconds) * n_left / args.workers) if train_seconds else float("nan")
+            detail = message
+            if outcome == "finished":
+                summary = read_summary(task.run_dir) or {}
+                ret = (summary.get("final_eval") or {}).get("episodic_return")
+                detail = f"final eval return {ret:.3f}" if isinstance(ret, (int, float)) else ""
+            print(f"[{done}/{len(todo)}] {outcome:8s} {task.run_id}  {fmt_duration(seconds)}  {detail}"
+                  f"  | failed {failed}, left {len(remaining)}, elapsed {fmt_duration(time.time() - t0)}"
+                  f", ETA {fmt_duration(eta) if np.isfinite(eta) else '?'}", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: stopping the running runs; run the same command again to resume",
+              flush=True)
+        pool.stop()
+        executor.shutdown(wait=True, cancel_futures=True)
+        return 130
+    executor.shutdown(wait=True)
+    print(f"grid {args.grid} done: {done - failed} finished, {failed} failed, {skipped} skipped, "
+          f"{fmt_duration(time.time() - t0)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(tyro.cli(Args)))
+    except ValueError as e:
+        sys.exit(f"run_experiments.py: error: {e}")

@@ -1,0 +1,395 @@
+"""Tests of the experiment runner and plot_results.py on small synthetic run folders."""
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import plot_results as pr  # noqa: E402
+import run_experiments as rx  # noqa: E402
+
+QOS = {"qos_embb": 0.6, "qos_mmtc": 0.8, "qos_urllc": 0.5}
+
+
+def write_run(grid_dir: Path, variant: str, rho: str, scenario: str, seed: int, final: float,
+              steps: int = 1000, curve_end: float | None = None, agents: int = 2,
+              args_extra: dict | None = None, shift: int | None = None) -> Path:
+    """A finished synthetic run: TensorBoard scalars with the scripts' tags and a summary.json."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = grid_dir / rx.run_id(variant, rho, scenario, seed)
+    writer = SummaryWriter(str(run_dir))
+    end = final if curve_end is None else curve_end
+    for step in range(0, steps + 1, 50):
+        frac = step / steps
+        dip = 5.0 if shift is not None and shift <= step < shift + 200 else 0.0
+        writer.add_scalar(pr.TAG_TRAIN_RETURN, -20 + (end + 20) * frac + 0.1 * seed - dip, step)
+        if step % 250 == 0:
+            writer.add_scalar(pr.TAG_EVAL_RETURN, -20 + (end + 20) * frac, step)
+        if rho != "none":
+            writer.add_scalar(pr.TAG_CRITIC_EIG, 5.0 - 3 * frac, step)
+            writer.add_scalar(pr.TAG_RHO_ACTOR, 0.05 * (1 - frac), step)
+            writer.add_scalar(pr.TAG_RHO_CRITIC, 0.01, step)
+            for m in range(agents):
+                writer.add_scalar(pr.TAG_TD_VAR.format(m=m), 1.0 + m * frac, step)
+                writer.add_scalar(pr.TAG_SAM_ACTIVE.format(m=m), float(m % 2), step)
+    writer.close()
+    summary = {"status": "finished", "script": "synthetic", "args": {"seed": seed, **(args_extra or {})},
+               "global_step": steps, "wall_time_s": 1.0,
+               "final_eval": {"episodic_return": final, "episodic_returns": [final, final],
+                              "metrics": dict(QOS), "ue_throughput_mbps": [0.5, 1.0 + seed, 2.0]},
+               "best_eval_return": final + 1.0, "eval_history": [[steps // 2, final + 2.0], [steps, final]]}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir
+
+
+def write_heuristic(grid_dir: Path, name: str, scenario: str, seed: int, final: float) -> Path:
+    run_dir = grid_dir / rx.run_id(f"heuristic-{name}", "none", scenario, seed)
+    rx.write_summary(run_dir, {"status": "finished", "script": f"heuristic:{name}", "args": {},
+                               "global_step": 0, "wall_time_s": 0.1,
+                               "final_eval": {"episodic_return": final, "episodic_returns": [final],
+                                              "metrics": dict(QOS), "ue_throughput_mbps": [0.2, 0.4]},
+                               "best_eval_return": final, "eval_history": []})
+    return run_dir
+
+
+# ------------------------------------------------------------------------------------------------
+# statistics
+# ------------------------------------------------------------------------------------------------
+def test_iqm_of_known_data():
+    assert pr.iqm([1, 2, 3, 4, 100]) == pytest.approx(3.0)  # trims 1 from each end
+    assert pr.iqm([8, 1, 7, 2, 6, 3, 5, 4]) == pytest.approx(4.5)  # middle four: 3, 4, 5, 6
+    assert pr.iqm([1, 2, 3, 1000]) == pytest.approx(2.5)
+
+
+def test_bootstrap_ci_contains_mean_and_shrinks_with_n():
+    rng = np.random.default_rng(0)
+    small = rng.normal(3.0, 1.0, 5)
+    lo, hi = pr.bootstrap_ci(small, 5000, rng)
+    assert lo < small.mean() < hi
+    large = rng.normal(3.0, 1.0, 500)
+    lo2, hi2 = pr.bootstrap_ci(large, 5000, rng)
+    assert lo2 < large.mean() < hi2 and hi2 - lo2 < hi - lo
+    assert pr.bootstrap_ci([2.0, 2.0, 2.0], 1000, rng) == (pytest.approx(2.0), pytest.approx(2.0))
+
+
+def test_relative_gain_on_known_numbers_handles_negative_baselines():
+    rng = np.random.default_rng(0)
+    gain, lo, hi = pr.relative_gain([-8.0, -8.0], [-10.0, -10.0], 1000, rng)
+    assert gain == pytest.approx(0.2) and lo == pytest.approx(0.2) and hi == pytest.approx(0.2)
+    assert pr.relative_gain([12.0], [10.0], 1000, rng)[0] == pytest.approx(0.2)
+    assert pr.relative_gain([-12.0], [-10.0], 1000, rng)[0] == pytest.approx(-0.2)  # worse is negative
+    assert pr.relative_gain([1.0, 3.0], [1.0, 3.0], 1000, rng)[0] == pytest.approx(0.0)
+    assert np.isnan(pr.relative_gain([1.0], [0.0], 1000, rng)[0])
+
+
+def test_resumed_run_event_files_are_merged(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = tmp_path / "run"
+    first = SummaryWriter(str(run_dir), filename_suffix=".a")
+    for step in (0, 10, 20, 30):
+        first.add_scalar("x", 1.0, step)
+    first.add_scalar("x", 3.0, 10)  # two values at one step are averaged
+    first.close()
+    stamp = int(next(run_dir.glob("events*")).name.split(".")[3])
+    second = SummaryWriter(str(run_dir), filename_suffix=".b")
+    for step in (20, 30, 40):  # resumed from the checkpoint at step 20
+        second.add_scalar("x", 5.0, step)
+    second.close()
+    second_file = next(p for p in run_dir.glob("events*") if p.name.endswith(".b"))
+    name = second_file.name.split(".")
+    name[3] = str(stamp + 1)  # the later file has the later time stamp
+    second_file.rename(run_dir / ".".join(name))
+    steps, values = pr.read_scalars(run_dir)["x"]
+    assert steps.tolist() == [0, 10, 20, 30, 40]
+    assert values.tolist() == [1.0, 2.0, 5.0, 5.0, 5.0]
+
+
+# ------------------------------------------------------------------------------------------------
+# plot_results.py end to end
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def results_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    paper = root / "paper"
+    finals = {("nosam", "none"): -10.0, ("l2", "none"): -9.0, ("ta-sam", "dynamic"): -8.0,
+              ("ta-sam", "equal"): -8.5, ("actor-sam", "equal"): -9.5}
+    for (variant, rho), final in finals.items():
+        for seed in (1, 2, 3):
+            write_run(paper, variant, rho, "paper", seed, final)
+    for seed in (1, 2, 3):
+        write_heuristic(paper, "static_pf", "paper", seed, -12.0)
+    # broken runs: no summary, truncated summary, unfinished, finished but empty event file
+    (paper / rx.run_id("nosam", "none", "paper", 4)).mkdir()
+    broken = write_run(paper, "ta-sam", "dynamic", "paper", 4, 100.0)
+    (broken / "summary.json").write_text('{"status": "finished", "final_ev')
+    running = write_run(paper, "l2", "none", "paper", 4, 100.0)
+    (running / "summary.json").write_text(json.dumps({"status": "running"}))
+    empty = write_run(paper, "ta-sam", "equal", "paper", 4, 100.0)
+    for f in empty.glob("events*"):
+        f.write_bytes(b"")
+    # the rho sweep: best return peaks at rho 0.02 for every variant
+    sweep = root / "rho_sweep"
+    for variant in ("actor-sam", "critic-sam", "both-sam"):
+        for rho in (0.0, 0.02, 0.06):
+            for seed in (1, 2):
+                write_run(sweep, variant, f"fixed{rho:g}", "paper", seed, -10 + (rho == 0.02), steps=200)
+    # DU sweep
+    du = root / "du_sweep"
+    for n in (2, 6):
+        for seed in (1, 2):
+            write_run(du, "ta-sam", "dynamic", f"du{n}", seed, -5.0 - n, steps=200)
+            write_heuristic(du, "static_pf", f"du{n}", seed, -9.0 - n)
+    # non-stationary: training return drops at the shift (step 500) and recovers
+    ns = root / "nonstationary"
+    for seed in (1, 2):
+        write_run(ns, "nosam", "none", "nonstationary", seed, -10.0, args_extra={"shift_step": 500},
+                  shift=500)
+    # generalisation: paper-trained models evaluated on light
+    gen = root / "generalisation"
+    for seed in (1, 2, 3):
+        write_heuristic(gen, "static_pf", "light", seed, -6.0)
+        run_dir = gen / rx.run_id("ta-sam", "dynamic", "light", seed)
+        rx.write_summary(run_dir, {"status": "finished", "global_step": 0,
+                                   "final_eval": {"episodic_return": -4.0, "metrics": dict(QOS)}})
+    out = root / "out"
+    figures, notes = pr.report(pr.Args(results=root, out=out, n_boot=500, curve_points=20))
+    return root, out, figures, notes
+
+
+def test_report_writes_figures_and_table(results_root):
+    root, out, figures, notes = results_root
+    names = {p.name for p in figures}
+    for expected in ("paper_final_return_boxplot.png", "paper_reward_vs_steps.png",
+                     "paper_eval_return_vs_steps.png", "paper_qos_per_slice.png",
+                     "paper_ue_throughput_cdf.png", "paper_critic_sharpness.png",
+                     "paper_td_var_sam_active.png", "rho_sweep_best_return_vs_rho.png",
+                     "du_sweep_return_vs_dus.png", "nonstationary_shift.png",
+                     "generalisation_returns.png"):
+        assert expected in names
+        assert (out / expected).stat().st_size > 1000
+    md = (out / "results.md").read_text()
+    rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| ")}
+    # the broken runs (seed 4) are not counted, the finished ones are
+    assert rows["No-SAM"].split(" | ")[1] == "3"
+    assert rows["TA-SAM (dynamic)"].split(" | ")[1] == "3"
+    assert rows["heuristic: static_pf"].split(" | ")[1] == "3"
+    # relative gains on known numbers: TA-SAM -8 vs No-SAM -10: +20%; vs L2 -9: +11.1%
+    assert "+20.0% [+20.0, +20.0]" in rows["TA-SAM (dynamic)"]
+    assert "+11.1% [+11.1, +11.1]" in rows["TA-SAM (dynamic)"]
+    assert "Gain of method M over baseline B = (mean_M - mean_B) / |mean_B|" in md
+    assert "![paper_reward_vs_steps](paper_reward_vs_steps.png)" in md
+
+
+def test_broken_runs_are_reported_and_skipped(results_root):
+    _, out, _, notes = results_root
+    text = "\n".join(notes)
+    assert "nosam__none__paper__s4: no summary.json" in text
+    assert "ta-sam__dynamic__paper__s4: summary.json is not valid JSON" in text
+    assert "l2__none__paper__s4: summary status 'running'" in text
+    assert "ta-sam__equal__paper__s4: no scalars in its event files" in text
+    assert "ta-sam__equal__paper__s4" in (out / "results.md").read_text()
+
+
+def test_special_grid_tables(results_root):
+    _, out, _, notes = results_root
+    md = (out / "results.md").read_text()
+    sweep = next(line for line in md.splitlines() if line.startswith("| Critic-SAM | "))
+    assert sweep.split(" | ")[2].startswith("-8.000")  # best return (final + 1) at rho 0.02
+    du = next(line for line in md.splitlines() if line.startswith("| heuristic: best |"))
+    assert du.split(" | ")[1].startswith("-11.000") and du.split(" | ")[2].startswith("-15.000")
+    ns = next(line for line in md.splitlines() if "Non-stationary" in line)
+    assert "shift at step 500" in ns
+    ns_row = next(line for line in md.splitlines() if line.startswith("| No-SAM | 2 |")
+                  and line.count("|") == 9).rstrip(" |").split(" | ")
+    # logged every 50 steps, window 50: pre = value at 450 (-15.5 + 0.1 seed), after = value at
+    # 500 (-15 + 0.1 seed - 5); back above pre at step 700 when the dip ends
+    assert ns_row[2].startswith("-15.350") and ns_row[3].startswith("4.500")
+    assert ns_row[4] == "200 (2/2)"
+    assert ns_row[-1].startswith("2.000")  # forgetting = peak eval (final + 2) - final eval
+    gen = next(line for line in md.splitlines() if line.startswith("| TA-SAM (dynamic) | -8.000"))
+    assert "-4.000" in gen  # light column next to the paper column
+    assert any("generalisation" in n and "skipped" in n for n in notes) is False
+
+
+def test_absent_inputs_are_skipped_with_a_note(tmp_path):
+    grid = tmp_path / "comp"
+    for seed in (1, 2):  # summaries only: no QoS metrics, no per-agent tags, no throughput
+        rx.write_summary(grid / rx.run_id("nosam", "none", "comp-medium", seed),
+                         {"status": "finished", "global_step": 0,
+                          "final_eval": {"episodic_return": 1.0 + seed, "metrics": {"utility": seed}}})
+    figures, notes = pr.report(pr.Args(results=grid, out=tmp_path / "out", n_boot=200))
+    assert [p.name for p in figures] == ["comp_final_return_boxplot.png"]
+    for fig in ("reward_vs_steps", "qos_per_slice", "ue_throughput_cdf", "critic_sharpness",
+                "td_var_sam_active"):
+        assert any(n.startswith(f"comp_{fig}: skipped") for n in notes), fig
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "| No-SAM | 2 | 2.500 |" in md and md.count("utility per UE") == 1
+    assert "| 1.500 |" in md  # mean utility
+
+
+# ------------------------------------------------------------------------------------------------
+# run_experiments.py
+# ------------------------------------------------------------------------------------------------
+def test_paper_grid_expansion(tmp_path):
+    tasks = rx.expand_grid(rx.Args(results_dir=tmp_path, heuristics=False))
+    assert len(tasks) == 14 * 5  # (No-SAM, L2) + 4 SAM variants x 3 rho settings, 5 seeds
+    assert [t.seed for t in tasks[:14]] == [1] * 14  # seed-major
+    assert len({t.run_dir for t in tasks}) == len(tasks)
+    by_id = {t.run_id: t for t in tasks}
+    cmd = list(by_id["ta-sam__unequal__paper__s3"].cmd)
+    assert cmd[1] == "tasam_marl_sac.py"
+    assert cmd[cmd.index("--rho-actor") + 1] == "0.05" and cmd[cmd.index("--rho-critic") + 1] == "0.01"
+    assert cmd[cmd.index("--seed") + 1] == "3" and cmd[cmd.index("--scenario") + 1] == "paper"
+    assert cmd[cmd.index("--run-dir") + 1] == str(tmp_path / "paper" / "ta-sam__unequal__paper__s3")
+    assert cmd[cmd.index("--total-timesteps") + 1] == str(rx.GRIDS["paper"].steps)
+    assert "--no-selective" not in cmd and "--resume" not in cmd
+    assert "--no-sam-critic" in by_id["actor-sam__equal__paper__s1"].cmd
+    assert "--no-sam-actor" in by_id["critic-sam__dynamic__paper__s1"].cmd
+    assert "--no-selective" in by_id["both-sam__dynamic__paper__s1"].cmd
+    nosam = by_id["nosam__none__paper__s1"].cmd
+    assert nosam[1] == "sac_marl_baseline.py" and not any(f.startswith("--rho") for f in nosam)
+    assert by_id["l2__none__paper__s2"].cmd[1] == "sac_marl_l2.py"
+
+
+def test_grid_filters_scaling_and_other_grids(tmp_path):
+    args = rx.Args(results_dir=tmp_path, grid="paper", seeds=2, first_seed=7, steps=300,
+                   variants=("nosam", "ta-sam"), rhos=("none", "dynamic"), scenarios=("small",),
+                   heuristics=False, extra_args="--batch-size 64")
+    tasks = rx.expand_grid(args)
+    assert [t.run_id for t in tasks] == ["nosam__none__small__s7", "ta-sam__dynamic__small__s7",
+                                         "nosam__none__small__s8", "ta-sam__dynamic__small__s8"]
+    assert "--batch-size" in tasks[0].cmd and tasks[0].cmd[tasks[0].cmd.index("--total-timesteps") + 1] == "300"
+    sweep = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="rho_sweep", seeds=1, heuristics=False))
+    assert len(sweep) == 3 * 7
+    zero = next(t for t in sweep if t.run_id == "both-sam__fixed0__paper__s1").cmd
+    assert zero[zero.index("--rho-actor") + 1] == "0" and "--no-selective" in zero
+    du = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="du_sweep", seeds=1, heuristics=False))
+    four = next(t for t in du if t.scenario == "du4").cmd
+    assert four[four.index("--scenario") + 1] == "du4"
+    comp = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="comp", seeds=1, heuristics=False))
+    assert all(t.cmd[t.cmd.index("--env-id") + 1] == "comp" for t in comp)
+    for bad in (dict(variants=("nope",)), dict(seeds=0), dict(steps=-5), dict(scenarios=("mars",))):
+        with pytest.raises(ValueError):
+            rx.expand_grid(rx.Args(results_dir=tmp_path, heuristics=False, **bad))
+    with pytest.raises(ValueError, match="takes no rho"):
+        rx.rho_flags("nosam", "equal")
+
+
+def test_run_state_decides_skip_resume_fresh(tmp_path):
+    run = tmp_path / "run"
+    assert rx.run_state(run) == "fresh"
+    run.mkdir()
+    (run / "summary.json").write_text('{"status": "fin')  # half-written
+    assert rx.run_state(run) == "fresh"
+    (run / "checkpoint.pt").write_bytes(b"x")
+    assert rx.run_state(run) == "resume"
+    (run / "summary.json").write_text('{"status": "finished"}')
+    assert rx.run_state(run) == "finished"
+
+
+FAKE_SCRIPT = textwrap.dedent('''
+    import json, os, sys
+    argv = sys.argv[1:]
+    run_dir = argv[argv.index("--run-dir") + 1]
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "argv.json"), "w") as f:
+        json.dump({"argv": argv, "threads": os.environ.get("OMP_NUM_THREADS")}, f)
+    seed = int(argv[argv.index("--seed") + 1])
+    if seed == 3:
+        sys.exit(3)  # a crashing run
+    summary = {"status": "finished", "final_eval": {"episodic_return": -float(seed)}}
+    with open(os.path.join(run_dir, "summary.json"), "w") as f:
+        json.dump(summary, f)
+''')
+
+FAKE_ENV = textwrap.dedent('''
+    import numpy as np
+    class Env:
+        def __init__(self, num_envs, seed):
+            self.num_envs, self.n_agents, self.act_dim, self.episode_length = num_envs, 2, 3, 4
+            self.t, self.rng = 0, np.random.default_rng(seed)
+        def reset(self, seed=None):
+            self.t = 0
+            return np.zeros((self.num_envs, 2, 5), np.float32), {}
+        def step(self, actions):
+            assert actions.shape == (self.num_envs, 2, 3)
+            self.t += 1
+            reward = np.full((self.num_envs, 2), float(actions.mean()), np.float32)
+            info = {"metrics": {"qos_embb": np.full(self.num_envs, 0.25 * self.t)},
+                    "ue_throughput_mbps": np.full((self.num_envs, 3), 2.0)}
+            done = self.t == self.episode_length
+            if done:
+                info["episode"] = {"return": np.tile([[4.0, 2.0]], (self.num_envs, 1)) * actions.mean(),
+                                   "length": np.full(self.num_envs, 4)}
+            return reward, reward, np.zeros(self.num_envs, bool), np.full(self.num_envs, done), info
+    def make_env(scenario, num_envs=1, seed=None, **overrides):
+        return Env(num_envs, seed)
+    HEURISTICS = {"half": lambda env: np.full((env.num_envs, 2, 3), 0.5),
+                  "zero": lambda env: np.zeros((env.num_envs, 2, 3))}
+''')
+
+
+def test_runner_end_to_end_with_fake_script(tmp_path, monkeypatch, capsys):
+    (tmp_path / "fake_train.py").write_text(FAKE_SCRIPT)
+    (tmp_path / "fake_env_mod.py").write_text(FAKE_ENV)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(rx.ENV_MODULES, "oran", "fake_env_mod")
+    fake = str(tmp_path / "fake_train.py")
+    monkeypatch.setattr(rx, "VARIANTS", {k: (fake, flags) for k, (_, flags) in rx.VARIANTS.items()})
+    results = tmp_path / "results"
+    args = rx.Args(results_dir=results, seeds=4, steps=100, workers=2, variants=("nosam",),
+                   scenarios=("small",), eval_episodes=3)
+    grid = results / "paper"
+    rx.write_summary(grid / "nosam__none__small__s1", {"status": "finished"})  # finished: skipped
+    interrupted = grid / "nosam__none__small__s2"
+    interrupted.mkdir(parents=True)
+    (interrupted / "checkpoint.pt").write_bytes(b"x")  # interrupted: resumed
+    stale = grid / "nosam__none__small__s4"
+    stale.mkdir()
+    (stale / "events.out.tfevents.1.stale").write_bytes(b"x")  # died before its first checkpoint
+
+    assert rx.main(rx.Args(**{**vars(args), "dry_run": True})) == 0
+    out = capsys.readouterr().out
+    assert "[finished]" in out and "[resume]" in out and "--resume" in out
+    assert "(in-process) evaluate heuristic-half on small, seed 1, 3 episodes" in out
+    assert not (grid / "nosam__none__small__s3").exists()  # a dry run runs nothing
+
+    assert rx.main(args) == 1  # seed 3 fails
+    out = capsys.readouterr().out
+    assert "1 finished (skipped), 1 to resume, 10 to start" in out
+    assert "failed   nosam__none__small__s3" in out and "exit code 3" in out
+    assert "ETA" in out
+    assert not (grid / "nosam__none__small__s1" / "argv.json").exists()  # skipped, not re-run
+    resumed = json.loads((interrupted / "argv.json").read_text())
+    assert resumed["argv"][-1] == "--resume" and resumed["threads"] == "1"
+    assert "--resume" not in json.loads((stale / "argv.json").read_text())["argv"]
+    assert not (stale / "events.out.tfevents.1.stale").exists()
+    assert rx.run_state(grid / "nosam__none__small__s4") == "finished"
+    # heuristic rows in the summary format, evaluated over 3 episodes
+    half = json.loads((grid / "heuristic-half__none__small__s2" / "summary.json").read_text())
+    assert half["status"] == "finished"
+    assert half["final_eval"]["episodic_return"] == pytest.approx(1.5)  # mean over agents of (2, 1)
+    assert half["final_eval"]["episodic_returns"] == pytest.approx([1.5] * 3)
+    assert half["final_eval"]["metrics"]["qos_embb"] == pytest.approx(0.625)  # mean of t/4, t=1..4
+    assert half["final_eval"]["ue_throughput_mbps"] == pytest.approx([2.0] * 9)
+    # a second call only retries the failed run
+    assert rx.main(args) == 1
+    assert "11 finished (skipped), 0 to resume, 1 to start" in capsys.readouterr().out
+
+
+def test_heuristic_rows_on_the_real_simulator(tmp_path):
+    pytest.importorskip("oran_env")
+    final = rx.evaluate_heuristic("small", "static_equal", seed=3, episodes=2)
+    assert len(final["episodic_returns"]) == 2
+    assert final["episodic_return"] == pytest.approx(np.mean(final["episodic_returns"]))
+    assert all(0.0 <= final["metrics"][k] <= 1.0 for k in pr.QOS_METRICS)
+    assert len(final["ue_throughput_mbps"]) == 2 * 30  # 30 UEs in `small`, per episode
+    assert final == rx.evaluate_heuristic("small", "static_equal", seed=3, episodes=2)  # seeded
