@@ -54,6 +54,8 @@ Choices and differences, written down:
 
 Per-step `info` (besides `metrics`, `final_obs`, `episode` of docs/INTERFACES.md), all at reward time:
 `ue_rate` (E, U) total rate, `ue_utility` (E, U) utility, `connected` (E, U, B) bool connections.
+HEURISTICS: best_cell, full_comp, dynamic_comp (eps 0.8) and random (uniform scores, for reference).
+PettingZoo: `comp_env.ParallelEnv(config=None, seed=None)` or `parallel_env(scenario, seed, **overrides)`.
 `metrics` (E,): `utility` (mean utility per UE), `rate` (mean total rate per UE), `connections_per_ue`,
 `unconnected_fraction`.
 """
@@ -316,6 +318,7 @@ class CompEnv:
         self.bs_models = bs_sharing_models(config)
         self.is_fast = np.arange(self.n_agents) >= config.num_slow_ues  # (U,) slow UEs first
         self.rng = np.random.default_rng(seed)
+        self.policy_rng = np.random.default_rng(None if seed is None else (seed, 1))  # for `random_policy`
         self.reset()
 
     # -- movement ------------------------------------------------------------------------------
@@ -374,6 +377,7 @@ class CompEnv:
         """Start new episodes in all E copies; `seed` re-seeds the environment's generator."""
         if seed is not None:
             self.rng = np.random.default_rng(seed)
+            self.policy_rng = np.random.default_rng((seed, 1))
         cfg = self.config
         shape = (self.num_envs, self.n_agents)
         corner = np.array([int(cfg.map_width), int(cfg.map_height)]) + 1
@@ -445,7 +449,7 @@ class CompEnv:
         truncated = np.full(self.num_envs, self.t >= self.episode_length)
         if self.t >= self.episode_length:
             info["final_obs"] = obs
-            info["episode"] = {"return": self.episode_return.copy(),
+            info["episode"] = {"return": self.episode_return.astype(np.float32),
                                "length": np.full(self.num_envs, self.t, dtype=np.int64)}
             obs, _ = self.reset()
         return obs, reward.astype(np.float32), terminated, truncated, info
@@ -488,11 +492,16 @@ def dynamic_comp(env: CompEnv, eps: float = 0.8):
     return _scores(choice, env.act_dim)
 
 
-HEURISTICS = {"best-cell": best_cell, "full-comp": full_comp, "dynamic-comp": dynamic_comp}
+def random_policy(env: CompEnv):
+    """Uniform random scores in [-1, 1] (from the env's separate policy generator), for reference."""
+    return env.policy_rng.uniform(-1.0, 1.0, (env.num_envs, env.n_agents, env.act_dim))
+
+
+HEURISTICS = {"best_cell": best_cell, "full_comp": full_comp, "dynamic_comp": dynamic_comp, "random": random_policy}
 
 
 # ----------------------------------------------------------------------------------------------
-# PettingZoo adapter (pettingzoo and gymnasium are imported only when it is used)
+# PettingZoo adapter `comp_env.ParallelEnv` (pettingzoo and gymnasium are imported on first use)
 
 
 @functools.cache
@@ -501,7 +510,7 @@ def _parallel_env_class():
     from pettingzoo import ParallelEnv
 
     class CompParallelEnv(ParallelEnv):
-        """PettingZoo ParallelEnv over one CompEnv (E = 1); agents `ue_0` .. `ue_{U-1}`.
+        """PettingZoo ParallelEnv over one CompEnv (E = 1); agents `ue_0` .. `ue_{U-1}`; config None: medium.
 
         The episode ends by truncation after `episode_length` steps; the last step returns the final
         observation, empties `agents`, and `reset()` must be called before stepping again.
@@ -509,8 +518,8 @@ def _parallel_env_class():
 
         metadata = {"name": "comp_env_v0", "render_modes": []}
 
-        def __init__(self, config: CompConfig, seed: int | None = None):
-            self.env = CompEnv(config, num_envs=1, seed=seed)
+        def __init__(self, config: CompConfig | None = None, seed: int | None = None):
+            self.env = CompEnv(config or make_config("medium"), num_envs=1, seed=seed)
             self.possible_agents = [f"ue_{i}" for i in range(self.env.n_agents)]
             self.agents = []
             b = self.env.num_bs
@@ -555,5 +564,11 @@ def _parallel_env_class():
 
 
 def parallel_env(scenario: str = "medium", seed: int | None = None, **overrides):
-    """PettingZoo ParallelEnv over one environment of a preset scenario (imports pettingzoo here)."""
+    """`ParallelEnv` over one environment of a preset scenario with some config fields replaced."""
     return _parallel_env_class()(make_config(scenario, **overrides), seed=seed)
+
+
+def __getattr__(name):
+    if name == "ParallelEnv":  # built on first access so that importing comp_env needs only numpy
+        return _parallel_env_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

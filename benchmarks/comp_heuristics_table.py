@@ -2,7 +2,7 @@
 
 Each cell: mean over episodes of the episode's mean utility per UE and step (utility in [-20, 20],
 taken at reward time), +- the half-width of a 95% confidence interval over episodes (normal
-approximation, 1.96 standard errors). A uniformly random policy is added for reference.
+approximation, 1.96 standard errors). `random` (uniform scores) is there for reference.
 
     python benchmarks/comp_heuristics_table.py                 # 100 episodes per cell
     python benchmarks/comp_heuristics_table.py --sharing mixed
@@ -17,10 +17,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import comp_env  # noqa: E402
-
-
-def random_policy(env, rng):
-    return rng.uniform(-1.0, 1.0, (env.num_envs, env.n_agents, env.act_dim))
 
 
 def episode_utilities(scenario, policy, episodes, seed, **overrides):
@@ -43,8 +39,7 @@ def main():
     if args.episodes < 2:
         parser.error("--episodes must be >= 2 for a confidence interval")
 
-    rng = np.random.default_rng(args.seed)
-    policies = dict(comp_env.HEURISTICS, random=lambda env: random_policy(env, rng))
+    policies = comp_env.HEURISTICS
     start = time.perf_counter()
     print(f"Mean utility per UE-step (+- 95% CI over {args.episodes} episodes), sharing={args.sharing}, "
           f"seed={args.seed}\n")

@@ -295,11 +295,11 @@ def test_heuristics_behave_as_described():
             assert actions.shape == (8, env.n_agents, env.act_dim)
             assert actions.min() >= -1 and actions.max() <= 1
             env.step(actions)
-            if name == "best-cell":
+            if name == "best_cell":
                 assert env.connected.sum(axis=2).max() <= 1
-        if name == "full-comp":  # after 60 steps almost every in-range BS is held
+        if name == "full_comp":  # after 60 steps almost every in-range BS is held
             assert (env.connected | ~env.in_range).mean() > 0.95
-        if name == "best-cell":
+        if name == "best_cell":
             connected_best = np.take_along_axis(env.connected, env.snr.argmax(axis=2)[..., None], 2)[..., 0]
             assert connected_best[env.in_range.any(axis=2)].mean() > 0.8
 
@@ -360,6 +360,7 @@ def test_pettingzoo_parallel_api():
     pytest.importorskip("pettingzoo")
     from pettingzoo.test import parallel_api_test
 
+    parallel_api_test(ce.ParallelEnv(), num_cycles=120)  # medium, 100-step episodes
     env = ce.parallel_env("small", seed=0, episode_length=30)
     parallel_api_test(env, num_cycles=100)
     obs, _ = env.reset(seed=1)
