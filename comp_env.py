@@ -85,7 +85,7 @@ class CompConfig:
     map_height: float = 20.0 + 50.0 * math.sqrt(3.0)
     """Map height in metres [deepcomp: small 100, medium 106.60, large 260]."""
     bs_positions: tuple[tuple[float, float], ...] = ((10.0, 10.0), (110.0, 10.0), (60.0, 10.0 + 50.0 * math.sqrt(3.0)))
-    """Base-station positions (x y pairs, metres) [deepcomp]; B = number of pairs."""
+    """Base-station positions (x y pairs, metres) [deepcomp; medium: triangle of side 100 m, 10 m from the border]."""
     num_slow_ues: int = 3
     """Number of slow UEs (speed slow_speed) [ours: small 2, medium 3, large 10]."""
     num_fast_ues: int = 2
@@ -163,7 +163,8 @@ class CompConfig:
                     and 0 <= lo_hi[0] <= lo_hi[1]):
                 bad(field, "two integers (min, max) with 0 <= min <= max", getattr(self, field))
             setattr(self, field, (int(lo_hi[0]), int(lo_hi[1])))
-        if not (0 <= self.waypoint_border_m <= int(min(self.map_width, self.map_height) - self.waypoint_border_m)):
+        if not (0 <= math.ceil(self.waypoint_border_m)
+                <= int(min(self.map_width, self.map_height) - self.waypoint_border_m)):
             bad("waypoint_border_m", "in [0, min(map_width, map_height) / 2]", self.waypoint_border_m)
 
     @property
@@ -175,13 +176,10 @@ class CompConfig:
         return len(self.bs_positions)
 
 
-_MEDIUM_Y = 10.0 + 50.0 * math.sqrt(3.0)  # equilateral triangle of side 100 m, 10 m from the border
 SCENARIOS: dict[str, CompConfig] = {
     "small": CompConfig(map_width=150.0, map_height=100.0, bs_positions=((50.0, 50.0), (100.0, 50.0)),
                         num_slow_ues=2, num_fast_ues=1),
-    "medium": CompConfig(map_width=120.0, map_height=_MEDIUM_Y + 10.0,
-                         bs_positions=((10.0, 10.0), (110.0, 10.0), (60.0, _MEDIUM_Y)),
-                         num_slow_ues=3, num_fast_ues=2),
+    "medium": CompConfig(),  # the field defaults
     "large": CompConfig(map_width=230.0, map_height=260.0,
                         bs_positions=((115.0, 130.0), (30.0, 80.0), (115.0, 30.0), (200.0, 80.0),
                                       (200.0, 180.0), (115.0, 230.0), (30.0, 180.0)),
@@ -328,7 +326,7 @@ class CompEnv:
         cfg = self.config
         border = cfg.waypoint_border_m
         high = np.array([int(cfg.map_width - border), int(cfg.map_height - border)]) + 1
-        waypoint = self.rng.integers(int(border), high, size=(self.num_envs, self.n_agents, 2)).astype(np.float64)
+        waypoint = self.rng.integers(math.ceil(border), high, size=(self.num_envs, self.n_agents, 2)).astype(np.float64)
         slow = self.rng.integers(cfg.slow_speed[0], cfg.slow_speed[1] + 1, size=(self.num_envs, self.n_agents))
         fast = self.rng.integers(cfg.fast_speed[0], cfg.fast_speed[1] + 1, size=(self.num_envs, self.n_agents))
         return waypoint, np.where(self.is_fast, fast, slow).astype(np.float64)

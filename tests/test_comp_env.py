@@ -321,6 +321,24 @@ def test_api_attributes():
     assert ce.make_config("medium").bs_positions[2] == pytest.approx((60.0, 96.60), abs=0.01)
 
 
+def test_config_fields_are_documented_and_parse_with_tyro():
+    import ast
+    import inspect
+
+    tyro = pytest.importorskip("tyro")
+    body = ast.parse(inspect.getsource(ce.CompConfig)).body[0].body
+    fields = [(stmt.target.id, nxt) for stmt, nxt in zip(body, body[1:]) if isinstance(stmt, ast.AnnAssign)]
+    assert len(fields) == len(ce.dataclasses.fields(ce.CompConfig))
+    undocumented = [name for name, nxt in fields
+                    if not (isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant))]
+    assert not undocumented
+    cfg = tyro.cli(ce.CompConfig, default=ce.make_config("large"),
+                   args=["--sharing", "mixed", "--num-fast-ues", "0", "--slow-speed", "2", "4"])
+    assert (cfg.sharing, cfg.num_fast_ues, cfg.slow_speed, cfg.num_bs) == ("mixed", 0, (2, 4), 7)
+    cfg = tyro.cli(ce.CompConfig, args=["--bs-positions", "10", "10", "50", "50", "--reward", "central"])
+    assert cfg.bs_positions == ((10.0, 10.0), (50.0, 50.0)) and cfg.reward == "central"
+
+
 def test_invalid_actions_raise_clear_errors():
     env = ce.make_env("small", num_envs=2)
     good = np.zeros((2, env.n_agents, env.act_dim))
