@@ -13,6 +13,7 @@ so it runs from a separate virtual environment that holds mobile-env:
 """
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -81,8 +82,8 @@ def main():
     args = parser.parse_args()
 
     try:
-        import mobile_env
-        mobile_version = getattr(mobile_env, "__version__", "installed")
+        import mobile_env  # noqa: F401
+        mobile_version = importlib.metadata.version("mobile-env")
     except ImportError:
         mobile_version = None
 
