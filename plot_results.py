@@ -21,8 +21,8 @@ Statistics (ours):
   CI comes from resampling the seeds of M and of B independently.
 - Training curves are binned on a common step grid (mean of the values logged in each bin,
   `--curve-points` bins) before averaging over seeds; the grid ends at the shortest run.
-- A resumed run's event files are merged: values a later file logs again (steps at or after the
-  step it starts at) replace those of earlier files.
+- A resumed run's event files are merged by TensorBoard's purge step: what the interrupted run
+  logged after its last checkpoint is replaced by what the resumed run logs.
 """
 
 from __future__ import annotations
@@ -53,7 +53,15 @@ TAG_TD_VAR = "td_var/agent_{m}"
 TAG_SAM_ACTIVE = "sam_active/agent_{m}"
 QOS_METRICS = {"qos_embb": "eMBB", "qos_mmtc": "mMTC", "qos_urllc": "URLLC"}  # final_eval.metrics keys
 EXTRA_METRICS = {"utility": "utility per UE (comp)"}  # more final_eval.metrics columns, when present
-SHIFT_ARG_KEYS = ("shift_step",)  # summary["args"] keys holding the non-stationary shift step
+
+
+def shift_step(run_args: dict) -> int | None:
+    """Training step of the traffic shift: oran_env's shift_after_steps counts vectorised steps of
+    the training environments, each of which is num_envs training steps."""
+    shift = (run_args.get("env") or {}).get("shift_after_steps")
+    return int(shift) * int(run_args.get("num_envs", 1)) if shift else None
+
+
 BASELINES = (("nosam", "none"), ("l2", "none"))  # relative gains are reported over these
 HEURISTIC_PREFIX = "heuristic-"
 COLORS = {"nosam": "tab:gray", "l2": "tab:brown", "actor-sam": "tab:blue", "critic-sam": "tab:green",
@@ -161,34 +169,22 @@ def relative_gain(method_values, base_values, n_boot: int, rng: np.random.Genera
 def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """All scalar series of a run folder's event files: tag -> (steps, values), sorted by step.
 
-    Values logged at the same step within one file are averaged (e.g. several environments that
-    finish an episode on the same step); a later file (a resumed run) replaces what earlier files
-    logged at or after its first step."""
+    TensorBoard's EventAccumulator reads the files in order and, where a resumed run's writer
+    starts with a purge step (SummaryWriter(purge_step=...), as the scripts do), drops what the
+    interrupted run logged from that step on. Values logged at the same step are averaged."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    def file_key(p: Path):
-        parts = p.name.split(".")
-        stamp = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else 0
-        return stamp, p.name
-
-    series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for path in sorted(run_dir.glob("events.out.tfevents.*"), key=file_key):
-        acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
-        acc.Reload()
-        for tag in acc.Tags().get("scalars", []):
-            events = acc.Scalars(tag)
-            if not events:
-                continue
-            steps = np.array([e.step for e in events], dtype=np.int64)
-            values = np.array([e.value for e in events], dtype=float)
-            uniq, inverse = np.unique(steps, return_inverse=True)
-            means = np.bincount(inverse, weights=values) / np.bincount(inverse)
-            if tag in series:
-                old_steps, old_values = series[tag]
-                keep = old_steps < uniq[0]
-                uniq = np.concatenate([old_steps[keep], uniq])
-                means = np.concatenate([old_values[keep], means])
-            series[tag] = (uniq, means)
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    series = {}
+    for tag in acc.Tags().get("scalars", []):
+        events = acc.Scalars(tag)
+        if not events:
+            continue
+        steps = np.array([e.step for e in events], dtype=np.int64)
+        values = np.array([e.value for e in events], dtype=float)
+        uniq, inverse = np.unique(steps, return_inverse=True)
+        series[tag] = (uniq, np.bincount(inverse, weights=values) / np.bincount(inverse))
     return series
 
 
@@ -548,20 +544,21 @@ def nonstationary_section(name, by_method, args, rng, out, figures, notes, lines
     """Reward drop at the shift, recovery time and forgetting (final vs peak evaluation return)."""
     shift = args.shift_step
     if shift is None:
-        for runs in by_method.values():
-            for r in runs:
-                for key in SHIFT_ARG_KEYS:
-                    if isinstance((r.summary.get("args") or {}).get(key), (int, float)):
-                        shift = int(r.summary["args"][key])
+        shifts = {shift_step(r.summary.get("args") or {}) for runs in by_method.values() for r in runs
+                  if not r.is_heuristic} - {None}
+        if len(shifts) > 1:
+            notes.append(f"{name}: the runs shift at different steps {sorted(shifts)}; using the first")
+        shift = min(shifts) if shifts else None
     if shift is None:
-        notes.append(f"{name}: shift metrics skipped (no --shift-step and no {SHIFT_ARG_KEYS} in "
-                     "the runs' args)")
+        notes.append(f"{name}: shift metrics skipped (no --shift-step and no env.shift_after_steps "
+                     "in the runs' args)")
         return
     fig, ax = plt.subplots(figsize=(7, 4))
     lines += ["", f"Non-stationary traffic, shift at step {shift}. Pre = mean training return over "
               "the window before the shift, drop = pre - mean over the same window after it; "
               "recovery = steps after the shift until the windowed training return is back at pre; "
-              "forgetting = peak - final evaluation return (mean [95% CI] over seeds).", "",
+              "window = 5% of the run; forgetting = peak - final evaluation return (mean [95% CI] "
+              "over seeds).", "",
               "| method | n | pre-shift return | drop at shift | recovery steps (recovered/n) "
               "| peak eval | final eval | forgetting |", "|" + " --- |" * 8]
     for m, runs in by_method.items():

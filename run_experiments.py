@@ -27,6 +27,7 @@ the block of tables right below; align it there if a script's flags change.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -69,9 +70,12 @@ def fixed_rho_flags(rho: float) -> list[str]:
     return ["--rho-schedule", "fixed", "--rho-actor", f"{rho:g}", "--rho-critic", f"{rho:g}"]
 
 
-COMMON_FLAGS: list[str] = ["--save-model"]  # added to every training command
+COMMON_FLAGS: list[str] = ["--save-model"]  # added to every training command (model.pt for transfer)
 FLAG_SEED, FLAG_STEPS, FLAG_RUN_DIR, FLAG_RESUME = "--seed", "--total-timesteps", "--run-dir", "--resume"
-FLAG_SCENARIO, FLAG_ENV_ID = "--scenario", "--env-id"
+FLAG_SCENARIO, FLAG_ENV_ID, FLAG_THREADS = "--scenario", "--env-id", "--torch-threads"
+FLAG_SHIFT = "--shift-after-steps"  # oran_env option: vectorised env steps before the traffic shift
+EVAL_SEED_OFFSET = 10_000  # the scripts evaluate on environments seeded seed + 10_000
+MODEL_FILE = "model.pt"  # written by --save-model: {"actor", "qf", "hidden_sizes"}
 ENV_MODULES = {"oran": "oran_env", "comp": "comp_env"}  # env id -> simulator module
 ENV_ID_VALUES = {"oran": None, "comp": "comp"}  # env id -> value of FLAG_ENV_ID (None: script default)
 # scenario token (the run id's third part) -> (env id, preset name of the env module's SCENARIOS)
@@ -94,6 +98,7 @@ class GridSpec:
     steps: int  # default --total-timesteps per run [ours]; --steps overrides
     doc: str
     transfer_from: tuple[str, str] | None = None  # (grid, scenario) whose saved models to evaluate
+    shift_fraction: float | None = None  # traffic shift after this fraction of the budget
 
 
 PAPER_METHODS = (("nosam", "none"), ("l2", "none")) + tuple(
@@ -109,7 +114,8 @@ GRIDS: dict[str, GridSpec] = {
                          "No-SAM and TA-SAM with 2..10 DUs and 200 UEs"),
     "nonstationary": GridSpec((("nosam", "none"), ("l2", "none"), ("ta-sam", "dynamic")),
                               ("nonstationary",), 20_000,
-                              "No-SAM, L2 and TA-SAM under the traffic shift of `nonstationary`"),
+                              "No-SAM, L2 and TA-SAM; the traffic shifts half-way through training",
+                              shift_fraction=0.5),
     "generalisation": GridSpec(PAPER_METHODS, ("light", "heavy"), 0,
                                "the `paper` grid's saved models evaluated on `light`/`heavy`",
                                transfer_from=("paper", "paper")),
@@ -142,8 +148,8 @@ class Args:
     """replace the grid's scenarios (tokens of SCENARIOS), e.g. --scenarios small"""
     extra_args: str = ""
     """more flags passed verbatim to every training script, e.g. "--batch-size 128" """
-    eval_episodes: int = 10
-    """evaluation episodes of the heuristic reference rows (keep equal to the scripts' setting)"""
+    eval_episodes: int = 5
+    """evaluation episodes of the heuristic and transfer rows (keep equal to the scripts' --eval-episodes)"""
     heuristics: bool = True
     """evaluate the environment's heuristics as reference rows"""
     dry_run: bool = False
@@ -163,7 +169,8 @@ class Task:
     scenario: str  # a SCENARIOS key
     seed: int
     run_dir: Path
-    cmd: tuple[str, ...] = field(default=(), compare=False)  # train and transfer tasks
+    cmd: tuple[str, ...] = field(default=(), compare=False)  # train tasks
+    source: Path | None = None  # transfer tasks: the run folder whose model.pt is evaluated
 
     @property
     def run_id(self) -> str:
@@ -211,14 +218,15 @@ def scenario_flags(scenario: str) -> list[str]:
 
 
 def train_command(python: str, variant: str, rho: str, scenario: str, seed: int, steps: int,
-                  run_dir: Path, resume: bool, extra_args: str = "") -> tuple[str, ...]:
+                  run_dir: Path, resume: bool, extra_args: str = "", torch_threads: int = 1,
+                  grid_flags: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The training script's command line for one run (resume: continue from its checkpoint)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: expected one of {sorted(VARIANTS)}")
     script, variant_flags = VARIANTS[variant]
     cmd = [python, script, *variant_flags, *rho_flags(variant, rho), *scenario_flags(scenario),
-           FLAG_SEED, str(seed), FLAG_STEPS, str(steps), FLAG_RUN_DIR, str(run_dir), *COMMON_FLAGS,
-           *shlex.split(extra_args)]
+           FLAG_SEED, str(seed), FLAG_STEPS, str(steps), FLAG_RUN_DIR, str(run_dir),
+           FLAG_THREADS, str(torch_threads), *grid_flags, *COMMON_FLAGS, *shlex.split(extra_args)]
     if resume:
         cmd.append(FLAG_RESUME)
     return tuple(cmd)
@@ -268,6 +276,7 @@ def expand_grid(args: Args) -> list[Task]:
     methods = [(v, r) for v, r in spec.methods
                if (not args.variants or v in args.variants) and (not args.rhos or r in args.rhos)]
     steps = args.steps or spec.steps
+    grid_flags = (FLAG_SHIFT, str(int(steps * spec.shift_fraction))) if spec.shift_fraction else ()
     grid_dir = args.results_dir / args.grid
     tasks = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -278,12 +287,13 @@ def expand_grid(args: Args) -> list[Task]:
                     source_grid, source_scenario = spec.transfer_from
                     source = args.results_dir / source_grid / run_id(variant, rho, source_scenario, seed)
                     tasks.append(Task("transfer", args.grid, variant, rho, scenario, seed, run_dir,
-                                      transfer_command(args.python, variant, source, scenario, run_dir)))
+                                      source=source))
                     continue
                 resume = run_state(run_dir) == "resume"
                 tasks.append(Task("train", args.grid, variant, rho, scenario, seed, run_dir,
                                   train_command(args.python, variant, rho, scenario, seed, steps,
-                                                run_dir, resume, args.extra_args)))
+                                                run_dir, resume, args.extra_args, args.torch_threads,
+                                                grid_flags)))
             if args.heuristics:
                 for name in heuristic_names(scenario):
                     variant = f"heuristic-{name}"
@@ -292,71 +302,101 @@ def expand_grid(args: Args) -> list[Task]:
     return tasks
 
 
-def transfer_command(python: str, variant: str, source: Path, scenario: str,
-                     run_dir: Path) -> tuple[str, ...]:
-    raise NotImplementedError  # aligned with the scripts' model loading once they exist
-
-
 # ------------------------------------------------------------------------------------------------
-# Heuristic reference rows
+# Reference rows evaluated in the runner: heuristics, and saved models on another scenario
 # ------------------------------------------------------------------------------------------------
 def evaluate_heuristic(scenario: str, name: str, seed: int, episodes: int) -> dict:
     """final_eval dict (INTERFACES.md, section 2) of one heuristic over `episodes` episodes.
 
-    The episodes run as `episodes` parallel copies of the environment for one episode each; the
-    team return of an episode is the mean over agents of their returns (as the scripts log it) and
-    each KPI is its mean over the steps and episodes."""
+    Scored like the scripts' deterministic evaluation: `episodes` parallel copies of the environment
+    seeded seed + EVAL_SEED_OFFSET run one episode each; an episode's team return is the mean over
+    agents of their returns, each KPI its mean over steps and episodes, and each UE's throughput its
+    mean over the episode."""
     env_id, preset = SCENARIOS[scenario]
     module = importlib.import_module(ENV_MODULES[env_id])
     policy = module.HEURISTICS[name]
-    env = module.make_env(preset, num_envs=episodes, seed=seed)
-    env.reset(seed=seed)
-    metric_sums: dict[str, float] = {}
-    ue_tput = []
-    for t in range(env.episode_length):
-        _, _, _, truncated, info = env.step(policy(env))
+    env = module.make_env(preset, num_envs=episodes, seed=seed + EVAL_SEED_OFFSET)
+    env.reset(seed=seed + EVAL_SEED_OFFSET)
+    metrics: dict[str, list[float]] = {}
+    ue_tput = []  # (T, E, U)
+    for _ in range(env.episode_length):
+        _, _, _, _, info = env.step(policy(env))
         for key, value in info["metrics"].items():
-            metric_sums[key] = metric_sums.get(key, 0.0) + float(np.mean(value))
+            metrics.setdefault(key, []).append(float(np.mean(value)))
         if UE_THROUGHPUT_KEY in info:
             ue_tput.append(np.asarray(info[UE_THROUGHPUT_KEY], dtype=float))
-        if "episode" in info:
-            returns = np.asarray(info["episode"]["return"], dtype=float).mean(axis=1)  # (E,)
-            break
-    else:
+    if "episode" not in info:
         raise RuntimeError(f"{ENV_MODULES[env_id]}: no info['episode'] after episode_length "
                            f"= {env.episode_length} steps (expected on the last step)")
-    steps = t + 1
+    returns = np.asarray(info["episode"]["return"], dtype=float).mean(axis=1)  # (E,)
     final = {"episodic_return": float(returns.mean()), "episodic_returns": returns.tolist(),
-             "metrics": {k: v / steps for k, v in metric_sums.items()}}
+             "metrics": {k: float(np.mean(v)) for k, v in metrics.items()}}
     if ue_tput:
-        final["ue_throughput_mbps"] = ue_throughput_mbps(np.stack(ue_tput))
+        final["ue_throughput_mbps"] = np.mean(ue_tput, axis=0).ravel().tolist()
     return final
 
 
 UE_THROUGHPUT_KEY = "ue_throughput_mbps"  # info key of per-UE throughput (Mbit/s), arrays (E, U)
 
 
-def ue_throughput_mbps(per_step) -> list[float]:
-    """Per-UE mean throughput over an episode (Mbit/s), all episodes' UEs in one list."""
-    return [float(x) for x in np.asarray(per_step, dtype=float).mean(axis=0).ravel()]  # (T, E, U)
+def evaluate_transfer(source: Path, scenario: str, episodes: int) -> tuple[dict, dict]:
+    """(final_eval, source summary) of a finished run's saved model on another scenario.
+
+    The model is rebuilt with its own training script's `Actor` and scored with that script's
+    `evaluate` (deterministic actions, environments seeded seed + EVAL_SEED_OFFSET). The environment
+    is the run's own configuration with the fields replaced in which the target preset differs from
+    the run's preset (e.g. `load` for paper -> light), so every other option the run used stays."""
+    import torch
+
+    summary = read_summary(source)
+    if summary is None or summary.get("status") != "finished" or not (source / MODEL_FILE).is_file():
+        raise RuntimeError(f"{source}: no finished run with {MODEL_FILE}; run its grid first "
+                           "(training commands include --save-model)")
+    run_args = summary["args"]
+    script = importlib.import_module(Path(summary["script"]).stem)
+    env_id, preset = SCENARIOS[scenario]
+    if run_args.get("env_id", "oran") != env_id:
+        raise RuntimeError(f"{source}: trained on env {run_args.get('env_id')!r}, "
+                           f"scenario {scenario!r} belongs to {env_id!r}")
+    envlib = importlib.import_module(ENV_MODULES[env_id])
+    trained, target = envlib.make_config(run_args["scenario"]), envlib.make_config(preset)
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in run_args["env"].items()}
+    config.update({f.name: getattr(target, f.name) for f in dataclasses.fields(target)
+                   if getattr(target, f.name) != getattr(trained, f.name)})
+    seed = int(run_args["seed"]) + EVAL_SEED_OFFSET
+    envs = envlib.make_env(preset, num_envs=episodes, seed=seed, **config)
+    model = torch.load(source / MODEL_FILE, map_location="cpu", weights_only=True)
+    actor = script.Actor(envs.n_agents, envs.obs_dim, envs.act_dim, tuple(model["hidden_sizes"]))
+    actor.load_state_dict(model["actor"])
+    returns, metrics, ue_tput = script.evaluate(actor, envs, seed, torch.device("cpu"))
+    final = {"episodic_return": float(np.mean(returns)), "episodic_returns": np.asarray(returns).tolist(),
+             "metrics": metrics, "ue_throughput_mbps": list(ue_tput)}
+    return final, summary
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:
     """Atomic write (temporary file + rename), as the training scripts do."""
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / (SUMMARY + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, run_dir / SUMMARY)
 
 
-def run_heuristic(task: Task, episodes: int) -> None:
+def run_in_process(task: Task, episodes: int) -> None:
+    """Heuristic and transfer rows: a summary.json with global_step 0 (no training, no events)."""
     start = time.time()
-    name = task.variant[len("heuristic-"):]
-    final = evaluate_heuristic(task.scenario, name, task.seed, episodes)
+    if task.kind == "heuristic":
+        name = task.variant[len("heuristic-"):]
+        final = evaluate_heuristic(task.scenario, name, task.seed, episodes)
+        script, extra = f"heuristic:{name}", {"heuristic": name}
+    else:
+        final, source = evaluate_transfer(task.source, task.scenario, episodes)
+        script = f"transfer:{source['script']}"
+        extra = {"source_run": str(task.source), "trained_steps": source.get("global_step"),
+                 "source_args": source["args"]}
     write_summary(task.run_dir, {
-        "status": "finished", "script": f"heuristic:{name}",
-        "args": {"heuristic": name, "scenario": task.scenario, "seed": task.seed,
-                 "eval_episodes": episodes},
+        "status": "finished", "script": script,
+        "args": {**extra, "scenario": task.scenario, "seed": task.seed, "eval_episodes": episodes},
         "global_step": 0, "wall_time_s": time.time() - start, "final_eval": final,
         "best_eval_return": final["episodic_return"], "eval_history": []})
 
@@ -378,13 +418,13 @@ class Pool:
     def execute(self, task: Task) -> tuple[Task, str, float, str]:
         """Returns (task, outcome 'finished' | 'failed', seconds, message)."""
         start = time.time()
-        if task.kind == "heuristic":
+        if task.kind != "train":
             try:
-                run_heuristic(task, self.args.eval_episodes)
+                run_in_process(task, self.args.eval_episodes)
             except Exception as e:  # report and go on with the rest of the grid
                 return task, "failed", time.time() - start, f"{type(e).__name__}: {e}"
             return task, "finished", time.time() - start, ""
-        if task.kind == "train" and FLAG_RESUME not in task.cmd and task.run_dir.exists():
+        if FLAG_RESUME not in task.cmd and task.run_dir.exists():
             shutil.rmtree(task.run_dir)  # leftovers of a run that died before its first checkpoint
         task.run_dir.mkdir(parents=True, exist_ok=True)
         log_path = task.run_dir / "runner.log"
@@ -422,6 +462,7 @@ def fmt_duration(seconds: float) -> str:
 
 def main(args: Args) -> int:
     tasks = expand_grid(args)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.torch_threads))  # in-process evaluations
     todo, skipped = [], 0
     for task in tasks:
         if run_state(task.run_dir) == "finished":
@@ -435,9 +476,9 @@ def main(args: Args) -> int:
     if args.dry_run:
         for task in tasks:
             state = run_state(task.run_dir)
-            what = (shlex.join(task.cmd) if task.cmd else
-                    f"(in-process) evaluate {task.variant} on {task.scenario}, seed {task.seed}, "
-                    f"{args.eval_episodes} episodes -> {task.run_dir}")
+            what = (shlex.join(task.cmd) if task.kind == "train" else
+                    f"(in-process) evaluate {task.source or task.variant} on {task.scenario}, "
+                    f"seed {task.seed}, {args.eval_episodes} episodes -> {task.run_dir}")
             print(f"[{state}] {what}")
         return 0
     pool = Pool(args)
@@ -451,10 +492,10 @@ def main(args: Args) -> int:
             task, outcome, seconds, message = future.result()
             done += 1
             failed += outcome == "failed"
-            if task.kind != "heuristic":
+            if task.kind == "train":
                 train_seconds.append(seconds)
             remaining = [t for t, f in zip(todo, futures) if not f.done()]
-            n_left = sum(t.kind != "heuristic" for t in remaining)
+            n_left = sum(t.kind == "train" for t in remaining)
             eta = (np.mean(train_seconds) * n_left / args.workers) if train_seconds else float("nan")
             detail = message
             if outcome == "finished":

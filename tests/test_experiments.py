@@ -93,20 +93,17 @@ def test_resumed_run_event_files_are_merged(tmp_path):
     from torch.utils.tensorboard import SummaryWriter
 
     run_dir = tmp_path / "run"
-    first = SummaryWriter(str(run_dir), filename_suffix=".a")
-    for step in (0, 10, 20, 30):
+    first = SummaryWriter(str(run_dir))
+    for step in (0, 10, 20, 30):  # killed after step 30, last checkpoint at step 10
         first.add_scalar("x", 1.0, step)
     first.add_scalar("x", 3.0, 10)  # two values at one step are averaged
     first.close()
-    stamp = int(next(run_dir.glob("events*")).name.split(".")[3])
-    second = SummaryWriter(str(run_dir), filename_suffix=".b")
-    for step in (20, 30, 40):  # resumed from the checkpoint at step 20
+    import time
+    time.sleep(1.1)  # event file names carry the second they were created in
+    second = SummaryWriter(str(run_dir), purge_step=11)  # as the scripts resume
+    for step in (20, 30, 40):
         second.add_scalar("x", 5.0, step)
     second.close()
-    second_file = next(p for p in run_dir.glob("events*") if p.name.endswith(".b"))
-    name = second_file.name.split(".")
-    name[3] = str(stamp + 1)  # the later file has the later time stamp
-    second_file.rename(run_dir / ".".join(name))
     steps, values = pr.read_scalars(run_dir)["x"]
     assert steps.tolist() == [0, 10, 20, 30, 40]
     assert values.tolist() == [1.0, 2.0, 5.0, 5.0, 5.0]
@@ -150,8 +147,8 @@ def results_root(tmp_path_factory):
     # non-stationary: training return drops at the shift (step 500) and recovers
     ns = root / "nonstationary"
     for seed in (1, 2):
-        write_run(ns, "nosam", "none", "nonstationary", seed, -10.0, args_extra={"shift_step": 500},
-                  shift=500)
+        write_run(ns, "nosam", "none", "nonstationary", seed, -10.0, shift=500,
+                  args_extra={"num_envs": 2, "env": {"shift_after_steps": 250}})
     # generalisation: paper-trained models evaluated on light
     gen = root / "generalisation"
     for seed in (1, 2, 3):
@@ -274,6 +271,9 @@ def test_grid_filters_scaling_and_other_grids(tmp_path):
     du = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="du_sweep", seeds=1, heuristics=False))
     four = next(t for t in du if t.scenario == "du4").cmd
     assert four[four.index("--scenario") + 1] == "du4"
+    ns = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="nonstationary", seeds=1, steps=3000,
+                                heuristics=False))
+    assert all(t.cmd[t.cmd.index("--shift-after-steps") + 1] == "1500" for t in ns)
     comp = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="comp", seeds=1, heuristics=False))
     assert all(t.cmd[t.cmd.index("--env-id") + 1] == "comp" for t in comp)
     for bad in (dict(variants=("nope",)), dict(seeds=0), dict(steps=-5), dict(scenarios=("mars",))):
@@ -393,3 +393,42 @@ def test_heuristic_rows_on_the_real_simulator(tmp_path):
     assert all(0.0 <= final["metrics"][k] <= 1.0 for k in pr.QOS_METRICS)
     assert len(final["ue_throughput_mbps"]) == 2 * 30  # 30 UEs in `small`, per episode
     assert final == rx.evaluate_heuristic("small", "static_equal", seed=3, episodes=2)  # seeded
+
+
+def test_transfer_evaluates_a_saved_model_on_another_scenario(tmp_path, monkeypatch, capsys):
+    torch = pytest.importorskip("torch")
+    oran_env = pytest.importorskip("oran_env")
+    script = pytest.importorskip("sac_marl_baseline")
+    import dataclasses
+
+    source = tmp_path / "results" / "paper" / rx.run_id("nosam", "none", "paper", 2)
+    env = oran_env.make_env("paper", num_envs=1, seed=0)
+    torch.manual_seed(0)
+    actor = script.Actor(env.n_agents, env.obs_dim, env.act_dim, (16,))
+    source.mkdir(parents=True)
+    torch.save({"actor": actor.state_dict(), "qf": {}, "hidden_sizes": [16]}, source / rx.MODEL_FILE)
+    env_args = {**dataclasses.asdict(oran_env.make_config("paper")), "reward_zeta": 2.0}
+    rx.write_summary(source, {"status": "finished", "script": "sac_marl_baseline.py", "global_step": 300,
+                              "args": {"env_id": "oran", "scenario": "paper", "seed": 2,
+                                       "env": json.loads(json.dumps(env_args))}})
+    configs = []
+    make_env = oran_env.make_env
+    monkeypatch.setattr(oran_env, "make_env",
+                        lambda *a, **kw: configs.append(kw) or make_env(*a, **kw))
+    final, _ = rx.evaluate_transfer(source, "heavy", episodes=2)
+    assert len(final["episodic_returns"]) == 2 and np.isfinite(final["episodic_return"])
+    assert configs[-1]["load"] == 1.5  # the target preset's difference
+    assert configs[-1]["reward_zeta"] == 2.0  # the run's own option is kept
+    assert configs[-1]["seed"] == 2 + rx.EVAL_SEED_OFFSET
+    assert 0 <= final["metrics"]["qos_urllc"] <= 1 and len(final["ue_throughput_mbps"]) == 2 * 200
+
+    # through the runner: the generalisation grid evaluates existing sources, reports missing ones
+    args = rx.Args(grid="generalisation", results_dir=tmp_path / "results", seeds=2, variants=("nosam",),
+                   scenarios=("light",), heuristics=False, eval_episodes=2, workers=1)
+    assert rx.main(args) == 1
+    out = capsys.readouterr().out
+    assert "finished nosam__none__light__s2" in out
+    assert "failed   nosam__none__light__s1" in out and "no finished run with model.pt" in out
+    row = rx.read_summary(tmp_path / "results" / "generalisation" / "nosam__none__light__s2")
+    assert row["global_step"] == 0 and row["args"]["trained_steps"] == 300
+    assert row["script"] == "transfer:sac_marl_baseline.py"
