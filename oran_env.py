@@ -183,6 +183,10 @@ class ORANConfig:
     """PF metric: linear = rbar_u |h|^2 / T_u (fast), log = log2(1 + SINR_uk) / T_u (exact) [ours]"""
     pf_window_steps: float = 10.0
     """time constant of the PF throughput average T_u, in steps [ours]"""
+    sched_rounds: int = 2
+    """PF passes per step; after each, RBs beyond a UE's need go to UEs still short [ours]"""
+    sched_margin: float = 1.0
+    """a UE's need = margin x its backlog, at the scheduler's estimated rate [ours]"""
     # non-stationarity
     shift_after_steps: int = 0
     """env steps after which the traffic profile shifts (at the next episode start); 0 = never"""
@@ -243,6 +247,9 @@ class ORANConfig:
         need(self.urllc_delay_budget_ms > 0, "urllc_delay_budget_ms", "a float > 0")
         need(self.reward_zeta >= 0, "reward_zeta", "a float >= 0")
         need(self.pf_window_steps >= 1, "pf_window_steps", "a float >= 1")
+        need(isinstance(self.sched_rounds, int) and self.sched_rounds >= 1, "sched_rounds",
+             "an int >= 1")
+        need(self.sched_margin > 0, "sched_margin", "a float > 0")
         need(isinstance(self.shift_after_steps, int) and self.shift_after_steps >= 0,
              "shift_after_steps", "an int >= 0")
 
@@ -299,12 +306,12 @@ def hex_sites(num_dus: int, isd: float) -> np.ndarray:
 def path_loss_db(d2d_m, carrier_ghz: float = 3.5, h_bs: float = 25.0, h_ut: float = 1.5):
     """3GPP TR 38.901 UMa NLOS: PL = 13.54 + 39.08 log10(d3D) + 20 log10(fc/GHz) - 0.6 (hUT - 1.5)."""
     d3d = np.sqrt(np.square(d2d_m) + (h_bs - h_ut) ** 2)
-    return 13.54 + 39.08 * np.log10(d3d) + 20 * math.log10(carrier_ghz) - 0.6 * (h_ut - 1.5)
+    return 39.08 * np.log10(d3d) + (13.54 + 20 * math.log10(carrier_ghz) - 0.6 * (h_ut - 1.5))
 
 
 def long_term_gain(pl_db, shadow_db):
     """Linear large-scale power gain of a link: 10^(-(PL + shadowing) / 10)."""
-    return np.power(10.0, -(pl_db + shadow_db) / 10.0)
+    return np.exp((pl_db + shadow_db) * (-math.log(10) / 10))
 
 
 def noise_mw_per_rb(noise_psd_dbm_hz: float, rb_bandwidth_hz: float, noise_figure_db: float):
@@ -393,6 +400,7 @@ class ORANEnv:
         self.packet_bits = np.array([8 * c.embb_packet_bytes, 8 * c.mmtc_packet_bytes,
                                      8 * c.urllc_packet_bytes], dtype=np.float64)
         self.buffer_bits = np.array(c.buffer_kbit) * 1e3
+        self._turns = np.radians(np.asarray(c.heading_changes_deg))
         self.env_steps = 0  # vectorised steps since construction (drives the non-stationary shift)
         self.shifted = False
         self._seed(seed)
@@ -450,7 +458,7 @@ class ORANEnv:
             self.pos[bad] = rng.uniform(self.area_lo, self.area_hi, size=(int(bad.sum()), 2))
         self.heading = rng.uniform(-np.pi, np.pi, size=(E, U))
         self.speed = rng.uniform(*c.speed_mps, size=(E, U))
-        self.shadow_db = rng.normal(0.0, c.shadowing_db, size=(E, U, N))
+        self.shadow_db = rng.normal(0.0, c.shadowing_db, size=(E, U, N)).astype(np.float32)
         self.serving = np.zeros((E, U), dtype=np.intp)
         self._associate()
         self.backlog = np.zeros((E, U))
@@ -461,49 +469,84 @@ class ORANEnv:
         self.last_frac = np.zeros((E, N, L))
         self.last_action = np.zeros((E, N, self.act_dim), dtype=np.float32)
         self.last_arrivals = np.zeros((E, U))
-        self._draw_fading()
+        self._draw_next()
 
     def _associate(self):
-        """Long-term gains after a move; serving DU = largest gain; returns handovers per env."""
+        """Long-term gains after a move; serving DU = largest gain. Rebuilds the UE order the
+        scheduler works in ("rows": UEs sorted by (env, serving DU, slice)). Returns handovers
+        per env (E,)."""
         c = self.config
         E, N, U, K, L = self._shape
-        d2d = np.linalg.norm(self.pos[:, :, None, :] - self.sites, axis=-1)  # (E, U, N)
-        pl = path_loss_db(np.maximum(d2d, c.min_ue_distance_m), c.carrier_ghz, c.bs_height_m,
-                          c.ue_height_m)
-        self.gain = long_term_gain(pl, self.shadow_db).astype(np.float32)  # (E, U, N)
+        dx = self.pos[:, :, 0, None] - self.sites[:, 0]  # (E, U, N)
+        dy = self.pos[:, :, 1, None] - self.sites[:, 1]
+        d2d = np.sqrt(dx * dx + dy * dy).astype(np.float32)
+        pl = path_loss_db(np.maximum(d2d, np.float32(c.min_ue_distance_m)), c.carrier_ghz,
+                          c.bs_height_m, c.ue_height_m)
+        self.gain = long_term_gain(pl, self.shadow_db)  # (E, U, N) float32
         new = self.gain.argmax(-1)
         handovers = (new != self.serving).sum(-1)
         self.serving = new
         g_serv = np.take_along_axis(self.gain, new[..., None], -1)[..., 0]
-        self.sinr_geom = g_serv / (self.noise_mw / self.p_rb_mw + self.gain.sum(-1) - g_serv)
+        # wideband SINR with every other DU active: the scheduler's channel-quality estimate
+        total = self.gain @ np.ones(N, dtype=np.float32)  # sum over DUs (a matmul beats a
+        # reduction over a short last axis)
+        self.sinr_geom = g_serv / (self.noise_mw / self.p_rb_mw + total - g_serv)
         self.rate_geom = rate_bps(self.sinr_geom, self.bandwidth, c.max_spectral_efficiency,
                                   c.min_sinr_db).astype(np.float64)  # (E, U) mean per-RB rate
-        self._du_key = (np.arange(E)[:, None] * N + new).ravel()  # (E*U,) flat (env, DU) group
-        self._du_order = np.argsort(self._du_key, kind="stable")
-        counts = np.bincount(self._du_key, minlength=E * N)
-        self._du_starts = np.cumsum(counts) - counts
-        self._du_nonempty = counts > 0
-        self._ue_group = (self._du_key * L + self.slice_of.ravel())  # (E*U,) (env, DU, slice)
-        self.ue_count = np.bincount(self._ue_group, minlength=E * N * L).reshape(E, N, L)
-        if self.config.action_mode == "rb_slice_ue":
+        du_key = (np.arange(E)[:, None] * N + new).ravel()  # (E*U,) flat (env, DU)
+        self._ue_group = du_key * L + self.slice_of.ravel()  # (E*U,) flat (env, DU, slice)
+        group_counts = np.bincount(self._ue_group, minlength=E * N * L)
+        self.ue_count = group_counts.reshape(E, N, L)
+        order = np.argsort(self._ue_group.astype(np.int16) if E * N * L < 2 ** 15 else self._ue_group,
+                           kind="stable")  # row -> UE (flat); a 16-bit key sorts by radix
+        self._order = order
+        self._row_of_ue = np.empty_like(order)
+        self._row_of_ue[order] = np.arange(E * U)
+        self._row_key = du_key[order]
+        self._row_group = self._ue_group[order]
+        # padded layouts for the PF pass: row -> (group, position in group), per slice group
+        # and per DU (whole-band PF)
+        du_counts = group_counts.reshape(E * N, L).sum(-1)
+        self._pad = {}
+        for name, key, counts in (("slice", self._row_group, group_counts),
+                                  ("du", self._row_key, du_counts)):
+            starts = np.cumsum(counts) - counts
+            pos = np.arange(E * U) - starts[key]
+            size = max(int(counts.max()), 1)
+            self._pad[name] = (key * size + pos, size, starts, pos.astype(np.int32))
+        self._gain_rows = self.gain.reshape(E * U, N)[order]
+        self._gserv_rows = g_serv.ravel()[order]
+        self._sinr_rows = self.sinr_geom.ravel()[order]
+        if c.action_mode == "rb_slice_ue":
             S = c.num_ue_slots
-            key_sorted = self._du_key[self._du_order]
-            rank = np.arange(E * U) - self._du_starts[key_sorted]
+            du_starts = self._pad["du"][2]
+            rank = np.arange(E * U) - du_starts[self._row_key]
             ok = rank < S
             slot = np.full(E * N * S, -1, dtype=np.intp)
-            slot[key_sorted[ok] * S + rank[ok]] = self._du_order[ok]
+            slot[self._row_key[ok] * S + rank[ok]] = order[ok]
             self.slot_ue = slot.reshape(E, N, S)  # flat UE index (e * U + u) of each slot, -1 empty
         return handovers
 
-    def _draw_fading(self):
-        """Serving-link fading power of the coming step, (E, U, K) float32 ~ Exp(1)."""
+    def _draw_next(self):
+        """Draw what the coming step is made of: each UE's arrivals and its serving-link fading
+        power on every RB, Exp(1) float32, stored per row (UEs sorted by serving DU)."""
         E, N, U, K, L = self._shape
+        rng = self.rng
+        self.active = rng.random((E, U)) < self._p_active
+        packets = rng.poisson(self._lam)
+        self.arrivals = np.where(self.active, 1, packets) * self._ue_packet_bits  # (E, U) bits
         b = self.config.fading_block_rbs
         if b == 1:
-            self.fading = self.rng.standard_exponential((E, U, K), dtype=np.float32)
+            self._fading_rows = rng.standard_exponential((E * U, K), dtype=np.float32)
         else:
-            blocks = self.rng.standard_exponential((E, U, -(-K // b)), dtype=np.float32)
-            self.fading = np.repeat(blocks, b, axis=2)[:, :, :K]
+            blocks = rng.standard_exponential((E * U, -(-K // b)), dtype=np.float32)
+            self._fading_rows = np.repeat(blocks, b, axis=1)[:, :K]
+
+    @property
+    def fading(self):
+        """Serving-link fading power |h_uk|^2 of the coming step, (E, U, K) in UE order."""
+        E, N, U, K, L = self._shape
+        return self._fading_rows[self._row_of_ue].reshape(E, U, K)
 
     # -- observation --------------------------------------------------------------------------
     def _observe(self):
@@ -554,57 +597,136 @@ class ORANEnv:
             counts = np.where(total > K, req * K // np.maximum(total, 1), req)
             return counts_to_rb_slice(counts, K), overuse, None
         scores = a[..., : K * L].reshape(E, N, K, L)
-        overuse = np.maximum(0, (scores > 0).sum((2, 3)) - K)
-        rb_slice = np.where(scores.max(-1) > 0, scores.argmax(-1), -1).astype(np.int8)
+        overuse = np.maximum(0, np.count_nonzero(scores > 0, axis=(2, 3)) - K)
+        # the largest score per RB by a loop over the L slices (argmax over a short last axis
+        # is slow); the first slice wins ties
+        best, rb_slice = scores[..., 0], np.zeros((E, N, K), dtype=np.int8)
+        for l in range(1, L):
+            better = scores[..., l] > best
+            rb_slice[better] = l
+            best = np.maximum(best, scores[..., l])
+        rb_slice[best <= 0] = -1
         ue_scores = a[..., K * L:].reshape(E, N, K, -1) if self.config.action_mode == "rb_slice_ue" else None
         return rb_slice, overuse, ue_scores
 
-    # -- scheduling ---------------------------------------------------------------------------
-    def pf_winners(self, rb_slice, candidate, match_slice: bool = True):
-        """Proportional-fair winner of every RB: (E, N, K) flat UE index e * U + u, or -1.
+    # -- scheduling (rows = UEs sorted by (env, serving DU, slice)) ---------------------------
+    def _pf_rows(self, rb_slice, prio, match_slice):
+        """One proportional-fair pass over every RB: for RB (n, k) with a slice, the row of
+        largest metric prio_u x |h_uk|^2 among the UEs of DU n (of the RB's slice when
+        match_slice) with prio > 0. rb_slice (E, N, K) int8; prio (E*U,) float32 per row.
+        Returns (E*N*K,) row or -1.
 
-        rb_slice (E, N, K): slice of each RB (-1 idle); candidate (E, U) bool: UEs that may be
-        scheduled (with data). With match_slice=False every UE of the DU competes for every
-        non-idle RB (PF over the whole band)."""
-        c = self.config
+        Speed: the metric's float32 bit pattern (monotone for positive floats) carries the UE's
+        position in its group in its lowest bits, so one max over a padded (group, position, RB)
+        array yields the maximum and its argmax together; the metric keeps 23 - b significant
+        bits (b = bits of the largest group size), ties going to the later UE."""
         E, N, U, K, L = self._shape
-        prio = self.rate_geom / np.maximum(self.pf_avg, 1.0)  # (E, U)
-        if c.pf_metric == "linear":
-            metric = self.fading * prio.astype(np.float32)[:, :, None]
+        pos_flat, size, starts, pos = self._pad["slice" if match_slice else "du"]
+        if self.config.pf_metric == "linear":
+            m = self._fading_rows * prio[:, None]
         else:
-            sinr_uk = self.sinr_geom.astype(np.float32)[:, :, None] * self.fading
-            metric = np.log2(1 + sinr_uk) / np.maximum(self.pf_avg, 1.0).astype(np.float32)[:, :, None]
-        rb_of_ue = rb_slice[np.arange(E)[:, None], self.serving]  # (E, U, K)
+            m = (np.log2(1 + self._sinr_rows[:, None] * self._fading_rows) * prio[:, None]).astype(np.float32)
+        mask = (1 << max(size - 1, 1).bit_length()) - 1
+        mi = m.view(np.int32)
+        np.bitwise_and(mi, ~mask, out=mi)
+        np.bitwise_or(mi, pos[:, None], out=mi)
+        padded = np.zeros((len(starts) * size, K), dtype=np.int32)
+        padded[pos_flat] = mi
+        best = padded.reshape(len(starts), size, K).max(1)  # (groups, K)
         if match_slice:
-            ok = rb_of_ue == self.slice_of[:, :, None].astype(np.int8)
+            g = (np.arange(E * N)[:, None] * L + np.maximum(rb_slice.reshape(E * N, K), 0))
         else:
-            ok = rb_of_ue >= 0
-        ok &= candidate[:, :, None]
-        metric = np.where(ok, metric, 0.0).reshape(E * U, K)
-        # segmented max over the UEs of each (env, DU): UEs sorted by DU, then reduceat
-        m_sorted = metric[self._du_order]
-        gmax = np.zeros((E * N, K), dtype=metric.dtype)
-        gmax[self._du_nonempty] = np.maximum.reduceat(
-            m_sorted, self._du_starts[self._du_nonempty], axis=0)
-        key_sorted = self._du_key[self._du_order]
-        rows, ks = np.nonzero((m_sorted == gmax[key_sorted]) & (m_sorted > 0))
-        win = np.full(E * N * K, -1, dtype=np.intp)
-        win[key_sorted[rows] * K + ks] = self._du_order[rows]  # ties (measure zero): last one wins
-        return win.reshape(E, N, K)
+            g = np.broadcast_to(np.arange(E * N)[:, None], (E * N, K))
+        b = best[g, np.arange(K)]  # (E*N, K)
+        ok = (b > mask) & (rb_slice.reshape(E * N, K) >= 0)  # a candidate with metric > 0
+        return np.where(ok, starts[g] + (b & mask), -1).ravel()
 
-    def _ue_choice_winners(self, rb_slice, ue_scores, candidate):
-        """Literal mode: RB k goes to the slot of its slice with the largest positive score."""
+    def _pf_free(self, win, rb_slice, prio, match_slice):
+        """Later PF pass, only over the free RBs (slice given, no UE) and the UEs still short:
+        every (free RB, candidate UE of its group) pair is listed and the best per RB wins."""
         E, N, U, K, L = self._shape
+        free = np.flatnonzero((win < 0) & (rb_slice.ravel() >= 0))  # flat (e, n, k)
+        cand = np.flatnonzero(prio > 0)  # rows, sorted by group
+        if len(free) == 0 or len(cand) == 0:
+            return win
+        if match_slice:
+            rb_group = (free // K) * L + rb_slice.ravel()[free]
+            row_group, n_groups = self._row_group, E * N * L
+        else:
+            rb_group, row_group, n_groups = free // K, self._row_key, E * N
+        counts = np.bincount(row_group[cand], minlength=n_groups)
+        cstart = np.cumsum(counts) - counts
+        n_i = counts[rb_group]  # candidates per free RB
+        total = int(n_i.sum())
+        if total == 0:
+            return win
+        pair_rb = np.repeat(np.arange(len(free)), n_i)
+        first = np.cumsum(n_i) - n_i
+        pair_row = cand[cstart[rb_group][pair_rb] + np.arange(total) - first[pair_rb]]
+        val = self._fading_rows[pair_row, free[pair_rb] % K] * prio[pair_row]
+        has = n_i > 0
+        seg_max = np.maximum.reduceat(val, first[has])
+        is_max = np.flatnonzero(val == np.repeat(seg_max, n_i[has]))
+        win = win.copy()
+        win[free[pair_rb[is_max]]] = pair_row[is_max]
+        return win
+
+    def _trim(self, win, need):
+        """Release the RBs a UE does not need: walking its RBs in frequency order, keep an RB
+        while the estimated capacity of the earlier ones (wideband SINR x the RB's fading) is
+        below the UE's need (bits). Returns (win, kept capacity per row)."""
+        c = self.config
+        K = self.config.num_rbs
+        idx = np.flatnonzero(win >= 0)
+        w = win[idx]
+        est = rate_bps(self._sinr_rows[w] * self._fading_rows[w, idx % K], self.bandwidth,
+                       c.max_spectral_efficiency, c.min_sinr_db) * self.dt
+        # stable sort by row; a 16-bit key lets numpy use its radix sort
+        o = np.argsort(w.astype(np.int16) if len(need) < 2 ** 15 else w, kind="stable")
+        ws, es = w[o], est[o]
+        before = np.cumsum(es) - es
+        first = np.ones(len(ws), dtype=bool)
+        first[1:] = ws[1:] != ws[:-1]
+        before -= np.maximum.accumulate(np.where(first, before, 0.0))
+        keep = before < need[ws]
+        win = win.copy()
+        win[idx[o[~keep]]] = -1
+        return win, np.bincount(ws[keep], es[keep], minlength=len(need))
+
+    def _schedule_rows(self, rb_slice, demand, match_slice=True):
+        """PF inside each slice, demand-aware (SPEC A.5 'rb_slice', [ours]): ``sched_rounds``
+        passes; after each, RBs beyond a UE's need (``sched_margin`` x its backlog) are released
+        and offered to the UEs still short of theirs; RBs nobody needs stay idle (no power)."""
+        c = self.config
+        demand_rows = demand.ravel()[self._order]
+        need = c.sched_margin * demand_rows
+        pf_avg = np.maximum(self.pf_avg.ravel()[self._order], 1.0)
+        prio = self.rate_geom.ravel()[self._order] / pf_avg if c.pf_metric == "linear" else 1.0 / pf_avg
+        prio = (prio * (demand_rows > 0)).astype(np.float32)
+        win, kept = self._trim(self._pf_rows(rb_slice, prio, match_slice), need)
+        for _ in range(c.sched_rounds - 1):
+            prio = prio * (kept < need)
+            win, kept = self._trim(self._pf_free(win, rb_slice, prio, match_slice), need)
+        return win.reshape(rb_slice.shape)
+
+    def schedule(self, rb_slice, demand, match_slice: bool = True):
+        """The DU scheduler (public, for heuristics): RB -> UE for an RB -> slice allocation
+        rb_slice (E, N, K) (-1 idle) and per-UE demand (E, U) bits. Returns (E, N, K) flat UE
+        index e * U + u, or -1 for an RB left idle. match_slice=False: PF over the whole band."""
+        win = self._schedule_rows(np.asarray(rb_slice, dtype=np.int8), demand, match_slice)
+        return np.where(win >= 0, self._order[np.maximum(win, 0)], -1)
+
+    def _ue_choice_rows(self, rb_slice, ue_scores, has_data):
+        """Literal mode: RB k goes to the slot of its slice with the largest positive score."""
         slot = self.slot_ue  # (E, N, S)
         slot_slice = np.where(slot >= 0, self.slice_of.ravel()[np.maximum(slot, 0)], -1)
         ok = (slot_slice[:, :, None, :] == rb_slice[..., None]) & (rb_slice[..., None] >= 0)
         masked = np.where(ok & (ue_scores > 0), ue_scores, 0.0)
         j = masked.argmax(-1)  # (E, N, K)
         chosen = np.take_along_axis(slot[:, :, None, :], j[..., None], -1)[..., 0]
-        chosen = np.where(masked.max(-1) > 0, chosen, -1)
         # an RB given to a UE with nothing to send carries no data (and no interference)
-        has_data = candidate.ravel()[np.maximum(chosen, 0)]
-        return np.where(has_data, chosen, -1)
+        chosen = np.where((masked.max(-1) > 0) & has_data.ravel()[np.maximum(chosen, 0)], chosen, -1)
+        return np.where(chosen >= 0, self._row_of_ue[np.maximum(chosen, 0)], -1)
 
     # -- step ---------------------------------------------------------------------------------
     def step(self, actions):
@@ -613,36 +735,33 @@ class ORANEnv:
         a = self._check_actions(actions)
         rng, dt = self.rng, self.dt
 
-        # traffic of the step joins the backlog
-        packets = rng.poisson(self._lam)
-        active = rng.random((E, U)) < self._p_active
-        arrivals = np.where(active, self._ue_packet_bits, packets * self._ue_packet_bits)
+        # the step's traffic (drawn at the end of the previous step) joins the backlog
+        arrivals, active = self.arrivals, self.active
         demand = self.backlog + arrivals  # (E, U) bits that could be served
         has_data = demand > 0
 
-        # allocation: RB -> slice -> UE
+        # allocation: RB -> slice -> UE (rows)
         rb_slice, overuse, ue_scores = self._decode(a)
         if ue_scores is None:
-            win = self.pf_winners(rb_slice, has_data)
+            win = self._schedule_rows(rb_slice, demand)
         else:
-            win = self._ue_choice_winners(rb_slice, ue_scores, has_data)
+            win = self._ue_choice_rows(rb_slice, ue_scores, has_data)
         used = win >= 0  # (E, N, K) RBs that carry data
-        wu = np.maximum(win, 0)
+        wr = np.maximum(win, 0)
 
-        # SINR of each used RB at its UE; interference only from DUs radiating on the RB
-        g_w = self.gain.reshape(E * U, N)[wu]  # (E, N, K, N) winner's gains to every DU
-        k_idx = np.arange(K)
-        signal = self.p_rb_mw * np.take_along_axis(
-            g_w, np.arange(N)[None, :, None, None], 3)[..., 0] * self.fading.reshape(E * U, K)[wu, k_idx]
-        g_int = np.take_along_axis(g_w, self.others[None, :, None, :], 3)  # (E, N, K, N-1)
-        used_int = used.transpose(0, 2, 1)[:, :, self.others].transpose(0, 2, 1, 3)
+        # SINR of each used RB at its UE; interference only from DUs radiating on the RB. The
+        # interfering links' fading is drawn here, for the UE that actually got the RB.
+        signal = self.p_rb_mw * self._gserv_rows[wr] * self._fading_rows[wr, np.arange(K)]
+        g_int = self._gain_rows[wr[..., None], self.others[:, None, :]]  # (E, N, K, N-1)
+        used_int = used[:, self.others].transpose(0, 1, 3, 2)  # (E, N, K, N-1)
         h_int = rng.standard_exponential((E, N, K, N - 1), dtype=np.float32)
         interference = self.p_rb_mw * (g_int * h_int * used_int).sum(-1)
         rate = rate_bps(sinr(signal, interference, self.noise_mw), self.bandwidth,
                         c.max_spectral_efficiency, c.min_sinr_db) * used  # (E, N, K) bit/s
 
-        # queues
-        capacity = np.bincount(wu[used], weights=rate[used] * dt, minlength=E * U).reshape(E, U)
+        # queues: served = min(backlog + arrivals, capacity); overflow of the buffer is dropped
+        cap_rows = np.bincount(wr[used], weights=rate[used] * dt, minlength=E * U)
+        capacity = cap_rows[self._row_of_ue].reshape(E, U)  # bits
         served = np.minimum(demand, capacity)
         left = demand - served
         dropped = np.maximum(0.0, left - self._ue_buffer)
@@ -687,25 +806,21 @@ class ORANEnv:
         ue_thr = (served / (dt * 1e6)).astype(np.float32)
 
         # mobility (SPEC A.1): heading change, move, reflect at the area edges, handover
-        turn = np.radians(np.asarray(c.heading_changes_deg))
-        self.heading = self.heading + rng.choice(turn, size=(E, U))
-        step = (self.speed * dt)[..., None] * np.stack([np.cos(self.heading), np.sin(self.heading)], -1)
-        pos = self.pos + step
+        self.heading = self.heading + rng.choice(self._turns, size=(E, U))
+        vel = np.stack([np.cos(self.heading), np.sin(self.heading)], -1)  # (E, U, 2)
+        pos = self.pos + (self.speed * dt)[..., None] * vel
         lo, hi = self.area_lo, self.area_hi
-        pos = np.where(pos < lo, 2 * lo - pos, pos)
-        pos = np.where(pos > hi, 2 * hi - pos, pos)
-        flip = (self.pos + step < lo) | (self.pos + step > hi)  # (E, U, 2) reflected axes
-        vx = np.where(flip[..., 0], -np.cos(self.heading), np.cos(self.heading))
-        vy = np.where(flip[..., 1], -np.sin(self.heading), np.sin(self.heading))
-        self.heading = np.arctan2(vy, vx)
+        out = (pos < lo) | (pos > hi)
+        pos = np.where(pos < lo, 2 * lo - pos, np.where(pos > hi, 2 * hi - pos, pos))
+        vel = np.where(out, -vel, vel)
+        self.heading = np.arctan2(vel[..., 1], vel[..., 0])
         self.pos = np.clip(pos, lo, hi)
         metrics["handovers"] = self._associate() / N
-        self._draw_fading()
+        self._draw_next()
 
         self.t += 1
         self.env_steps += 1
         self.ep_return += r
-        reward_out = r.astype(np.float32)
         info = {"metrics": metrics, "ue_throughput_mbps": ue_thr, "qos": q.astype(np.float32),
                 "overuse": overuse, "rb_slice": rb_slice}
         terminated = np.zeros(E, dtype=bool)
@@ -717,7 +832,7 @@ class ORANEnv:
                                "length": np.full(E, self.t, dtype=np.int64)}
             self._new_episode()
             obs = self._observe()
-        return obs, reward_out, terminated, truncated, info
+        return obs, r.astype(np.float32), terminated, truncated, info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -735,10 +850,10 @@ def _round_to_total(x, total: int):
 
 
 def _rbs_needed(env):
-    """Per-UE RBs needed this step: (backlog + mean arrivals) / (mean per-RB rate x dt), and at
+    """Per-UE RBs needed this step: (backlog + arrivals) / (mean per-RB rate x dt), and at
     least one RB for a URLLC or mMTC UE with something to send. Summed per (env, DU, slice)."""
     E, N, U, K, L = env._shape
-    bits = env.backlog + env.mean_arrival_bits
+    bits = env.backlog + env.arrivals
     need = bits / np.maximum(env.rate_geom * env.dt, 1.0)
     small = (env.slice_of != EMBB) & (bits > 0)
     need = np.where(small, np.maximum(need, 1.0), need)
@@ -761,8 +876,7 @@ def encode_allocation(env, rb_slice, winners=None):
     has_slot = np.zeros(E * U, dtype=bool)
     has_slot[env.slot_ue[env.slot_ue >= 0]] = True
     if winners is None:
-        candidate = ((env.backlog + env.mean_arrival_bits) > 0).ravel() & has_slot
-        winners = env.pf_winners(rb_slice, candidate.reshape(E, U))
+        winners = env.schedule(rb_slice, (env.backlog + env.arrivals) * has_slot.reshape(E, U))
     ue_bits = (env.slot_ue[:, :, None, :] == winners[..., None]) & (winners[..., None] >= 0)
     ue_bits = np.where(ue_bits, 1.0, -1.0).reshape(E, N, -1)
     return np.concatenate([slice_bits, ue_bits], -1).astype(np.float32)
@@ -798,13 +912,12 @@ def pf_no_slicing(env):
     RB is then labelled with its winner's slice. Exact in rb_slice and rb_slice_ue mode (the env
     reruns the same PF inside the slice); slice_share keeps only the per-slice RB counts."""
     E, N, U, K, L = env._shape
-    candidate = (env.backlog + env.mean_arrival_bits) > 0
+    demand = env.backlog + env.arrivals
     if env.config.action_mode == "rb_slice_ue":
         has_slot = np.zeros(E * U, dtype=bool)
         has_slot[env.slot_ue[env.slot_ue >= 0]] = True
-        candidate &= has_slot.reshape(E, U)
-    all_rbs = np.zeros((E, N, K), dtype=np.int8)
-    win = env.pf_winners(all_rbs, candidate, match_slice=False)
+        demand = demand * has_slot.reshape(E, U)
+    win = env.schedule(np.zeros((E, N, K), dtype=np.int8), demand, match_slice=False)
     rb_slice = np.where(win >= 0, env.slice_of.ravel()[np.maximum(win, 0)], -1).astype(np.int8)
     return encode_allocation(env, rb_slice, win)
 
