@@ -66,8 +66,10 @@ arrivals per step), arrivals (over expected) and mean wideband SINR (dB / 20).
 Auto-reset (docs/INTERFACES.md): episodes of ``episode_length`` steps run in lockstep; on the last
 step ``truncated`` is True, ``obs`` is the first observation of the next episode, and
 ``info["final_obs"]`` / ``info["episode"]`` hold the finished episode's last observation and
-return. Other info arrays: ``ue_throughput_mbps`` (E, U), ``qos`` (E, N, L), ``overuse`` (E, N)
-in RBs, ``rb_slice`` (E, N, K) slice of each RB (-1 idle).
+return. Other info arrays: ``ue_throughput_mbps`` (E, U); ``qos`` (E, N, L); ``overuse`` (E, N)
+RB claims above K; ``rb_slice`` (E, N, K) slice of each RB (-1 idle); ``rb_ue`` (E, N, K) UE that
+got the RB (-1 idle); ``sinr`` (E, N, K) linear SINR of each RB (0 idle); ``ue_arrival_bits``,
+``ue_served_bits``, ``ue_dropped_bits`` (E, U) for the step.
 """
 
 from __future__ import annotations
@@ -758,8 +760,8 @@ class ORANEnv:
         used_int = used[:, self.others].transpose(0, 1, 3, 2)  # (E, N, K, N-1)
         h_int = rng.standard_exponential((E, N, K, N - 1), dtype=np.float32)
         interference = self.p_rb_mw * (g_int * h_int * used_int).sum(-1)
-        rate = rate_bps(sinr(signal, interference, self.noise_mw), self.bandwidth,
-                        c.max_spectral_efficiency, c.min_sinr_db) * used  # (E, N, K) bit/s
+        sinr_rb = sinr(signal, interference, self.noise_mw) * used  # (E, N, K), 0 when idle
+        rate = rate_bps(sinr_rb, self.bandwidth, c.max_spectral_efficiency, c.min_sinr_db) * used
 
         # queues: served = min(backlog + arrivals, capacity); overflow of the buffer is dropped
         cap_rows = np.bincount(wr[used], weights=rate[used] * dt, minlength=E * U)
@@ -806,6 +808,7 @@ class ORANEnv:
         self.last_action = a.astype(np.float32)
         self.last_arrivals = arrivals
         ue_thr = (served / (dt * 1e6)).astype(np.float32)
+        rb_ue = np.where(used, self._order[wr] % U, -1)  # before the handover reorders rows
 
         # mobility (SPEC A.1): heading change, move, reflect at the area edges, handover
         self.heading = self.heading + rng.choice(self._turns, size=(E, U))
@@ -824,7 +827,9 @@ class ORANEnv:
         self.env_steps += 1
         self.ep_return += r
         info = {"metrics": metrics, "ue_throughput_mbps": ue_thr, "qos": q.astype(np.float32),
-                "overuse": overuse, "rb_slice": rb_slice}
+                "overuse": overuse, "rb_slice": rb_slice, "sinr": sinr_rb,
+                "rb_ue": rb_ue,
+                "ue_arrival_bits": arrivals, "ue_served_bits": served, "ue_dropped_bits": dropped}
         terminated = np.zeros(E, dtype=bool)
         truncated = np.full(E, self.t >= self.episode_length)
         obs = self._observe()
