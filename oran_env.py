@@ -759,7 +759,8 @@ class ORANEnv:
         g_int = self._gain_rows[wr[..., None], self.others[:, None, :]]  # (E, N, K, N-1)
         used_int = used[:, self.others].transpose(0, 1, 3, 2)  # (E, N, K, N-1)
         h_int = rng.standard_exponential((E, N, K, N - 1), dtype=np.float32)
-        interference = self.p_rb_mw * (g_int * h_int * used_int).sum(-1)
+        # sum over the N-1 interferers as a matmul (faster than a reduction over a short axis)
+        interference = self.p_rb_mw * ((g_int * h_int * used_int) @ np.ones(N - 1, dtype=np.float32))
         sinr_rb = sinr(signal, interference, self.noise_mw) * used  # (E, N, K), 0 when idle
         rate = rate_bps(sinr_rb, self.bandwidth, c.max_spectral_efficiency, c.min_sinr_db) * used
 
@@ -811,7 +812,7 @@ class ORANEnv:
         rb_ue = np.where(used, self._order[wr] % U, -1)  # before the handover reorders rows
 
         # mobility (SPEC A.1): heading change, move, reflect at the area edges, handover
-        self.heading = self.heading + rng.choice(self._turns, size=(E, U))
+        self.heading = self.heading + self._turns[rng.integers(0, len(self._turns), size=(E, U))]
         vel = np.stack([np.cos(self.heading), np.sin(self.heading)], -1)  # (E, U, 2)
         pos = self.pos + (self.speed * dt)[..., None] * vel
         lo, hi = self.area_lo, self.area_hi
