@@ -66,6 +66,16 @@ BASELINES = (("nosam", "none"), ("l2", "none"))  # relative gains are reported o
 HEURISTIC_PREFIX = "heuristic-"
 COLORS = {"nosam": "tab:gray", "l2": "tab:brown", "actor-sam": "tab:blue", "critic-sam": "tab:green",
           "both-sam": "tab:purple", "ta-sam": "tab:red"}
+HEURISTIC_COLORS = ("#9ecae1", "#fdae6b", "#a1d99b", "#bcbddc", "#bdbdbd", "#fdd0a2", "#c6dbef")
+heuristic_colors: dict[str, str] = {}  # pale colours for the reference rows, assigned on first use
+
+
+def color(variant: str):
+    """A fixed colour per learned variant, and per heuristic within one report."""
+    if variant.startswith(HEURISTIC_PREFIX):
+        return heuristic_colors.setdefault(
+            variant, HEURISTIC_COLORS[len(heuristic_colors) % len(HEURISTIC_COLORS)])
+    return COLORS.get(variant)
 
 
 @dataclass
@@ -303,7 +313,7 @@ def fig_reward_curves(name: str, by_method, tag: str, ylabel: str, args, rng, ou
             if method[0].startswith(HEURISTIC_PREFIX) or method[1] not in (rho, "none") and rho != "all":
                 continue
             drawn |= plot_band(ax, runs, tag, method_label((method[0], "none")) if rho != "all"
-                               else method_label(method), COLORS.get(method[0]), args, rng)
+                               else method_label(method), color(method[0]), args, rng)
         ax.set_title(f"rho: {rho}" if rho != "all" else name)
         ax.set_xlabel("environment steps")
         ax.grid(alpha=0.3)
@@ -326,7 +336,7 @@ def fig_boxplot(name: str, by_method, out: Path, figures, notes) -> None:
     data = [[r.final_return for r in by_method[m]] for m in methods]
     box = ax.boxplot(data, patch_artist=True, showmeans=True)
     for patch, m in zip(box["boxes"], methods):
-        patch.set_facecolor(COLORS.get(m[0], "lightgray"))
+        patch.set_facecolor(color(m[0]))
         patch.set_alpha(0.5)
     ax.set_xticks(range(1, len(methods) + 1), [method_label(m) for m in methods], rotation=40,
                   ha="right", fontsize=8)
@@ -361,8 +371,8 @@ def fig_qos(name: str, by_method, args, rng, out: Path, figures, notes) -> None:
         mean = values.mean(axis=0)
         lo, hi = bootstrap_ci(values, args.n_boot, rng) if len(values) > 1 else (mean, mean)
         ax.bar(x + (i - (len(rows) - 1) / 2) * width, mean, width,
-               yerr=[mean - lo, hi - mean], capsize=2, label=method_label(m),
-               color=COLORS.get(m[0]), edgecolor="black", lw=0.3)
+               yerr=[mean - lo, hi - mean], capsize=2, label=method_label(m), color=color(m[0]),
+               edgecolor="black", lw=0.3, hatch="//" if m[0].startswith(HEURISTIC_PREFIX) else None)
     ax.set_xticks(x, list(QOS_METRICS.values()))
     ax.set_ylabel("QoS satisfaction Q_l (final evaluation)")
     ax.set_ylim(0, 1.05)
@@ -381,7 +391,7 @@ def fig_cdf(name: str, by_method, args, out: Path, figures, notes) -> None:
             continue
         values = np.sort(values)
         ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post",
-                label=method_label(m), color=COLORS.get(m[0]),
+                label=method_label(m), color=color(m[0]),
                 ls="--" if m[0].startswith(HEURISTIC_PREFIX) else "-")
         drawn = True
     if not drawn:
@@ -399,7 +409,7 @@ def fig_sharpness(name: str, by_method, args, rng, out: Path, figures, notes) ->
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = False
     for m, runs in main_methods(by_method, args.main_rho).items():
-        drawn |= plot_band(ax, runs, TAG_CRITIC_EIG, method_label(m), COLORS.get(m[0]), args, rng)
+        drawn |= plot_band(ax, runs, TAG_CRITIC_EIG, method_label(m), color(m[0]), args, rng)
     if not drawn:
         plt.close(fig)
         notes.append(f"{name}: skipped (no run logs {TAG_CRITIC_EIG})")
@@ -472,7 +482,7 @@ def fig_rho_sweep(name: str, by_method, args, rng, out: Path, figures, notes, li
         ax.errorbar(x, mean, yerr=[mean - np.array([c[0] for c in cis]),
                                    np.array([c[1] for c in cis]) - mean],
                     marker="o", capsize=3, label=LABELS.get(variant, variant),
-                    color=COLORS.get(variant))
+                    color=color(variant))
         cells = {p[0]: f"{np.mean(p[1]):.3f} [{c[0]:.3f}, {c[1]:.3f}]" for p, c in zip(pts, cis)}
         lines.append(f"| {LABELS.get(variant, variant)} | "
                      + " | ".join(cells.get(r, "-") for r in rhos_all) + " |")
@@ -564,7 +574,7 @@ def nonstationary_section(name, by_method, args, rng, out, figures, notes, lines
     for m, runs in by_method.items():
         if m[0].startswith(HEURISTIC_PREFIX):
             continue
-        plot_band(ax, runs, TAG_TRAIN_RETURN, method_label(m), COLORS.get(m[0]), args, rng)
+        plot_band(ax, runs, TAG_TRAIN_RETURN, method_label(m), color(m[0]), args, rng)
         pre, drop, recovery, peak, final = [], [], [], [], []
         for r in runs:
             steps, values = r.scalars.get(TAG_TRAIN_RETURN, (np.array([]), np.array([])))
@@ -636,7 +646,7 @@ def sweep_section(name, runs: list[Run], args, rng, out, figures, notes, lines) 
         cis = [bootstrap_ci(per[n], args.n_boot, rng) for n in xs]
         ax.errorbar(xs, mean, yerr=[mean - np.array([c[0] for c in cis]),
                                     np.array([c[1] for c in cis]) - mean], marker="o", capsize=3,
-                    label=method_label(m), color=COLORS.get(m[0]),
+                    label=method_label(m), color=color(m[0]),
                     ls="--" if m[0].startswith(HEURISTIC_PREFIX) else "-")
         cells = {n: f"{np.mean(per[n]):.3f} [{c[0]:.3f}, {c[1]:.3f}]" for n, c in zip(xs, cis)}
         lines.append(f"| {method_label(m)} | " + " | ".join(cells.get(n, "-") for n in counts) + " |")
@@ -680,7 +690,7 @@ def generalisation_section(name, runs: list[Run], source: list[Run], args, rng, 
             err[1].append(hi - np.mean(v))
         lines.append(f"| {method_label(m)} | " + " | ".join(cells) + " |")
         ax.bar(np.arange(len(scen)) + (i - (len(methods) - 1) / 2) * width, mean, width, yerr=err,
-               capsize=2, label=method_label(m), color=COLORS.get(m[0]), edgecolor="black", lw=0.3)
+               capsize=2, label=method_label(m), color=color(m[0]), edgecolor="black", lw=0.3)
     ax.set_xticks(np.arange(len(scen)), scen)
     ax.set_ylabel("final evaluation return")
     ax.grid(alpha=0.3, axis="y")

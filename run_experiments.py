@@ -61,7 +61,7 @@ LABELS = {"nosam": "No-SAM", "l2": "L2", "actor-sam": "Actor-SAM", "critic-sam":
 RHO_FLAGS: dict[str, list[str]] = {  # rho setting -> flags (SPEC C.3); only for tasam_marl_sac.py
     "equal": ["--rho-schedule", "fixed", "--rho-actor", "0.01", "--rho-critic", "0.01"],
     "unequal": ["--rho-schedule", "fixed", "--rho-actor", "0.05", "--rho-critic", "0.01"],
-    "dynamic": ["--rho-schedule", "linear"],  # --rho-init/--rho-final/--rho-decay-steps: script defaults
+    "dynamic": ["--rho-schedule", "dynamic"],  # linear decay; --rho-init/--rho-final/--rho-decay-steps: script defaults
 }
 
 
@@ -71,6 +71,18 @@ def fixed_rho_flags(rho: float) -> list[str]:
 
 
 COMMON_FLAGS: list[str] = ["--save-model"]  # added to every training command (model.pt for transfer)
+# The CPU budget [ours] (--cpu-budget, on by default): on the 2-core machine an update in the default
+# `rb_slice` action mode (300 action dims per DU on `paper`) with batch 256 cost about 4x one in the
+# compact `slice_share` mode (3 dims) with batch 128, so the grids use the latter (CPU 128-128 nets are
+# the scripts' own default without --cuda). --no-cpu-budget runs the scripts' defaults.
+# env id -> (environment options, which the heuristic rows use too, and script flags)
+CPU_BUDGET: dict[str, tuple[dict, list[str]]] = {"oran": ({"action_mode": "slice_share"}, ["--batch-size", "128"]),
+                                                "comp": ({}, ["--batch-size", "128"])}
+
+
+def env_option_flags(options: dict) -> list[str]:
+    """Environment options as the scripts' flags: action_mode -> --action-mode."""
+    return [x for k, v in options.items() for x in ("--" + k.replace("_", "-"), str(v))]
 FLAG_SEED, FLAG_STEPS, FLAG_RUN_DIR, FLAG_RESUME = "--seed", "--total-timesteps", "--run-dir", "--resume"
 FLAG_SCENARIO, FLAG_ENV_ID, FLAG_THREADS = "--scenario", "--env-id", "--torch-threads"
 FLAG_SHIFT = "--shift-after-steps"  # oran_env option: vectorised env steps before the traffic shift
@@ -104,13 +116,13 @@ class GridSpec:
 PAPER_METHODS = (("nosam", "none"), ("l2", "none")) + tuple(
     (v, r) for r in ("equal", "unequal", "dynamic") for v in SAM_VARIANTS)
 GRIDS: dict[str, GridSpec] = {
-    "paper": GridSpec(PAPER_METHODS, ("paper",), 20_000,
+    "paper": GridSpec(PAPER_METHODS, ("paper",), 10_000,
                       "No-SAM, L2 and the four SAM variants x three rho settings on `paper`"),
     "rho_sweep": GridSpec(tuple((v, f"fixed{r:g}") for v in ("actor-sam", "critic-sam", "both-sam")
-                                for r in RHO_SWEEP), ("paper",), 20_000,
+                                for r in RHO_SWEEP), ("paper",), 10_000,
                           "Actor/Critic/Both-SAM with a fixed rho in 0..0.06 (actor = critic rho)"),
     "du_sweep": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")),
-                         tuple(f"du{n}" for n in (2, 4, 6, 8, 10)), 20_000,
+                         tuple(f"du{n}" for n in (2, 4, 6, 8, 10)), 10_000,
                          "No-SAM and TA-SAM with 2..10 DUs and 200 UEs"),
     "nonstationary": GridSpec((("nosam", "none"), ("l2", "none"), ("ta-sam", "dynamic")),
                               ("nonstationary",), 20_000,
@@ -119,7 +131,7 @@ GRIDS: dict[str, GridSpec] = {
     "generalisation": GridSpec(PAPER_METHODS, ("light", "heavy"), 0,
                                "the `paper` grid's saved models evaluated on `light`/`heavy`",
                                transfer_from=("paper", "paper")),
-    "comp": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")), ("comp-medium",), 20_000,
+    "comp": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")), ("comp-medium",), 10_000,
                      "multi-agent SAC and TA-SAM on DeepCoMP's medium scenario"),
 }
 
@@ -147,7 +159,11 @@ class Args:
     scenarios: tuple[str, ...] = ()
     """replace the grid's scenarios (tokens of SCENARIOS), e.g. --scenarios small"""
     extra_args: str = ""
-    """more flags passed verbatim to every training script, e.g. "--batch-size 128" """
+    """more flags passed verbatim to every training script (after all others, so they win), e.g.
+    "--num-envs 2" """
+    cpu_budget: bool = True
+    """use CPU_BUDGET (compact slice_share actions, batch 128) in every training command and in the
+    heuristic rows"""
     eval_episodes: int = 5
     """evaluation episodes of the heuristic and transfer rows (keep equal to the scripts' --eval-episodes)"""
     heuristics: bool = True
@@ -219,17 +235,23 @@ def scenario_flags(scenario: str) -> list[str]:
 
 def train_command(python: str, variant: str, rho: str, scenario: str, seed: int, steps: int,
                   run_dir: Path, resume: bool, extra_args: str = "", torch_threads: int = 1,
-                  grid_flags: tuple[str, ...] = ()) -> tuple[str, ...]:
+                  grid_flags: tuple[str, ...] = (), cpu_budget: bool = True) -> tuple[str, ...]:
     """The training script's command line for one run (resume: continue from its checkpoint)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: expected one of {sorted(VARIANTS)}")
     script, variant_flags = VARIANTS[variant]
     cmd = [python, script, *variant_flags, *rho_flags(variant, rho), *scenario_flags(scenario),
            FLAG_SEED, str(seed), FLAG_STEPS, str(steps), FLAG_RUN_DIR, str(run_dir),
-           FLAG_THREADS, str(torch_threads), *grid_flags, *COMMON_FLAGS, *shlex.split(extra_args)]
+           FLAG_THREADS, str(torch_threads), *grid_flags, *COMMON_FLAGS,
+           *(budget_flags(scenario) if cpu_budget else []), *shlex.split(extra_args)]
     if resume:
         cmd.append(FLAG_RESUME)
     return tuple(cmd)
+
+
+def budget_flags(scenario: str) -> list[str]:
+    options, flags = CPU_BUDGET[SCENARIOS[scenario][0]]
+    return env_option_flags(options) + flags
 
 
 def read_summary(run_dir: Path) -> dict | None:
@@ -293,7 +315,7 @@ def expand_grid(args: Args) -> list[Task]:
                 tasks.append(Task("train", args.grid, variant, rho, scenario, seed, run_dir,
                                   train_command(args.python, variant, rho, scenario, seed, steps,
                                                 run_dir, resume, args.extra_args, args.torch_threads,
-                                                grid_flags)))
+                                                grid_flags, args.cpu_budget)))
             if args.heuristics:
                 for name in heuristic_names(scenario):
                     variant = f"heuristic-{name}"
@@ -305,17 +327,18 @@ def expand_grid(args: Args) -> list[Task]:
 # ------------------------------------------------------------------------------------------------
 # Reference rows evaluated in the runner: heuristics, and saved models on another scenario
 # ------------------------------------------------------------------------------------------------
-def evaluate_heuristic(scenario: str, name: str, seed: int, episodes: int) -> dict:
+def evaluate_heuristic(scenario: str, name: str, seed: int, episodes: int,
+                       env_options: dict | None = None) -> dict:
     """final_eval dict (INTERFACES.md, section 2) of one heuristic over `episodes` episodes.
 
     Scored like the scripts' deterministic evaluation: `episodes` parallel copies of the environment
     seeded seed + EVAL_SEED_OFFSET run one episode each; an episode's team return is the mean over
     agents of their returns, each KPI its mean over steps and episodes, and each UE's throughput its
-    mean over the episode."""
+    mean over the episode. `env_options` override fields of the preset (as the runs' flags do)."""
     env_id, preset = SCENARIOS[scenario]
     module = importlib.import_module(ENV_MODULES[env_id])
     policy = module.HEURISTICS[name]
-    env = module.make_env(preset, num_envs=episodes, seed=seed + EVAL_SEED_OFFSET)
+    env = module.make_env(preset, num_envs=episodes, seed=seed + EVAL_SEED_OFFSET, **(env_options or {}))
     env.reset(seed=seed + EVAL_SEED_OFFSET)
     metrics: dict[str, list[float]] = {}
     ue_tput = []  # (T, E, U)
@@ -382,13 +405,14 @@ def write_summary(run_dir: Path, summary: dict) -> None:
     os.replace(tmp, run_dir / SUMMARY)
 
 
-def run_in_process(task: Task, episodes: int) -> None:
+def run_in_process(task: Task, episodes: int, cpu_budget: bool = True) -> None:
     """Heuristic and transfer rows: a summary.json with global_step 0 (no training, no events)."""
     start = time.time()
     if task.kind == "heuristic":
         name = task.variant[len("heuristic-"):]
-        final = evaluate_heuristic(task.scenario, name, task.seed, episodes)
-        script, extra = f"heuristic:{name}", {"heuristic": name}
+        options = CPU_BUDGET[SCENARIOS[task.scenario][0]][0] if cpu_budget else {}
+        final = evaluate_heuristic(task.scenario, name, task.seed, episodes, options)
+        script, extra = f"heuristic:{name}", {"heuristic": name, "env_options": options}
     else:
         final, source = evaluate_transfer(task.source, task.scenario, episodes)
         script = f"transfer:{source['script']}"
@@ -420,7 +444,7 @@ class Pool:
         start = time.time()
         if task.kind != "train":
             try:
-                run_in_process(task, self.args.eval_episodes)
+                run_in_process(task, self.args.eval_episodes, self.args.cpu_budget)
             except Exception as e:  # report and go on with the rest of the grid
                 return task, "failed", time.time() - start, f"{type(e).__name__}: {e}"
             return task, "finished", time.time() - start, ""

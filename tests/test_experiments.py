@@ -248,6 +248,9 @@ def test_paper_grid_expansion(tmp_path):
     assert cmd[cmd.index("--run-dir") + 1] == str(tmp_path / "paper" / "ta-sam__unequal__paper__s3")
     assert cmd[cmd.index("--total-timesteps") + 1] == str(rx.GRIDS["paper"].steps)
     assert "--no-selective" not in cmd and "--resume" not in cmd
+    assert cmd[cmd.index("--action-mode") + 1] == "slice_share" and "--save-model" in cmd  # CPU budget
+    plain = rx.expand_grid(rx.Args(results_dir=tmp_path, heuristics=False, cpu_budget=False))[0].cmd
+    assert "--action-mode" not in plain and "--batch-size" not in plain
     assert "--no-sam-critic" in by_id["actor-sam__equal__paper__s1"].cmd
     assert "--no-sam-actor" in by_id["critic-sam__dynamic__paper__s1"].cmd
     assert "--no-selective" in by_id["both-sam__dynamic__paper__s1"].cmd
@@ -263,7 +266,9 @@ def test_grid_filters_scaling_and_other_grids(tmp_path):
     tasks = rx.expand_grid(args)
     assert [t.run_id for t in tasks] == ["nosam__none__small__s7", "ta-sam__dynamic__small__s7",
                                          "nosam__none__small__s8", "ta-sam__dynamic__small__s8"]
-    assert "--batch-size" in tasks[0].cmd and tasks[0].cmd[tasks[0].cmd.index("--total-timesteps") + 1] == "300"
+    cmd = list(tasks[0].cmd)
+    assert cmd[-2:] == ["--batch-size", "64"]  # extra args come last, so they win over the budget's
+    assert cmd[cmd.index("--total-timesteps") + 1] == "300"
     sweep = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="rho_sweep", seeds=1, heuristics=False))
     assert len(sweep) == 3 * 7
     zero = next(t for t in sweep if t.run_id == "both-sam__fixed0__paper__s1").cmd
@@ -275,7 +280,7 @@ def test_grid_filters_scaling_and_other_grids(tmp_path):
                                 heuristics=False))
     assert all(t.cmd[t.cmd.index("--shift-after-steps") + 1] == "1500" for t in ns)
     comp = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="comp", seeds=1, heuristics=False))
-    assert all(t.cmd[t.cmd.index("--env-id") + 1] == "comp" for t in comp)
+    assert all(t.cmd[t.cmd.index("--env-id") + 1] == "comp" and "--action-mode" not in t.cmd for t in comp)
     for bad in (dict(variants=("nope",)), dict(seeds=0), dict(steps=-5), dict(scenarios=("mars",))):
         with pytest.raises(ValueError):
             rx.expand_grid(rx.Args(results_dir=tmp_path, heuristics=False, **bad))
