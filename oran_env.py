@@ -32,21 +32,39 @@ System model (SPEC A.1-A.5; [paper] = stated by the paper, [ours] = our document
   - zeta sum_l max(0, Qmin_l - Q_l).
 
 Scheduling and fading samples (the speed design, [ours]):
-- Proportional fair inside a slice: RB k of DU n, given to slice l, goes to the UE of slice l
-  served by n, with data, that maximises the PF metric. The default metric (``pf_metric="linear"``)
-  is rbar_u |h_uk|^2 / T_u: the UE's mean per-RB rate rbar_u (at its wideband SINR, all other DUs
-  active) scaled by the RB's fading power, over its EWMA throughput T_u. It ranks like the exact
-  metric log2(1 + SINR_uk) / T_u (``pf_metric="log"``) to first order and needs no logarithm per
-  (UE, RB).
-- The scheduler sees the serving-link fading of the step before it allocates (CSI at the DU).
-  It is drawn at the end of the previous step (or at reset) and kept in ``env.fading`` (E, U, K),
-  so heuristic policies may read it; RL observations never contain it.
+- Proportional fair inside a slice, demand-aware: RB k of DU n, given to slice l, goes to the UE
+  of slice l served by n, with data, that maximises the PF metric. The default metric
+  (``pf_metric="linear"``) is rbar_u |h_uk|^2 / T_u: the UE's mean per-RB rate rbar_u (at its
+  wideband SINR, all other DUs active) scaled by the RB's fading power, over its EWMA served
+  throughput T_u; it ranks like the exact log2(1 + SINR_uk) / T_u (``pf_metric="log"``) to first
+  order and needs no logarithm per (UE, RB). One allocation is held for a whole 100 ms step, so
+  plain per-RB PF would hand a UE with 2.5 kbit to send ten RBs while a neighbour gets none: after
+  each PF pass, a UE keeps its RBs (in frequency order) only until their estimated capacity covers
+  ``sched_margin`` x its backlog, and the released RBs go, in the next pass, to the UEs still
+  short (``sched_rounds`` passes, default 2). RBs nobody needs stay idle and radiate nothing.
+- The scheduler knows the step's arrivals (buffer status) and its serving-link fading (CSI) when
+  it allocates: both are drawn at the end of the previous step (or at reset) and kept in
+  ``env.arrivals`` (E, U) and ``env.fading`` (E, U, K), so heuristic policies may read them;
+  RL observations never contain them.
 - Only the fading samples the step needs are drawn: the serving link of every UE on every RB
   (E, U, K) and, for the UE that got RB k at DU n, its links to the N-1 other DUs on RB k
   (E, N, K, N-1). Every sample that is drawn is an independent Exp(1), and a link that is never
   looked at has no effect, so this is distributed exactly like drawing the full (U, N, K) tensor.
   ``fading_block_rbs`` > 1 shares one serving-link sample over blocks of RBs (a speed option;
   interfering links stay per RB).
+- Everything is vectorised over (E, ...): the UEs are kept sorted by (env, serving DU, slice)
+  ("rows"), and a PF pass is one max over a padded (group, position, RB) array whose float32 keys
+  carry the position in their lowest bits (`ORANEnv._pf_rows`); the only Python loops are over the
+  3 slices and the PF passes.
+
+Heuristic baselines (``HEURISTICS``, SPEC A.7; `policy(env) -> actions` in the env's action mode):
+``static_equal`` (K/3 RBs per slice), ``demand_proportional`` (RBs in proportion to each slice's
+RBs needed for backlog + arrivals at its UEs' wideband rate, at least one per URLLC/mMTC UE with
+data), ``urllc_first`` (URLLC, then mMTC, get 2x their RBs needed, eMBB the rest),
+``pf_no_slicing`` (the demand-aware PF over the whole band, each RB labelled with its winner's
+slice) and ``random`` (uniform actions). A slice split becomes contiguous RB blocks; in
+``rb_slice`` mode the blocks are +1/-1 scores, in ``slice_share`` the fractions, in
+``rb_slice_ue`` the scores plus +1 on the slot of the UE the env's PF would pick.
 
 Action modes (actions in [-1, 1]^act_dim per DU; thresholds at 0 as SAC's tanh output):
 - ``rb_slice`` (default): K x L scores, RB k is claimed by slice l when score > 0 and goes to the
@@ -76,7 +94,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
