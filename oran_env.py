@@ -416,7 +416,6 @@ class ORANEnv:
         self.p_rb_mw = 10 ** (c.tx_power_dbm / 10) / K
         self.bandwidth = c.rb_bandwidth_khz * 1e3
         self.noise_mw = noise_mw_per_rb(c.noise_psd_dbm_hz, self.bandwidth, c.noise_figure_db)
-        self.min_sinr = 10 ** (c.min_sinr_db / 10)
         self.others = np.array([[m for m in range(N) if m != n] for n in range(N)], dtype=np.intp)
         self.packet_bits = np.array([8 * c.embb_packet_bytes, 8 * c.mmtc_packet_bytes,
                                      8 * c.urllc_packet_bytes], dtype=np.float64)
@@ -512,8 +511,10 @@ class ORANEnv:
         total = self.gain @ np.ones(N, dtype=np.float32)  # sum over DUs (a matmul beats a
         # reduction over a short last axis)
         self.sinr_geom = g_serv / (self.noise_mw / self.p_rb_mw + total - g_serv)
-        self.rate_geom = rate_bps(self.sinr_geom, self.bandwidth, c.max_spectral_efficiency,
-                                  c.min_sinr_db).astype(np.float64)  # (E, U) mean per-RB rate
+        # (E, U) per-RB rate at the wideband SINR, without the SINR floor: a UE below the floor
+        # on average still gets RBs on which its fading lifts it above
+        self.rate_geom = self.bandwidth * np.minimum(
+            np.log2(1 + self.sinr_geom.astype(np.float64)), c.max_spectral_efficiency)
         du_key = (np.arange(E)[:, None] * N + new).ravel()  # (E*U,) flat (env, DU)
         self._ue_group = du_key * L + self.slice_of.ravel()  # (E*U,) flat (env, DU, slice)
         group_counts = np.bincount(self._ue_group, minlength=E * N * L)
