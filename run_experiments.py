@@ -2,7 +2,15 @@
 
     python run_experiments.py --grid paper                 # the main grid (see GRIDS below)
     python run_experiments.py --grid paper --dry-run       # print every command, run nothing
-    python run_experiments.py --grid paper --seeds 10 --steps 50000 --workers 4   # scale up
+    python run_experiments.py --grid paper --seeds 10 --steps 20000 --workers 4   # scale up
+    python run_experiments.py --grid paper --extra-args="--eval-interval 1000"    # more script flags
+
+Grids: `paper` (No-SAM, L2, and Actor/Critic/Both/TA-SAM x rho equal 0.01/0.01, unequal 0.05/0.01,
+dynamic linear decay; on `paper`), `rho_sweep` (Actor/Critic/Both-SAM, fixed rho 0..0.06),
+`du_sweep` (No-SAM and TA-SAM, 2..10 DUs with 200 UEs), `nonstationary` (No-SAM, L2, TA-SAM; the
+traffic shifts half-way through training), `generalisation` (the `paper` grid's saved models
+evaluated on `light` and `heavy`, no training: run `paper` first), `comp` (No-SAM and TA-SAM on
+DeepCoMP's medium scenario). Each grid has 5 seeds by default.
 
 Every run lands in `results/<grid>/<variant>__<rho>__<scenario>__s<seed>/` (docs/INTERFACES.md,
 section 3). Running the same command again skips finished runs (summary.json with status
@@ -10,19 +18,27 @@ section 3). Running the same command again skips finished runs (summary.json wit
 rest from scratch, so a grid can be stopped with Ctrl-C and continued, or widened with more seeds.
 
 Choices (ours, all overridable):
+- Budget: 8,000 environment steps per run (20,000 for `nonstationary`), with the CPU budget flags
+  (CPU_BUDGET: the compact `slice_share` action mode and batch 128; the scripts' 128-128 CPU
+  networks). On the 2-core machine, loaded by other work, one update took about 21 ms for the
+  baseline and 33 ms for Both-SAM, and the 300-dimensional `rb_slice` actions with batch 256 about
+  4x the baseline's; at 8,000 steps the 70 runs of `paper` take roughly 1 to 1.5 hours on 2 workers.
+  Scale with --steps, --seeds, --workers; --no-cpu-budget for the scripts' own defaults (e.g. with
+  --extra-args="--cuda").
 - Runs are ordered seed-major (all methods of seed 1, then seed 2, ...), so a grid cut short still
   holds complete seeds for every method.
-- Each worker runs one training script as a subprocess with one torch thread (OMP/MKL env vars),
-  because on a small machine several single-threaded runs beat one multi-threaded run.
-- The heuristic policies of the environment module (its `HEURISTICS`) are evaluated for every
-  scenario and seed of the grid with the same number of evaluation episodes as the scripts, and
-  stored as run folders `heuristic-<name>__none__<scenario>__s<seed>/` in the same summary format,
-  so `plot_results.py` shows them as reference rows.
-- The `generalisation` grid trains nothing: it re-evaluates the models saved by the `paper` grid on
-  the `light` and `heavy` scenarios (run the `paper` grid first).
+- Each worker runs one training script as a subprocess with one torch thread (--torch-threads and
+  the OMP/MKL variables): on a small machine several single-threaded runs beat one multi-threaded.
+- Reference rows: the environment module's `HEURISTICS` are evaluated for every scenario and seed
+  of the grid exactly as the scripts evaluate (same evaluation seeds, `--eval-episodes` episodes,
+  same environment options) and stored as `heuristic-<name>__none__<scenario>__s<seed>/` run
+  folders with the same summary.json, so `plot_results.py` shows them next to the methods.
+- Generalisation rows: a `paper` run's model.pt (the commands pass --save-model) is rebuilt with its
+  own script's `Actor` and scored with that script's `evaluate` on the target preset, keeping every
+  other environment option of the run.
 
-The mapping from variant / rho setting / scenario to command-line flags of the training scripts is
-the block of tables right below; align it there if a script's flags change.
+The mapping from variant / rho setting / scenario to the training scripts' command-line flags is the
+block of tables right below; align it there if a script's flags change.
 """
 
 from __future__ import annotations
@@ -116,13 +132,13 @@ class GridSpec:
 PAPER_METHODS = (("nosam", "none"), ("l2", "none")) + tuple(
     (v, r) for r in ("equal", "unequal", "dynamic") for v in SAM_VARIANTS)
 GRIDS: dict[str, GridSpec] = {
-    "paper": GridSpec(PAPER_METHODS, ("paper",), 10_000,
+    "paper": GridSpec(PAPER_METHODS, ("paper",), 8_000,
                       "No-SAM, L2 and the four SAM variants x three rho settings on `paper`"),
     "rho_sweep": GridSpec(tuple((v, f"fixed{r:g}") for v in ("actor-sam", "critic-sam", "both-sam")
-                                for r in RHO_SWEEP), ("paper",), 10_000,
+                                for r in RHO_SWEEP), ("paper",), 8_000,
                           "Actor/Critic/Both-SAM with a fixed rho in 0..0.06 (actor = critic rho)"),
     "du_sweep": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")),
-                         tuple(f"du{n}" for n in (2, 4, 6, 8, 10)), 10_000,
+                         tuple(f"du{n}" for n in (2, 4, 6, 8, 10)), 8_000,
                          "No-SAM and TA-SAM with 2..10 DUs and 200 UEs"),
     "nonstationary": GridSpec((("nosam", "none"), ("l2", "none"), ("ta-sam", "dynamic")),
                               ("nonstationary",), 20_000,
@@ -131,7 +147,7 @@ GRIDS: dict[str, GridSpec] = {
     "generalisation": GridSpec(PAPER_METHODS, ("light", "heavy"), 0,
                                "the `paper` grid's saved models evaluated on `light`/`heavy`",
                                transfer_from=("paper", "paper")),
-    "comp": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")), ("comp-medium",), 10_000,
+    "comp": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")), ("comp-medium",), 8_000,
                      "multi-agent SAC and TA-SAM on DeepCoMP's medium scenario"),
 }
 
@@ -159,8 +175,8 @@ class Args:
     scenarios: tuple[str, ...] = ()
     """replace the grid's scenarios (tokens of SCENARIOS), e.g. --scenarios small"""
     extra_args: str = ""
-    """more flags passed verbatim to every training script (after all others, so they win), e.g.
-    "--num-envs 2" """
+    """more flags passed verbatim to every training script (after all others, so they win); write
+    them with '=': --extra-args="--eval-interval 1000" """
     cpu_budget: bool = True
     """use CPU_BUDGET (compact slice_share actions, batch 128) in every training command and in the
     heuristic rows"""

@@ -181,6 +181,7 @@ def test_report_writes_figures_and_table(results_root):
     # relative gains on known numbers: TA-SAM -8 vs No-SAM -10: +20%; vs L2 -9: +11.1%
     assert "+20.0% [+20.0, +20.0]" in rows["TA-SAM (dynamic)"]
     assert "+11.1% [+11.1, +11.1]" in rows["TA-SAM (dynamic)"]
+    assert "-25.0% [-25.0, -25.0]" in rows["No-SAM"]  # vs TA-SAM (dynamic): (-10 + 8) / 8
     assert "Gain of method M over baseline B = (mean_M - mean_B) / |mean_B|" in md
     assert "![paper_reward_vs_steps](paper_reward_vs_steps.png)" in md
 
