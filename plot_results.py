@@ -19,8 +19,9 @@ Statistics (ours):
   return (which may be negative, hence |mean_B|: a positive gain always means M is better), and
   (Q_M - Q_B) / Q_B for the mean QoS satisfaction Q (the mean over slices of Q_l, in [0, 1]). Its
   CI comes from resampling the seeds of M and of B independently.
-- Training curves are binned on a common step grid (mean of the values logged in each bin,
-  `--curve-points` bins) before averaging over seeds; the grid ends at the shortest run.
+- Curves are put on a common step grid before averaging over seeds: dense series (more than twice
+  `--curve-points` values) as the mean of each of `--curve-points` equal bins, sparse ones
+  (evaluations) interpolated at the logged steps; the grid covers the steps every run covers.
 - A resumed run's event files are merged by TensorBoard's purge step: what the interrupted run
   logged after its last checkpoint is replaced by what the resumed run logs.
 """
@@ -89,8 +90,8 @@ class Args:
     """rho setting of the SAM variants in the per-method figures (QoS, CDF, sharpness, TD variance)"""
     n_boot: int = 10_000
     """bootstrap resamples for the confidence intervals"""
-    curve_points: int = 100
-    """bins of the step grid of the training curves"""
+    curve_points: int = 50
+    """bins of the step grid of dense curves (training returns of long runs)"""
     shift_step: int | None = None
     """non-stationary grid: training step of the traffic shift (default: read from the runs' args)"""
     seed: int = 0
@@ -253,29 +254,30 @@ def mean_qos(run: Run) -> float | None:
 # Curves and figures
 # ------------------------------------------------------------------------------------------------
 def binned_curves(runs: list[Run], tag: str, points: int):
-    """(grid centres (B,), per-run binned values (R, B)) on a common step grid, or None."""
+    """(steps (B,), per-run values (R, B)) on a step grid common to the runs, or None.
+
+    The grid spans the steps every run covers. Dense series (more than 2 x `points` values there,
+    e.g. many training episodes) are averaged in `points` equal bins; sparse ones (evaluations)
+    are interpolated at the steps of the sparsest run."""
     series = [r.scalars[tag] for r in runs if tag in r.scalars and len(r.scalars[tag][0]) > 0]
     if not series:
         return None
-    end = min(s[0][-1] for s in series)
-    start = max(s[0][0] for s in series)
-    if end <= start:
-        centres = np.array([float(end)])
-        return centres, np.array([[np.interp(end, s[0], s[1])] for s in series])
+    start, end = max(s[0][0] for s in series), min(s[0][-1] for s in series)
+    inside = [(steps >= start) & (steps <= end) for steps, _ in series]
+    n_min = min(int(m.sum()) for m in inside)
+    if n_min <= 2 * points:
+        sparsest = min(range(len(series)), key=lambda i: inside[i].sum())
+        x = series[sparsest][0][inside[sparsest]].astype(float)
+        if len(x) == 0:  # no run has a value where all runs overlap
+            x = np.array([float(end)])
+        return x, np.array([np.interp(x, steps, values) for steps, values in series])
     edges = np.linspace(start, end, points + 1)
-    centres = (edges[:-1] + edges[1:]) / 2
     rows = []
-    for steps, values in series:
-        inside = (steps >= start) & (steps <= end)
-        bins = np.clip(np.searchsorted(edges, steps[inside], side="right") - 1, 0, points - 1)
-        count = np.bincount(bins, minlength=points)
-        total = np.bincount(bins, weights=values[inside], minlength=points)
-        filled = count > 0
-        if not filled.any():
-            rows.append(np.interp(centres, steps, values))
-            continue
-        rows.append(np.interp(centres, centres[filled], total[filled] / count[filled]))
-    return centres, np.array(rows)
+    for (steps, values), m in zip(series, inside):
+        bins = np.clip(np.searchsorted(edges, steps[m], side="right") - 1, 0, points - 1)
+        rows.append(np.bincount(bins, weights=values[m], minlength=points)
+                    / np.maximum(np.bincount(bins, minlength=points), 1))
+    return (edges[:-1] + edges[1:]) / 2, np.array(rows)
 
 
 def plot_band(ax, runs: list[Run], tag: str, label: str, color, args: Args, rng) -> bool:

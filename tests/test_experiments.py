@@ -109,6 +109,21 @@ def test_resumed_run_event_files_are_merged(tmp_path):
     assert values.tolist() == [1.0, 2.0, 5.0, 5.0, 5.0]
 
 
+def test_curves_on_a_common_step_grid():
+    def run(steps, values):
+        return pr.Run("g", "nosam", "none", "paper", 1, Path("."), {}, {"x": (np.array(steps), np.array(values, float))})
+
+    # dense: 8 values in [0, 70] with 2 bins -> the mean of each half
+    dense = [run(range(0, 80, 10), [0, 1, 2, 3, 10, 11, 12, 13]), run(range(0, 90, 10), [1] * 9)]
+    x, y = pr.binned_curves(dense, "x", points=2)
+    assert x.tolist() == [17.5, 52.5] and y[0].tolist() == [1.5, 11.5] and y[1].tolist() == [1.0, 1.0]
+    # sparse: interpolated at the sparsest run's steps inside the common range [100, 300]
+    sparse = [run([0, 100, 200, 300], [0, 1, 2, 3]), run([100, 300], [10, 30])]
+    x, y = pr.binned_curves(sparse, "x", points=50)
+    assert x.tolist() == [100, 300] and y.tolist() == [[1, 3], [10, 30]]
+    assert pr.binned_curves(sparse, "missing", points=50) is None
+
+
 # ------------------------------------------------------------------------------------------------
 # plot_results.py end to end
 # ------------------------------------------------------------------------------------------------
