@@ -302,12 +302,17 @@ def save(fig, path: Path, figures: list[Path]) -> None:
 
 def fig_reward_curves(name: str, by_method, tag: str, ylabel: str, args, rng, out: Path,
                       figures, notes) -> None:
-    """One panel per rho setting of RHO_FLAGS; methods without rho appear in every panel."""
+    """One panel per rho setting of RHO_FLAGS; methods without rho appear in every panel. Curves of
+    evaluation returns get the best heuristic's mean final return as a dashed reference line."""
     rhos = [r for r in RHO_FLAGS if any(m[1] == r for m in by_method)]
     if not rhos and any(m[1].startswith("fixed") for m in by_method):
         notes.append(f"{name}: curves skipped (fixed-rho sweep; see the rho-sweep figure)")
         return
     panels = rhos or ["all"]
+    heuristics = {m: np.mean([r.final_return for r in runs]) for m, runs in by_method.items()
+                  if m[0].startswith(HEURISTIC_PREFIX)}
+    reference = max(heuristics.items(), key=lambda kv: kv[1]) if heuristics and tag == TAG_EVAL_RETURN \
+        else None
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False,
                              sharey=True)
     drawn = False
@@ -317,6 +322,9 @@ def fig_reward_curves(name: str, by_method, tag: str, ylabel: str, args, rng, ou
                 continue
             drawn |= plot_band(ax, runs, tag, method_label((method[0], "none")) if rho != "all"
                                else method_label(method), color(method[0]), args, rng)
+        if reference is not None:
+            ax.axhline(reference[1], color="black", ls="--", lw=1,
+                       label=f"best heuristic ({method_label(reference[0])[len('heuristic: '):]})")
         ax.set_title(f"rho: {rho}" if rho != "all" else name)
         ax.set_xlabel("environment steps")
         ax.grid(alpha=0.3)
