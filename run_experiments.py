@@ -18,13 +18,16 @@ section 3). Running the same command again skips finished runs (summary.json wit
 rest from scratch, so a grid can be stopped with Ctrl-C and continued, or widened with more seeds.
 
 Choices (ours, all overridable):
-- Budget: 8,000 environment steps per run (20,000 for `nonstationary`), with the CPU budget flags
-  (CPU_BUDGET: the compact `slice_share` action mode and batch 128; the scripts' 128-128 CPU
-  networks). On the 2-core machine, loaded by other work, one update took about 21 ms for the
-  baseline and 33 ms for Both-SAM, and the 300-dimensional `rb_slice` actions with batch 256 about
-  4x the baseline's; at 8,000 steps the 70 runs of `paper` take roughly 1 to 1.5 hours on 2 workers.
-  Scale with --steps, --seeds, --workers; --no-cpu-budget for the scripts' own defaults (e.g. with
-  --extra-args="--cuda").
+- Budget: 5,000 environment steps per run (10,000 for `nonstationary`, shift at 5,000) with the
+  CPU_BUDGET flags: compact `slice_share` actions, batch 128, 1,000 warm-up steps (so 4,000
+  updates), evaluation every 500 steps; the scripts' 128-128 CPU networks. Measured on the 2-core
+  machine while other jobs shared it: 1,000 updates took about 21 s (baseline) and 33 s (Both-SAM)
+  on `paper`, versus about 4x the baseline's time with the default 300-dim `rb_slice` actions and
+  batch 256. Two 8,000-step `paper` runs side by side took 4m37s (No-SAM) and 5m41s (TA-SAM) of
+  wall time and 5m32s of CPU time together, and their evaluation returns had levelled off by step
+  4,000 (2,000 updates). Scaled to 4,000 updates, the 70 training runs of `paper` need roughly
+  1 to 1.5 hours on 2 workers of a quiet 2-core machine. Scale with --steps, --seeds, --workers;
+  --no-cpu-budget runs the scripts' own defaults (e.g. with --extra-args="--cuda").
 - Runs are ordered seed-major (all methods of seed 1, then seed 2, ...), so a grid cut short still
   holds complete seeds for every method.
 - Each worker runs one training script as a subprocess with one torch thread (--torch-threads and
@@ -87,13 +90,14 @@ def fixed_rho_flags(rho: float) -> list[str]:
 
 
 COMMON_FLAGS: list[str] = ["--save-model"]  # added to every training command (model.pt for transfer)
-# The CPU budget [ours] (--cpu-budget, on by default): on the 2-core machine an update in the default
-# `rb_slice` action mode (300 action dims per DU on `paper`) with batch 256 cost about 4x one in the
-# compact `slice_share` mode (3 dims) with batch 128, so the grids use the latter (CPU 128-128 nets are
-# the scripts' own default without --cuda). --no-cpu-budget runs the scripts' defaults.
+# The CPU budget [ours] (--cpu-budget, on by default; see the module docstring for the measurements):
+# the compact `slice_share` action mode (3 action dims per DU instead of rb_slice's 3K), batch 128,
+# 1,000 warm-up steps and an evaluation every 500 steps. The scripts' CPU networks (128-128) are their
+# own default without --cuda. --no-cpu-budget runs the scripts' defaults.
 # env id -> (environment options, which the heuristic rows use too, and script flags)
-CPU_BUDGET: dict[str, tuple[dict, list[str]]] = {"oran": ({"action_mode": "slice_share"}, ["--batch-size", "128"]),
-                                                "comp": ({}, ["--batch-size", "128"])}
+_BUDGET_SCRIPT_FLAGS = ["--batch-size", "128", "--learning-starts", "1000", "--eval-interval", "500"]
+CPU_BUDGET: dict[str, tuple[dict, list[str]]] = {"oran": ({"action_mode": "slice_share"}, _BUDGET_SCRIPT_FLAGS),
+                                                "comp": ({}, _BUDGET_SCRIPT_FLAGS)}
 
 
 def env_option_flags(options: dict) -> list[str]:
@@ -132,22 +136,22 @@ class GridSpec:
 PAPER_METHODS = (("nosam", "none"), ("l2", "none")) + tuple(
     (v, r) for r in ("equal", "unequal", "dynamic") for v in SAM_VARIANTS)
 GRIDS: dict[str, GridSpec] = {
-    "paper": GridSpec(PAPER_METHODS, ("paper",), 8_000,
+    "paper": GridSpec(PAPER_METHODS, ("paper",), 5_000,
                       "No-SAM, L2 and the four SAM variants x three rho settings on `paper`"),
     "rho_sweep": GridSpec(tuple((v, f"fixed{r:g}") for v in ("actor-sam", "critic-sam", "both-sam")
-                                for r in RHO_SWEEP), ("paper",), 8_000,
+                                for r in RHO_SWEEP), ("paper",), 5_000,
                           "Actor/Critic/Both-SAM with a fixed rho in 0..0.06 (actor = critic rho)"),
     "du_sweep": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")),
-                         tuple(f"du{n}" for n in (2, 4, 6, 8, 10)), 8_000,
+                         tuple(f"du{n}" for n in (2, 4, 6, 8, 10)), 5_000,
                          "No-SAM and TA-SAM with 2..10 DUs and 200 UEs"),
     "nonstationary": GridSpec((("nosam", "none"), ("l2", "none"), ("ta-sam", "dynamic")),
-                              ("nonstationary",), 20_000,
+                              ("nonstationary",), 10_000,
                               "No-SAM, L2 and TA-SAM; the traffic shifts half-way through training",
                               shift_fraction=0.5),
     "generalisation": GridSpec(PAPER_METHODS, ("light", "heavy"), 0,
                                "the `paper` grid's saved models evaluated on `light`/`heavy`",
                                transfer_from=("paper", "paper")),
-    "comp": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")), ("comp-medium",), 8_000,
+    "comp": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")), ("comp-medium",), 5_000,
                      "multi-agent SAC and TA-SAM on DeepCoMP's medium scenario"),
 }
 
