@@ -568,6 +568,31 @@ GAIN_NOTE = ("Gain vs B = (mean_M - mean_B) / |mean_B| of the final evaluation r
              "vs TA-SAM (dynamic) measures the ablations (e.g. Both-SAM: without the selection).")
 
 
+def shift_metrics(steps, values, shift: int, total: int):
+    """(pre-shift level, drop at the shift, recovery steps or nan) of a training-return series.
+
+    Window w = max(5% of the run, 5 x the median logging interval, i.e. about 5 episodes). pre =
+    mean over [shift - w, shift), drop = pre - mean over [shift, shift + w). The post-shift traffic
+    may be harder for good, so recovery aims at the lower of pre and the final level (the mean
+    over the last window): recovery = first t >= shift whose window [t, t + w) reaches that
+    target minus 10% of the drop, minus shift; nan when it never does. None without data around
+    the shift."""
+    if len(steps) < 2:
+        return None
+    window = max(total // 20, 5 * float(np.median(np.diff(steps))), 1.0)
+    before = values[(steps >= shift - window) & (steps < shift)]
+    after = values[(steps >= shift) & (steps < shift + window)]
+    if not len(before) or not len(after):
+        return None
+    pre, drop = float(before.mean()), float(before.mean() - after.mean())
+    final = float(values[steps > steps[-1] - window].mean())
+    target = min(pre, final) - 0.1 * max(drop, 0.0)
+    for t in steps[steps >= shift]:
+        if values[(steps >= t) & (steps < t + window)].mean() >= target:
+            return pre, drop, float(t - shift)
+    return pre, drop, math.nan
+
+
 def nonstationary_section(name, by_method, args, rng, out, figures, notes, lines) -> None:
     """Reward drop at the shift, recovery time and forgetting (final vs peak evaluation return)."""
     shift = args.shift_step
@@ -582,11 +607,14 @@ def nonstationary_section(name, by_method, args, rng, out, figures, notes, lines
                      "in the runs' args)")
         return
     fig, ax = plt.subplots(figsize=(7, 4))
-    lines += ["", f"Non-stationary traffic, shift at step {shift}. Pre = mean training return over "
-              "the window before the shift, drop = pre - mean over the same window after it; "
-              "recovery = steps after the shift until the windowed training return is back at pre; "
-              "window = 5% of the run; forgetting = peak - final evaluation return (mean [95% CI] "
-              "over seeds).", "",
+    lines += ["", f"Non-stationary traffic, shift at step {shift}. From the training return: pre = "
+              "mean over the window before the shift, drop = pre - mean over the window after it, "
+              "recovery = steps until the windowed return is back within 10% of the drop of the "
+              "lower of pre and the final level (window: 5% of the run, at least 5 episodes). "
+              "Forgetting = peak - final evaluation return. The scripts' evaluation environments "
+              "count only their own steps, so unless these reach the shift the evaluation scores "
+              "the pre-shift traffic: forgetting then measures what training on the new traffic "
+              "costs on the old one. Mean [95% CI] over seeds.", "",
               "| method | n | pre-shift return | drop at shift | recovery steps (recovered/n) "
               "| peak eval | final eval | forgetting |", "|" + " --- |" * 8]
     for m, runs in by_method.items():
@@ -596,20 +624,11 @@ def nonstationary_section(name, by_method, args, rng, out, figures, notes, lines
         pre, drop, recovery, peak, final = [], [], [], [], []
         for r in runs:
             steps, values = r.scalars.get(TAG_TRAIN_RETURN, (np.array([]), np.array([])))
-            total = int(r.summary.get("global_step") or (steps[-1] if len(steps) else 0))
-            window = max(1, total // 20)
-            before = values[(steps >= shift - window) & (steps < shift)]
-            after = values[(steps >= shift) & (steps < shift + window)]
-            if len(before) and len(after):
-                pre.append(before.mean())
-                drop.append(before.mean() - after.mean())
-                rec = math.nan
-                for t in steps[steps >= shift]:
-                    w = values[(steps >= t) & (steps < t + window)]
-                    if w.mean() >= before.mean():
-                        rec = float(t - shift)
-                        break
-                recovery.append(rec)
+            metrics = shift_metrics(steps, values, shift, int(r.summary.get("global_step") or 0))
+            if metrics is not None:
+                pre.append(metrics[0])
+                drop.append(metrics[1])
+                recovery.append(metrics[2])
             hist = r.summary.get("eval_history") or []
             peak_v = max([v for _, v in hist] + [r.final_return])
             peak.append(peak_v)
