@@ -12,8 +12,8 @@
 - Dynamic rho: linear decay --rho-init -> --rho-final over --rho-decay-steps env steps (both networks);
   --rho-schedule fixed uses --rho-actor / --rho-critic instead.
 - Ablations: --no-sam-actor (Critic-SAM), --no-sam-critic (Actor-SAM), --no-selective (Both-SAM).
-- Sharpness: every --sharpness-interval updates, the largest-magnitude eigenvalue of the Hessian of the critic
-  loss on a fixed batch (sampled once, at the first update), by power iteration on Hessian-vector products.
+- Sharpness: every --sharpness-interval updates, the largest eigenvalue of the Hessian of the critic loss on a
+  fixed batch (sampled once, at the first update), by power iteration on Hessian-vector products.
 
 Shared multi-agent SAC core (identical in the three scripts):
 
@@ -588,7 +588,7 @@ if __name__ == "__main__":
 
             # per-agent TD-error variance of the global critic, smoothed over updates
             td_var = (qf_a_values.detach().mean(0) - next_q_value.reshape(-1, 1)).view(n_agents, -1).var(dim=1)
-            td_var_ema = td_var if td_var_ema is None else args.td_var_ema * td_var_ema + (1 - args.td_var_ema) * td_var
+            td_var_ema = td_var if td_var_ema is None else torch.lerp(td_var, td_var_ema, args.td_var_ema)
 
             # optimize the model: SAM on the critic (same targets in both passes)
             q_optimizer.zero_grad()
