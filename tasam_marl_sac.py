@@ -499,7 +499,11 @@ if __name__ == "__main__":
         with torch.no_grad():
             log_alpha.copy_(checkpoint["log_alpha"])
         alpha = log_alpha.exp().detach() if args.autotune else alpha
-        rb.load_state_dict(checkpoint["buffer"])
+        if checkpoint["buffer"] is not None:
+            rb.load_state_dict(checkpoint["buffer"])
+        elif checkpoint["global_step"] < args.total_timesteps:
+            sys.exit(f"error: {ckpt_path} is the final checkpoint of a run, saved without its replay buffer; "
+                     f"it cannot be extended beyond global_step={checkpoint['global_step']}")
         rng.bit_generator.state = checkpoint["numpy_rng"]
         torch.set_rng_state(checkpoint["torch_rng"])
         global_step, update, wall_time = checkpoint["global_step"], checkpoint["update"], checkpoint["wall_time"]

@@ -104,6 +104,16 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     again = run("tasam_marl_sac.py", run_dir, *flags[:-2], "--total-timesteps", "600", "--resume")
     assert again.returncode == 0 and "finished" in again.stdout
 
+    # killed between the final checkpoint (saved without the replay buffer) and summary.json
+    (run_dir / "summary.json").unlink()
+    rerun = run("tasam_marl_sac.py", run_dir, *flags[:-2], "--total-timesteps", "600", "--resume")
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["global_step"] == 600
+    (run_dir / "summary.json").unlink()
+    extend = run("tasam_marl_sac.py", run_dir, *flags[:-2], "--total-timesteps", "900", "--resume")
+    assert extend.returncode != 0 and "Traceback" not in extend.stderr
+    assert "without its replay buffer" in extend.stderr
+
 
 def test_corrupt_or_foreign_checkpoint_gives_a_clear_error(tmp_path):
     run_dir = tmp_path / "run"
