@@ -502,63 +502,21 @@ HEURISTICS = {"best_cell": best_cell, "full_comp": full_comp, "dynamic_comp": dy
 # PettingZoo adapter `comp_env.ParallelEnv` (pettingzoo and gymnasium are imported on first use)
 
 
+def _observation_bounds(env):
+    b = env.num_bs  # connected, relative SNR in [0, 1]; utility / 20 in [-1, 1]; BS utilisation in [0, 1]
+    low = np.concatenate([np.zeros(2 * b), [-1.0], np.zeros(b)]).astype(np.float32)
+    return low, np.ones_like(low)
+
+
 @functools.cache
 def _parallel_env_class():
-    from gymnasium import spaces
-    from pettingzoo import ParallelEnv
+    """ParallelEnv over one CompEnv (E = 1); agents `ue_0` .. `ue_{U-1}`; config None: medium."""
+    from pettingzoo_adapter import make_parallel_env_class
 
-    class CompParallelEnv(ParallelEnv):
-        """PettingZoo ParallelEnv over one CompEnv (E = 1); agents `ue_0` .. `ue_{U-1}`; config None: medium.
-
-        The episode ends by truncation after `episode_length` steps; the last step returns the final
-        observation, empties `agents`, and `reset()` must be called before stepping again.
-        """
-
-        metadata = {"name": "comp_env_v0", "render_modes": []}
-
-        def __init__(self, config: CompConfig | None = None, seed: int | None = None):
-            self.env = CompEnv(config or make_config("medium"), num_envs=1, seed=seed)
-            self.possible_agents = [f"ue_{i}" for i in range(self.env.n_agents)]
-            self.agents = []
-            b = self.env.num_bs
-            low = np.concatenate([np.zeros(2 * b), [-1.0], np.zeros(b)]).astype(np.float32)
-            obs_space = spaces.Box(low=low, high=np.ones_like(low), dtype=np.float32)
-            act_space = spaces.Box(low=-1.0, high=1.0, shape=(self.env.act_dim,), dtype=np.float32)
-            self._obs_spaces = {a: obs_space for a in self.possible_agents}
-            self._act_spaces = {a: act_space for a in self.possible_agents}
-
-        def observation_space(self, agent):
-            return self._obs_spaces[agent]
-
-        def action_space(self, agent):
-            return self._act_spaces[agent]
-
-        def _split(self, array):
-            return {a: array[i] for i, a in enumerate(self.possible_agents)}
-
-        def reset(self, seed=None, options=None):
-            obs, _ = self.env.reset(seed=seed)
-            self.agents = list(self.possible_agents)
-            return self._split(obs[0]), {a: {} for a in self.agents}
-
-        def step(self, actions):
-            if not self.agents:
-                raise RuntimeError("the episode has ended; call reset() before step()")
-            missing = [a for a in self.possible_agents if a not in actions]
-            if missing:
-                raise ValueError(f"actions are missing for agents {missing}")
-            stacked = np.stack([np.asarray(actions[a]) for a in self.possible_agents])[None]
-            obs, reward, terminated, truncated, info = self.env.step(stacked)
-            if truncated[0]:
-                obs = info["final_obs"]
-                self.agents = []
-            ue_info = {a: {"rate": float(info["ue_rate"][0, i]), "utility": float(info["ue_utility"][0, i])}
-                       for i, a in enumerate(self.possible_agents)}
-            return (self._split(obs[0]), self._split(reward[0].astype(float)),
-                    {a: bool(terminated[0]) for a in self.possible_agents},
-                    {a: bool(truncated[0]) for a in self.possible_agents}, ue_info)
-
-    return CompParallelEnv
+    return make_parallel_env_class(
+        "comp_env_v0", lambda config, seed: CompEnv(config or make_config("medium"), num_envs=1, seed=seed), "ue",
+        _observation_bounds,
+        lambda info, i: {"rate": float(info["ue_rate"][0, i]), "utility": float(info["ue_utility"][0, i])})
 
 
 def parallel_env(scenario: str = "medium", seed: int | None = None, **overrides):
