@@ -53,7 +53,7 @@ Scheduling and fading samples (the speed design, [ours]):
   ``fading_block_rbs`` > 1 shares one serving-link sample over blocks of RBs (a speed option;
   interfering links stay per RB).
 - Everything is vectorised over (E, ...): the UEs are kept sorted by (env, serving DU, slice)
-  ("rows"), and a PF pass is one max over a padded (group, position, RB) array whose float32 keys
+  ("rows"), and a PF pass is one max over a padded (position, group, RB) array whose float32 keys
   carry the position in their lowest bits (`ORANEnv._pf_rows`); the only Python loops are over the
   3 slices and the PF passes.
 
@@ -413,10 +413,17 @@ class ORANEnv:
         radius = c.inter_site_distance_m / math.sqrt(3)
         self.area_lo = self.sites.min(0) - radius
         self.area_hi = self.sites.max(0) + radius
+        # the area bounds broadcast to the positions' shape (E, U, 2): element-wise work on
+        # same-shaped arrays runs in one long loop, a (2,) operand makes numpy loop over pairs
+        self._lo_eu = np.broadcast_to(self.area_lo, (E, U, 2)).copy()
+        self._hi_eu = np.broadcast_to(self.area_hi, (E, U, 2)).copy()
         self.p_rb_mw = 10 ** (c.tx_power_dbm / 10) / K
         self.bandwidth = c.rb_bandwidth_khz * 1e3
         self.noise_mw = noise_mw_per_rb(c.noise_psd_dbm_hz, self.bandwidth, c.noise_figure_db)
         self.others = np.array([[m for m in range(N) if m != n] for n in range(N)], dtype=np.intp)
+        # flat (env, DU, RB) index of the RB k of each other DU m, (E, N, K, N-1)
+        self._interferer_rbs = ((np.arange(E)[:, None, None, None] * N + self.others[:, None, :])
+                                * K + np.arange(K)[:, None])
         self.packet_bits = np.array([8 * c.embb_packet_bytes, 8 * c.mmtc_packet_bytes,
                                      8 * c.urllc_packet_bytes], dtype=np.float64)
         self.buffer_bits = np.array(c.buffer_kbit) * 1e3
@@ -506,7 +513,7 @@ class ORANEnv:
         new = self.gain.argmax(-1)
         handovers = (new != self.serving).sum(-1)
         self.serving = new
-        g_serv = np.take_along_axis(self.gain, new[..., None], -1)[..., 0]
+        g_serv = self.gain.ravel().take(np.arange(E * U) * N + new.ravel()).reshape(E, U)
         # wideband SINR with every other DU active: the scheduler's channel-quality estimate
         total = self.gain @ np.ones(N, dtype=np.float32)  # sum over DUs (a matmul beats a
         # reduction over a short last axis)
@@ -526,8 +533,9 @@ class ORANEnv:
         self._row_of_ue[order] = np.arange(E * U)
         self._row_key = du_key[order]
         self._row_group = self._ue_group[order]
-        # padded layouts for the PF pass: row -> (group, position in group), per slice group
-        # and per DU (whole-band PF)
+        # padded layouts for the PF pass: row -> (position in group, group), per slice group
+        # and per DU (whole-band PF); position-major, so that the max over positions is an
+        # element-wise max of contiguous (group, RB) slabs
         du_counts = group_counts.reshape(E * N, L).sum(-1)
         self._pad = {}
         for name, key, counts in (("slice", self._row_group, group_counts),
@@ -535,8 +543,9 @@ class ORANEnv:
             starts = np.cumsum(counts) - counts
             pos = np.arange(E * U) - starts[key]
             size = max(int(counts.max()), 1)
-            self._pad[name] = (key * size + pos, size, starts, pos.astype(np.int32))
-        self._gain_rows = self.gain.reshape(E * U, N)[order]
+            self._pad[name] = (pos * len(counts) + key, size, starts, pos.astype(np.int32))
+        # per row, the gains from the N-1 DUs that do not serve it, in `others` order (E*U, N-1)
+        self._gain_int_rows = self.gain.ravel().take(order[:, None] * N + self.others[self._row_key % N])
         self._gserv_rows = g_serv.ravel()[order]
         self._sinr_rows = self.sinr_geom.ravel()[order]
         if c.action_mode == "rb_slice_ue":
@@ -639,7 +648,7 @@ class ORANEnv:
         Returns (E*N*K,) row or -1.
 
         Speed: the metric's float32 bit pattern (monotone for positive floats) carries the UE's
-        position in its group in its lowest bits, so one max over a padded (group, position, RB)
+        position in its group in its lowest bits, so one max over a padded (position, group, RB)
         array yields the maximum and its argmax together; the metric keeps 23 - b significant
         bits (b = bits of the largest group size), ties going to the later UE."""
         E, N, U, K, L = self._shape
@@ -654,14 +663,14 @@ class ORANEnv:
         np.bitwise_or(mi, pos[:, None], out=mi)
         padded = np.zeros((len(starts) * size, K), dtype=np.int32)
         padded[pos_flat] = mi
-        best = padded.reshape(len(starts), size, K).max(1)  # (groups, K)
+        best = padded.reshape(size, len(starts), K).max(0)  # (groups, K)
         if match_slice:
             g = (np.arange(E * N)[:, None] * L + np.maximum(rb_slice.reshape(E * N, K), 0))
         else:
             g = np.broadcast_to(np.arange(E * N)[:, None], (E * N, K))
-        b = best[g, np.arange(K)]  # (E*N, K)
+        b = best.ravel().take(g * K + np.arange(K))  # (E*N, K)
         ok = (b > mask) & (rb_slice.reshape(E * N, K) >= 0)  # a candidate with metric > 0
-        return np.where(ok, starts[g] + (b & mask), -1).ravel()
+        return np.where(ok, starts.take(g) + (b & mask), -1).ravel()
 
     def _pf_free(self, win, rb_slice, prio, match_slice):
         """Later PF pass, only over the free RBs (slice given, no UE) and the UEs still short:
@@ -682,15 +691,16 @@ class ORANEnv:
         total = int(n_i.sum())
         if total == 0:
             return win
-        pair_rb = np.repeat(np.arange(len(free)), n_i)
+        pair_rb = np.repeat(free, n_i)  # flat (e, n, k) of each pair
         first = np.cumsum(n_i) - n_i
-        pair_row = cand[cstart[rb_group][pair_rb] + np.arange(total) - first[pair_rb]]
-        val = self._fading_rows[pair_row, free[pair_rb] % K] * prio[pair_row]
+        # pair j of a free RB takes the RB group's j-th candidate in cand
+        pair_row = cand[np.repeat(cstart[rb_group] - first, n_i) + np.arange(total)]
+        val = self._fading_rows.ravel().take(pair_row * K + pair_rb % K) * prio[pair_row]
         has = n_i > 0
         seg_max = np.maximum.reduceat(val, first[has])
         is_max = np.flatnonzero(val == np.repeat(seg_max, n_i[has]))
         win = win.copy()
-        win[free[pair_rb[is_max]]] = pair_row[is_max]
+        win[pair_rb[is_max]] = pair_row[is_max]
         return win
 
     def _trim(self, win, need):
@@ -701,8 +711,9 @@ class ORANEnv:
         K = self.config.num_rbs
         idx = np.flatnonzero(win >= 0)
         w = win[idx]
-        est = rate_bps(self._sinr_rows[w] * self._fading_rows[w, idx % K], self.bandwidth,
-                       c.max_spectral_efficiency, c.min_sinr_db) * self.dt
+        h = self._fading_rows.ravel().take(w * K + idx % K)
+        est = rate_bps(self._sinr_rows[w] * h, self.bandwidth, c.max_spectral_efficiency,
+                       c.min_sinr_db) * self.dt
         # stable sort by row; a 16-bit key lets numpy use its radix sort
         o = np.argsort(w.astype(np.int16) if len(need) < 2 ** 15 else w, kind="stable")
         ws, es = w[o], est[o]
@@ -774,17 +785,24 @@ class ORANEnv:
 
         # SINR of each used RB at its UE; interference only from DUs radiating on the RB. The
         # interfering links' fading is drawn here, for the UE that actually got the RB.
-        signal = self.p_rb_mw * self._gserv_rows[wr] * self._fading_rows[wr, np.arange(K)]
-        g_int = self._gain_rows[wr[..., None], self.others[:, None, :]]  # (E, N, K, N-1)
-        used_int = used[:, self.others].transpose(0, 1, 3, 2)  # (E, N, K, N-1)
+        # (flat indices with take: faster than numpy's multi-array fancy indexing)
+        h_serv = self._fading_rows.ravel().take(wr * K + np.arange(K))  # (E, N, K)
+        signal = self.p_rb_mw * self._gserv_rows.take(wr) * h_serv
+        # (E, N, K, N-1) long-term gain of the RB's UE from each other DU (the UE is served by
+        # the RB's DU; an idle RB reads row 0, its SINR is zeroed below)
+        g_int = self._gain_int_rows.take(wr, axis=0)
+        used_int = used.ravel().take(self._interferer_rbs)  # (E, N, K, N-1)
         h_int = rng.standard_exponential((E, N, K, N - 1), dtype=np.float32)
+        received = g_int * h_int
+        received *= used_int
         # sum over the N-1 interferers as a matmul (faster than a reduction over a short axis)
-        interference = self.p_rb_mw * ((g_int * h_int * used_int) @ np.ones(N - 1, dtype=np.float32))
+        interference = self.p_rb_mw * (received @ np.ones(N - 1, dtype=np.float32))
         sinr_rb = sinr(signal, interference, self.noise_mw) * used  # (E, N, K), 0 when idle
         rate = rate_bps(sinr_rb, self.bandwidth, c.max_spectral_efficiency, c.min_sinr_db) * used
 
         # queues: served = min(backlog + arrivals, capacity); overflow of the buffer is dropped
-        cap_rows = np.bincount(wr[used], weights=rate[used] * dt, minlength=E * U)
+        # (idle RBs add rate 0 to row 0)
+        cap_rows = np.bincount(wr.ravel(), weights=(rate * dt).ravel(), minlength=E * U)
         capacity = cap_rows[self._row_of_ue].reshape(E, U)  # bits
         served = np.minimum(demand, capacity)
         left = demand - served
@@ -828,16 +846,18 @@ class ORANEnv:
         self.last_action = a.astype(np.float32)
         self.last_arrivals = arrivals
         ue_thr = (served / (dt * 1e6)).astype(np.float32)
-        rb_ue = np.where(used, self._order[wr] % U, -1)  # before the handover reorders rows
+        rb_ue = np.where(used, self._order.take(wr) % U, -1)  # before the handover reorders rows
 
         # mobility (SPEC A.1): heading change, move, reflect at the area edges, handover
         self.heading = self.heading + self._turns[rng.integers(0, len(self._turns), size=(E, U))]
-        vel = np.stack([np.cos(self.heading), np.sin(self.heading)], -1)  # (E, U, 2)
+        vel = np.empty((E, U, 2))
+        np.cos(self.heading, out=vel[..., 0])
+        np.sin(self.heading, out=vel[..., 1])
         pos = self.pos + (self.speed * dt)[..., None] * vel
-        lo, hi = self.area_lo, self.area_hi
-        out = (pos < lo) | (pos > hi)
-        pos = np.where(pos < lo, 2 * lo - pos, np.where(pos > hi, 2 * hi - pos, pos))
-        vel = np.where(out, -vel, vel)
+        lo, hi = self._lo_eu, self._hi_eu
+        below, above = pos < lo, pos > hi
+        pos = np.where(below, 2 * lo - pos, np.where(above, 2 * hi - pos, pos))
+        vel = np.where(below | above, -vel, vel)
         self.heading = np.arctan2(vel[..., 1], vel[..., 0])
         self.pos = np.clip(pos, lo, hi)
         metrics["handovers"] = self._associate() / N
