@@ -990,53 +990,14 @@ HEURISTICS = {
 # PettingZoo adapter (pettingzoo / gymnasium imported only when the adapter is used)
 # ---------------------------------------------------------------------------------------------
 def _make_parallel_env_class():
-    import gymnasium
-    from pettingzoo.utils.env import ParallelEnv as _PZParallelEnv
+    """ParallelEnv over one ORANEnv (E = 1); agents du_0 ... du_{N-1}; per-agent info: the DU's Q_l."""
+    from pettingzoo_adapter import make_parallel_env_class
 
-    class ParallelEnv(_PZParallelEnv):
-        """PettingZoo ParallelEnv over one environment (E = 1); agents du_0 ... du_{N-1}.
-        Every agent is truncated together at the end of an episode; call reset() to go on."""
+    def observation_bounds(env):
+        return np.full(env.obs_dim, -np.inf, np.float32), np.full(env.obs_dim, np.inf, np.float32)
 
-        metadata = {"name": "oran_slicing_v0", "render_modes": []}
-
-        def __init__(self, config: ORANConfig | None = None, seed: int | None = None):
-            self.env = ORANEnv(config, num_envs=1, seed=seed)
-            self.possible_agents = [f"du_{n}" for n in range(self.env.n_agents)]
-            self.agents = []
-            obs_space = gymnasium.spaces.Box(-np.inf, np.inf, (self.env.obs_dim,), np.float32)
-            act_space = gymnasium.spaces.Box(-1.0, 1.0, (self.env.act_dim,), np.float32)
-            self.observation_spaces = {a: obs_space for a in self.possible_agents}
-            self.action_spaces = {a: act_space for a in self.possible_agents}
-
-        def observation_space(self, agent):
-            return self.observation_spaces[agent]
-
-        def action_space(self, agent):
-            return self.action_spaces[agent]
-
-        def reset(self, seed=None, options=None):
-            obs, _ = self.env.reset(seed=seed)
-            self.agents = list(self.possible_agents)
-            return {a: obs[0, i] for i, a in enumerate(self.agents)}, {a: {} for a in self.agents}
-
-        def step(self, actions):
-            missing = [a for a in self.agents if a not in actions]
-            if missing:
-                raise ValueError(f"actions: expected an action for every live agent, missing {missing}")
-            act = np.stack([np.asarray(actions[a], dtype=np.float32) for a in self.agents])[None]
-            obs, rew, term, trunc, info = self.env.step(act)
-            if trunc[0]:
-                obs = info["final_obs"]
-            names = self.agents
-            out = ({a: obs[0, i] for i, a in enumerate(names)},
-                   {a: float(rew[0, i]) for i, a in enumerate(names)},
-                   {a: bool(term[0]) for a in names}, {a: bool(trunc[0]) for a in names},
-                   {a: {"qos": info["qos"][0, i]} for i, a in enumerate(names)})
-            if trunc[0] or term[0]:
-                self.agents = []
-            return out
-
-    return ParallelEnv
+    return make_parallel_env_class("oran_slicing_v0", lambda config, seed: ORANEnv(config, num_envs=1, seed=seed),
+                                   "du", observation_bounds, lambda info, i: {"qos": info["qos"][0, i]})
 
 
 def __getattr__(name):
