@@ -300,6 +300,15 @@ def save(fig, path: Path, figures: list[Path]) -> None:
     figures.append(path)
 
 
+def save_or_skip(fig, drawn: bool, name: str, missing: str, out: Path, figures, notes) -> None:
+    """Save the figure as out/name.png, or, when nothing was drawn, close it and note the missing input."""
+    if drawn:
+        save(fig, out / f"{name}.png", figures)
+    else:
+        plt.close(fig)
+        notes.append(f"{name}: skipped ({missing})")
+
+
 def fig_reward_curves(name: str, by_method, tag: str, ylabel: str, args, rng, out: Path,
                       figures, notes) -> None:
     """One panel per rho setting of RHO_FLAGS; methods without rho appear in every panel. Curves of
@@ -331,11 +340,7 @@ def fig_reward_curves(name: str, by_method, tag: str, ylabel: str, args, rng, ou
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     axes[0][0].set_ylabel(ylabel)
-    if not drawn:
-        plt.close(fig)
-        notes.append(f"{name}: skipped (no run logs {tag})")
-        return
-    save(fig, out / f"{name}.png", figures)
+    save_or_skip(fig, drawn, name, f"no run logs {tag}", out, figures, notes)
 
 
 def fig_boxplot(name: str, by_method, out: Path, figures, notes) -> None:
@@ -405,15 +410,12 @@ def fig_cdf(name: str, by_method, args, out: Path, figures, notes) -> None:
                 label=method_label(m), color=color(m[0]),
                 ls="--" if m[0].startswith(HEURISTIC_PREFIX) else "-")
         drawn = True
-    if not drawn:
-        plt.close(fig)
-        notes.append(f"{name}: skipped (no final_eval.ue_throughput_mbps)")
-        return
     ax.set_xlabel("per-UE throughput (Mbit/s), final evaluation, all seeds pooled")
     ax.set_ylabel("CDF")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    save(fig, out / f"{name}.png", figures)
+    if drawn:
+        ax.legend(fontsize=7)
+    save_or_skip(fig, drawn, name, "no final_eval.ue_throughput_mbps", out, figures, notes)
 
 
 def fig_sharpness(name: str, by_method, args, rng, out: Path, figures, notes) -> None:
@@ -421,15 +423,12 @@ def fig_sharpness(name: str, by_method, args, rng, out: Path, figures, notes) ->
     drawn = False
     for m, runs in main_methods(by_method, args.main_rho).items():
         drawn |= plot_band(ax, runs, TAG_CRITIC_EIG, method_label(m), color(m[0]), args, rng)
-    if not drawn:
-        plt.close(fig)
-        notes.append(f"{name}: skipped (no run logs {TAG_CRITIC_EIG})")
-        return
     ax.set_xlabel("environment steps")
     ax.set_ylabel("critic loss: largest Hessian eigenvalue")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    save(fig, out / f"{name}.png", figures)
+    if drawn:
+        ax.legend(fontsize=7)
+    save_or_skip(fig, drawn, name, f"no run logs {TAG_CRITIC_EIG}", out, figures, notes)
 
 
 def agent_tags(runs: list[Run], pattern: str) -> list[str]:
