@@ -309,10 +309,30 @@ def save_or_skip(fig, drawn: bool, name: str, missing: str, out: Path, figures, 
         notes.append(f"{name}: skipped ({missing})")
 
 
+def zoom_late(axes, reference: float | None, fraction: float = 0.5) -> None:
+    """Limit axes (one row, shared y) to the last `fraction` of their curves' steps and fit the y
+    range to the mean curves there (and the reference line): next to the warm-up's low returns the
+    methods' differences at the end of training are invisible."""
+    curves = [(np.asarray(l.get_xdata(), float), np.asarray(l.get_ydata(), float))
+              for ax in axes for l in ax.get_lines() if "(n=" in l.get_label()]
+    if not curves:
+        return
+    x_max = max(x.max() for x, _ in curves)
+    x_min = x_max - fraction * (x_max - min(x.min() for x, _ in curves))
+    ys = np.concatenate([y[x >= x_min] for x, y in curves] + [np.array([reference] if reference
+                                                                         is not None else [])])
+    lo, hi = float(ys.min()), float(ys.max())
+    pad = 0.25 * (hi - lo) if hi > lo else 1.0
+    for ax in axes:
+        ax.set_xlim(x_min, x_max)
+        ax.set_ylim(lo - pad, hi + pad)
+
+
 def fig_reward_curves(name: str, by_method, tag: str, ylabel: str, args, rng, out: Path,
                       figures, notes) -> None:
     """One panel per rho setting of RHO_FLAGS; methods without rho appear in every panel. Curves of
-    evaluation returns get the best heuristic's mean final return as a dashed reference line."""
+    evaluation returns get the best heuristic's mean final return as a dashed reference line and a
+    second row zoomed on the second half of training."""
     rhos = [r for r in RHO_FLAGS if any(m[1] == r for m in by_method)]
     if not rhos and any(m[1].startswith("fixed") for m in by_method):
         notes.append(f"{name}: curves skipped (fixed-rho sweep; see the rho-sweep figure)")
@@ -322,24 +342,29 @@ def fig_reward_curves(name: str, by_method, tag: str, ylabel: str, args, rng, ou
                   if m[0].startswith(HEURISTIC_PREFIX)}
     reference = max(heuristics.items(), key=lambda kv: kv[1]) if heuristics and tag == TAG_EVAL_RETURN \
         else None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False,
-                             sharey=True)
+    rows = 2 if tag == TAG_EVAL_RETURN else 1
+    fig, axes = plt.subplots(rows, len(panels), figsize=(5.2 * len(panels), 3.8 * rows), squeeze=False,
+                             sharey="row")
     drawn = False
-    for ax, rho in zip(axes[0], panels):
-        for method, runs in by_method.items():
-            if method[0].startswith(HEURISTIC_PREFIX) or method[1] not in (rho, "none") and rho != "all":
-                continue
-            drawn |= plot_band(ax, runs, tag, method_label((method[0], "none")) if rho != "all"
-                               else method_label(method), color(method[0]), args, rng)
-        if reference is not None:
-            ax.axhline(reference[1], color="black", ls="--", lw=1,
-                       label=f"best heuristic ({method_label(reference[0])[len('heuristic: '):]})")
-        ax.set_title(f"rho: {rho}" if rho != "all" else name)
-        ax.set_xlabel("environment steps")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    axes[0][0].set_ylabel(ylabel)
+    for row in range(rows):
+        for ax, rho in zip(axes[row], panels):
+            for method, runs in by_method.items():
+                if method[0].startswith(HEURISTIC_PREFIX) or method[1] not in (rho, "none") and rho != "all":
+                    continue
+                drawn |= plot_band(ax, runs, tag, method_label((method[0], "none")) if rho != "all"
+                                   else method_label(method), color(method[0]), args, rng)
+            if reference is not None:
+                ax.axhline(reference[1], color="black", ls="--", lw=1,
+                           label=f"best heuristic ({method_label(reference[0])[len('heuristic: '):]})")
+            title = f"rho: {rho}" if rho != "all" else name
+            ax.set_title(title if row == 0 else f"{title}, second half (zoomed)")
+            ax.set_xlabel("environment steps")
+            ax.grid(alpha=0.3)
+            if row == 0 and ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+        axes[row][0].set_ylabel(ylabel)
+    if rows == 2:
+        zoom_late(axes[1], reference[1] if reference else None)
     save_or_skip(fig, drawn, name, f"no run logs {tag}", out, figures, notes)
 
 
