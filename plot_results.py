@@ -537,11 +537,13 @@ def fmt_gain(g) -> str:
 
 
 def method_table(by_method, args: Args, rng) -> list[str]:
-    """Markdown rows: final return statistics, mean QoS and relative gains per method."""
+    """Markdown rows: final return statistics, best evaluation return (the maximum over a run's
+    evaluations, the paper's "best reward"), mean QoS and relative gains per method."""
     has_qos = any(mean_qos(r) is not None for runs in by_method.values() for r in runs)
     base = {b: by_method[b] for b in BASELINES if b in by_method}
     head = ["method", "n", "final return: mean", "95% CI", "IQM"]
     head += [f"gain vs {method_label(b)}" for b in base]
+    head.append("best eval return [95% CI]")
     ablation = by_method.get(ABLATION_REFERENCE) if len(by_method) > 1 else None
     if ablation:
         head.append(f"gain vs {method_label(ABLATION_REFERENCE)}")
@@ -561,6 +563,9 @@ def method_table(by_method, args: Args, rng) -> list[str]:
         row += ["" if m == b else fmt_gain(relative_gain(ret, [r.final_return for r in bruns],
                                                          args.n_boot, rng))
                 for b, bruns in base.items()]
+        best = [float(r.summary.get("best_eval_return", r.final_return)) for r in runs]
+        lo_b, hi_b = bootstrap_ci(best, args.n_boot, rng)
+        row.append(f"{np.mean(best):.3f} [{lo_b:.3f}, {hi_b:.3f}]")
         if ablation:
             row.append("" if m == ABLATION_REFERENCE else fmt_gain(relative_gain(
                 ret, [r.final_return for r in ablation], args.n_boot, rng)))
