@@ -525,6 +525,8 @@ if __name__ == "__main__":
             save_checkpoint(with_buffer=True)
             last_checkpoint = global_step
 
+    if eval_history and eval_history[-1][0] == global_step:
+        eval_history.pop()  # resumed from the final checkpoint: its final evaluation is redone below
     eval_returns, eval_metrics, ue_tput = run_evaluation()
     save_checkpoint(with_buffer=False)
     if args.save_model:

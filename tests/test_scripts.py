@@ -109,7 +109,10 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     (run_dir / "summary.json").unlink()
     rerun = run("tasam_marl_sac.py", run_dir, *flags[:-2], "--total-timesteps", "600", "--resume")
     assert rerun.returncode == 0, rerun.stderr
-    assert json.loads((run_dir / "summary.json").read_text())["global_step"] == 600
+    redone = json.loads((run_dir / "summary.json").read_text())
+    assert redone["global_step"] == 600
+    assert redone["eval_history"] == summary["eval_history"]  # the final evaluation is not listed twice
+    assert redone["final_eval"]["episodic_return"] == summary["final_eval"]["episodic_return"]
     (run_dir / "summary.json").unlink()
     extend = run("tasam_marl_sac.py", run_dir, *flags[:-2], "--total-timesteps", "900", "--resume")
     assert extend.returncode != 0 and "Traceback" not in extend.stderr
