@@ -494,37 +494,40 @@ def fig_td_var(name: str, by_method, args, rng, out: Path, figures, notes) -> No
 
 
 def fig_rho_sweep(name: str, by_method, args, rng, out: Path, figures, notes, lines) -> None:
-    points: dict[str, list[tuple[float, list[float]]]] = {}
+    """Best and final evaluation return vs a fixed rho, per SAM variant (the paper plots the best)."""
+    points: dict[str, list[tuple[float, list[Run]]]] = {}
     for (variant, rho), runs in by_method.items():
         match = re.fullmatch(r"fixed(\d+(?:\.\d*)?(?:e-?\d+)?)", rho)
         if match:
-            best = [float(r.summary.get("best_eval_return", r.final_return)) for r in runs]
-            points.setdefault(variant, []).append((float(match.group(1)), best))
+            points.setdefault(variant, []).append((float(match.group(1)), runs))
     if not points:
         notes.append(f"{name}: skipped (no fixed-rho runs)")
         return
-    fig, ax = plt.subplots(figsize=(6, 4))
-    lines += ["", f"Best evaluation return vs fixed rho (mean [95% bootstrap CI] over seeds):", "",
-              "| method | " + " | ".join(f"rho={r:g}" for r in sorted({p[0] for v in points.values()
-                                                                     for p in v})) + " |"]
     rhos_all = sorted({p[0] for v in points.values() for p in v})
-    lines.append("| --- " * (len(rhos_all) + 1) + "|")
-    for variant, pts in sorted(points.items(), key=lambda kv: method_order((kv[0], "none"))):
-        pts.sort()
-        x = np.array([p[0] for p in pts])
-        mean = np.array([np.mean(p[1]) for p in pts])
-        cis = [bootstrap_ci(p[1], args.n_boot, rng) for p in pts]
-        ax.errorbar(x, mean, yerr=[mean - np.array([c[0] for c in cis]),
-                                   np.array([c[1] for c in cis]) - mean],
-                    marker="o", capsize=3, label=LABELS.get(variant, variant),
-                    color=color(variant))
-        cells = {p[0]: f"{np.mean(p[1]):.3f} [{c[0]:.3f}, {c[1]:.3f}]" for p, c in zip(pts, cis)}
-        lines.append(f"| {LABELS.get(variant, variant)} | "
-                     + " | ".join(cells.get(r, "-") for r in rhos_all) + " |")
-    ax.set_xlabel("fixed rho (actor = critic)")
-    ax.set_ylabel("best evaluation return")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    lines += ["", "Evaluation return vs fixed rho (mean [95% bootstrap CI] over seeds):", "",
+              "| method | return | " + " | ".join(f"rho={r:g}" for r in rhos_all) + " |",
+              "| --- " * (len(rhos_all) + 2) + "|"]
+    for ax, (what, value) in zip(axes, (
+            ("best", lambda r: float(r.summary.get("best_eval_return", r.final_return))),
+            ("final", lambda r: r.final_return))):
+        for variant, pts in sorted(points.items(), key=lambda kv: method_order((kv[0], "none"))):
+            pts.sort(key=lambda p: p[0])
+            x = np.array([p[0] for p in pts])
+            values = [[value(r) for r in runs] for _, runs in pts]
+            mean = np.array([np.mean(v) for v in values])
+            cis = [bootstrap_ci(v, args.n_boot, rng) for v in values]
+            ax.errorbar(x, mean, yerr=[mean - np.array([c[0] for c in cis]),
+                                       np.array([c[1] for c in cis]) - mean],
+                        marker="o", capsize=3, label=LABELS.get(variant, variant),
+                        color=color(variant))
+            cells = {p[0]: f"{m:.3f} [{c[0]:.3f}, {c[1]:.3f}]" for p, m, c in zip(pts, mean, cis)}
+            lines.append(f"| {LABELS.get(variant, variant)} | {what} | "
+                         + " | ".join(cells.get(r, "-") for r in rhos_all) + " |")
+        ax.set_xlabel("fixed rho (actor = critic)")
+        ax.set_ylabel(f"{what} evaluation return")
+        ax.grid(alpha=0.3)
+        ax.legend()
     save(fig, out / f"{name}.png", figures)
 
 

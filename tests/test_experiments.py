@@ -214,8 +214,11 @@ def test_broken_runs_are_reported_and_skipped(results_root):
 def test_special_grid_tables(results_root):
     _, out, _, notes = results_root
     md = (out / "results.md").read_text()
-    sweep = next(line for line in md.splitlines() if line.startswith("| Critic-SAM | "))
-    assert sweep.split(" | ")[2].startswith("-8.000")  # best return (final + 1) at rho 0.02
+    best = next(line for line in md.splitlines() if line.startswith("| Critic-SAM | best | "))
+    final = next(line for line in md.splitlines() if line.startswith("| Critic-SAM | final | "))
+    # columns rho = 0, 0.02, 0.06; best return = final + 1, final = -10 + (rho == 0.02)
+    assert [c.split(" [")[0] for c in best.rstrip(" |").split(" | ")[2:]] == ["-9.000", "-8.000", "-9.000"]
+    assert [c.split(" [")[0] for c in final.rstrip(" |").split(" | ")[2:]] == ["-10.000", "-9.000", "-10.000"]
     du = next(line for line in md.splitlines() if line.startswith("| heuristic: best |"))
     assert du.split(" | ")[1].startswith("-11.000") and du.split(" | ")[2].startswith("-15.000")
     ns = next(line for line in md.splitlines() if "Non-stationary" in line)
