@@ -25,8 +25,9 @@ Choices (ours, all overridable):
   on `paper`, versus about 4x the baseline's time with the default 300-dim `rb_slice` actions and
   batch 256. Two 8,000-step `paper` runs side by side took 4m37s (No-SAM) and 5m41s (TA-SAM) of
   wall time and 5m32s of CPU time together, and their evaluation returns had levelled off by step
-  4,000 (2,000 updates). Scaled to 4,000 updates, the 70 training runs of `paper` need roughly
-  1 to 1.5 hours on 2 workers of a quiet 2-core machine. Scale with --steps, --seeds, --workers;
+  4,000 (2,000 updates). Measured with 2 workers for the README's results: the 30 runs of
+  `--rhos dynamic none` (plus the heuristic rows) took 37 min and the 20 `equal` runs 28 min, so the
+  70 training runs of `paper` need about 1.5 hours on this 2-core machine. Scale with --steps, --seeds, --workers;
   --no-cpu-budget runs the scripts' own defaults (e.g. with --extra-args="--cuda").
 - Runs are ordered seed-major (all methods of seed 1, then seed 2, ...), so a grid cut short still
   holds complete seeds for every method.
