@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,7 +96,7 @@ class Args:
     shift_step: int | None = None
     """non-stationary grid: training step of the traffic shift (default: read from the runs' args)"""
     seed: int = 0
-    """seed of the bootstrap"""
+    """seed of the bootstrap (one stream per grid and scenario, derived from this seed)"""
 
 
 @dataclass
@@ -779,12 +780,17 @@ def grid_folders(results: Path) -> list[Path]:
             or p.name in GRIDS]
 
 
+def section_rng(seed: int, *section: str) -> np.random.Generator:
+    """One bootstrap stream per grid/scenario section, so adding another grid's runs to the results
+    folder leaves every other section's confidence intervals unchanged."""
+    return np.random.default_rng([seed, zlib.crc32("/".join(section).encode())])
+
+
 def report(args: Args) -> tuple[list[Path], list[str]]:
     """Writes the figures and results.md; returns (figures, notes)."""
     if args.n_boot < 100 or args.curve_points < 2:
         raise ValueError(f"--n-boot must be >= 100 and --curve-points >= 2, got {args.n_boot}, "
                          f"{args.curve_points}")
-    rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     figures: list[Path] = []
     notes: list[str] = []
@@ -802,6 +808,7 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
                 else args.results.parent / "paper"
             source = load_grid(source_grid, []) if source_grid.is_dir() else []
             source = [r for r in source if r.scenario == "paper"]
+            rng = section_rng(args.seed, grid)
             generalisation_section(f"{grid}_returns", runs, source, args, rng, args.out, figures,
                                    notes, lines)
             continue
@@ -810,6 +817,7 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
         for scenario in scenarios:
             by_method = group([r for r in runs if r.scenario == scenario])
             tag = f"{grid}" if len(scenarios) == 1 else f"{grid}_{scenario}"
+            rng = section_rng(args.seed, grid, scenario)
             lines += [f"### Scenario `{scenario}`", ""]
             lines += method_table(by_method, args, rng)
             lines += ["", GAIN_NOTE, ""]
@@ -831,6 +839,7 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
                 nonstationary_section(f"{tag}_shift", by_method, args, rng, args.out, figures,
                                       notes, lines)
         if grid == "du_sweep":
+            rng = section_rng(args.seed, grid)
             sweep_section(f"{grid}_return_vs_dus", runs, args, rng, args.out, figures, notes, lines)
         lines.append("")
     lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]

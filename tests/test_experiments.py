@@ -457,3 +457,22 @@ def test_transfer_evaluates_a_saved_model_on_another_scenario(tmp_path, monkeypa
     row = rx.read_summary(tmp_path / "results" / "generalisation" / "nosam__none__light__s2")
     assert row["global_step"] == 0 and row["args"]["trained_steps"] == 300
     assert row["script"] == "transfer:sac_marl_baseline.py"
+
+
+def test_adding_a_grid_leaves_other_tables_confidence_intervals_unchanged(tmp_path):
+    root = tmp_path / "results"
+    for variant, base in (("nosam", -10.0), ("ta-sam", -8.0)):
+        for seed in (1, 2, 3, 4):
+            write_run(root / "paper", variant, "none" if variant == "nosam" else "dynamic", "paper",
+                      seed, base + seed, steps=200)
+
+    def paper_table(out):
+        md = (out / "results.md").read_text()
+        return md.split("### Scenario `paper`")[1].split("##")[0]
+
+    pr.report(pr.Args(results=root, out=tmp_path / "alone", n_boot=500, curve_points=5))
+    for seed in (1, 2, 3):  # a grid whose name sorts before `paper`, so it is drawn first
+        write_run(root / "comp", "nosam", "none", "comp-medium", seed, -5.0 + seed, steps=200)
+    pr.report(pr.Args(results=root, out=tmp_path / "with_comp", n_boot=500, curve_points=5))
+    assert "Grid `comp`" in (tmp_path / "with_comp" / "results.md").read_text()
+    assert paper_table(tmp_path / "with_comp") == paper_table(tmp_path / "alone")
