@@ -799,6 +799,7 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
     if not grids:
         notes.append(f"no grid folders with run folders under {args.results}")
     for grid, runs in grids.items():
+        grid_rng = section_rng(args.seed, grid)  # the grid-wide sections (generalisation, DU sweep)
         lines += ["", f"## Grid `{grid}`", ""]
         if not runs:
             lines.append("No usable runs.")
@@ -808,8 +809,7 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
                 else args.results.parent / "paper"
             source = load_grid(source_grid, []) if source_grid.is_dir() else []
             source = [r for r in source if r.scenario == "paper"]
-            rng = section_rng(args.seed, grid)
-            generalisation_section(f"{grid}_returns", runs, source, args, rng, args.out, figures,
+            generalisation_section(f"{grid}_returns", runs, source, args, grid_rng, args.out, figures,
                                    notes, lines)
             continue
         scenarios = sorted({r.scenario for r in runs},
@@ -839,8 +839,8 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
                 nonstationary_section(f"{tag}_shift", by_method, args, rng, args.out, figures,
                                       notes, lines)
         if grid == "du_sweep":
-            rng = section_rng(args.seed, grid)
-            sweep_section(f"{grid}_return_vs_dus", runs, args, rng, args.out, figures, notes, lines)
+            sweep_section(f"{grid}_return_vs_dus", runs, args, grid_rng, args.out, figures, notes,
+                          lines)
         lines.append("")
     lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
     lines += ["", "## Notes (skipped input)", ""] + [f"- {n}" for n in notes]
