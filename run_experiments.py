@@ -27,8 +27,9 @@ Choices (ours, all overridable):
   wall time and 5m32s of CPU time together, and their evaluation returns had levelled off by step
   4,000 (2,000 updates). Measured with 2 workers for the README's results: the 30 runs of
   `--rhos dynamic none` (plus the heuristic rows) took 37 min and the 20 `equal` runs 28 min, so the
-  70 training runs of `paper` need about 1.5 hours on this 2-core machine. Scale with --steps, --seeds, --workers;
-  --no-cpu-budget runs the scripts' own defaults (e.g. with --extra-args="--cuda").
+  70 training runs of `paper` need about 1.5 hours on this 2-core machine. Scale with --steps,
+  --seeds, --workers; --no-cpu-budget runs the scripts' own defaults (e.g. with
+  --extra-args="--cuda").
 - Runs are ordered seed-major (all methods of seed 1, then seed 2, ...), so a grid cut short still
   holds complete seeds for every method.
 - Each worker runs one training script as a subprocess with one torch thread (--torch-threads and
