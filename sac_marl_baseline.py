@@ -131,6 +131,8 @@ class Args(Generic[EnvConfig]):
         if self.learning_starts >= self.total_timesteps:
             raise ValueError(f"--learning-starts ({self.learning_starts}) must be below --total-timesteps "
                              f"({self.total_timesteps}), otherwise no update runs")
+        if self.batch_size > self.buffer_size:
+            raise ValueError(f"--batch-size ({self.batch_size}) must not exceed --buffer-size ({self.buffer_size})")
         if self.hidden_sizes is not None and (len(self.hidden_sizes) == 0 or min(self.hidden_sizes) < 1):
             raise ValueError(f"--hidden-sizes must be one or more positive ints, got {self.hidden_sizes}")
         if self.resume and self.run_dir is None:
