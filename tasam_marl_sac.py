@@ -167,7 +167,7 @@ class Args(Generic[EnvConfig]):
     """updates between critic sharpness measurements (0 = off)"""
     sharpness_iters: int = 100
     """cap on the power-iteration steps of one sharpness measurement"""
-    sharpness_tol: float = 1e-3
+    sharpness_tol: float = 1e-5
     """power iteration stops once the eigenvalue estimate changes by less than this fraction of itself [ours]"""
 
     env: Annotated[EnvConfig, tyro.conf.OmitArgPrefixes] = None
@@ -326,7 +326,7 @@ def select_agents(td_var, threshold, mode):
     return td_var > (threshold * td_var.median() if mode == "relative" else threshold)
 
 
-def hessian_top_eigenvalue(loss, params, iters, generator, tol=1e-3):
+def hessian_top_eigenvalue(loss, params, iters, generator, tol=1e-5):
     """Largest eigenvalue of the Hessian H of `loss` w.r.t. `params`: power iteration v <- Hv / ||Hv|| on
     Hessian-vector products (double backward) finds the eigenvalue of largest magnitude (the Rayleigh quotient
     v^T H v of the last v; at most `iters` steps, stopping when it changes by less than `tol` of itself); when
