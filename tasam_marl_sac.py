@@ -17,17 +17,14 @@
 
 Shared multi-agent SAC core (identical in the three scripts):
 
-- Actors: one tanh-Gaussian policy per agent (CleanRL), all N as one ensemble (weights (N, in, out), one batched
-  matmul); one autotuned log-alpha per agent. Critic: one global twin Q-network (and target) shared by all agents,
-  input (o_m, a_m, onehot(m)) [+ every agent's observation with `--critic-joint-obs`], trained on all agents'
-  sampled transitions as one batch of N * B rows.
-- Replay of joint transitions, sampled uniformly with replacement; one update per vectorised env step after
-  `--learning-starts` env steps of uniform random actions. `global_step` counts env steps over all copies.
-- Evaluation: the deterministic (tanh of the mean) and the sampled policy (noise from an evaluation-only generator)
-  on the same `--eval-episodes` fixed episodes each time, never touching the training RNG.
-- Checkpoints (every `--checkpoint-interval` env steps at an episode boundary, and on SIGINT/SIGTERM) hold networks,
-  optimisers, RNG states, history and the replay buffer; `--resume` continues with freshly reset environments.
-- Network size: `--net-size auto` is the paper's 300-400-400 with `--cuda`, else the CPU preset 128-128.
+- Actors: one tanh-Gaussian policy per agent (CleanRL), all N as one ensemble (one batched matmul), one autotuned
+  log-alpha each. Critic: one global twin Q-network shared by all agents, input (o_m, a_m, onehot(m)) [+ every
+  agent's observation with `--critic-joint-obs`], trained on all agents' sampled transitions as N * B rows.
+- Uniform replay of joint transitions; one update per vectorised env step after `--learning-starts` random steps;
+  `global_step` counts env steps over all copies. Evaluation: the deterministic (tanh of the mean) and the sampled
+  policy on the same fixed `--eval-episodes` episodes, with its own generator (never the training RNG).
+- Checkpoints (every `--checkpoint-interval` env steps and on SIGINT/SIGTERM) hold all but the simulators' state.
+  `--net-size auto`: the paper's 300-400-400 with `--cuda`, else the CPU preset 128-128.
 """
 import argparse
 import dataclasses
@@ -36,7 +33,6 @@ import json
 import math
 import os
 import pathlib
-import random
 import shlex
 import signal
 import sys
@@ -58,10 +54,10 @@ LOG_STD_MAX, LOG_STD_MIN = 2, -5
 EnvConfig = TypeVar("EnvConfig")
 # Valid intervals of the numeric flags ("(", ")": open ends); every other numeric flag must still be finite
 RANGES = {**dict.fromkeys(("torch_threads", "num_envs", "total_timesteps", "buffer_size", "eval_episodes",
-                           "log_interval"), "[1, inf)"), "seed": "[0, 4294967295]", "batch_size": "[2, inf)",
+                           "log_interval", "hidden_sizes"), "[1, inf)"), "seed": "[0, 4294967295]", "tau": "(0, 1]",
           **dict.fromkeys(("checkpoint_interval", "learning_starts", "alpha", "eval_interval"), "[0, inf)"),
           **dict.fromkeys(("policy_lr", "q_lr", "alpha_lr", "progress_interval"), "(0, inf)"), "gamma": "[0, 1]",
-          "tau": "(0, 1]"}
+          "batch_size": "[2, inf)"}
 RANGES.update(dict.fromkeys(("rho_init", "rho_final", "rho_actor", "rho_critic", "td_var_threshold",
                              "sharpness_interval"), "[0, inf)"), td_var_ema="[0, 1)", rho_decay_steps="[1, inf)",
               sharpness_iters="[1, inf)", sharpness_tol="(0, 1)")
@@ -174,25 +170,23 @@ class Args(Generic[EnvConfig]):
     """environment options (defaults: the chosen --env-id/--scenario preset)"""
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):  # one generic check: finite numbers, each inside its RANGES interval
-            value, interval = getattr(self, f.name), RANGES.get(f.name, "(-inf, inf)")
+        for f in dataclasses.fields(self):  # one generic check: finite numbers (also in tuples), inside RANGES
+            values, interval = getattr(self, f.name), RANGES.get(f.name, "(-inf, inf)")
             low, high = (float(x) for x in interval[1:-1].split(","))
-            if type(value) in (int, float) and not (math.isfinite(value) and low <= value <= high and (
-                    value, interval[0]) != (low, "(") and (value, interval[-1]) != (high, ")")):
-                raise ValueError(f"--{f.name.replace('_', '-')} must be a finite number in {interval}, got {value}")
+            for value in values if isinstance(values, tuple) else (values,):
+                if type(value) in (int, float) and not (math.isfinite(value) and low <= value <= high and (
+                        value, interval[0]) != (low, "(") and (value, interval[-1]) != (high, ")")):
+                    raise ValueError(f"--{f.name.replace('_', '-')} must be a finite number in {interval}, got {value}")
         if self.learning_starts >= self.total_timesteps:
             raise ValueError(f"--learning-starts ({self.learning_starts}) must be below --total-timesteps "
                              f"({self.total_timesteps}), otherwise no update runs")
         if self.batch_size > self.buffer_size:
             raise ValueError(f"--batch-size ({self.batch_size}) must not exceed --buffer-size ({self.buffer_size})")
-        if self.hidden_sizes is not None and (len(self.hidden_sizes) == 0 or min(self.hidden_sizes) < 1):
-            raise ValueError(f"--hidden-sizes must be one or more positive ints, got {self.hidden_sizes}")
         if self.resume and self.run_dir is None:
             raise ValueError("--resume needs --run-dir (the folder of the run to continue)")
 
 
-def fail(message):
-    """Bad input: one line naming the flag, exit code 2 (as for a bad flag), no traceback."""
+def fail(message):  # bad input: one line naming the flag, exit code 2 (as for a bad flag), no traceback
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
 
@@ -368,9 +362,8 @@ class ReplayBuffer:
 
     def sample(self, batch_size, rng, device):
         idx = rng.integers(0, self.size if self.full else self.pos, size=batch_size)
-        to_agents_first = lambda a: torch.as_tensor(a[idx], device=device).transpose(0, 1)
-        return {"obs": to_agents_first(self.obs), "next_obs": to_agents_first(self.next_obs),
-                "actions": to_agents_first(self.actions), "rewards": to_agents_first(self.rewards).unsqueeze(-1),
+        data = {k: torch.as_tensor(getattr(self, k)[idx], device=device).transpose(0, 1) for k in self.FIELDS[:4]}
+        return {**data, "rewards": data["rewards"].unsqueeze(-1),
                 "terminated": torch.as_tensor(self.terminated[idx], device=device).view(1, -1, 1)}
 
     def state_dict(self):
@@ -392,9 +385,8 @@ def evaluate(actor, eval_envs, seed, device, generator=None):
     for _ in range(eval_envs.episode_length):
         with torch.no_grad():
             obs_t = torch.as_tensor(obs, device=device).transpose(0, 1)
-            noise = torch.zeros(*obs_t.shape[:2], eval_envs.act_dim, device=device)
-            action, _, _ = actor.get_action(obs_t, noise=noise if generator is None else noise.normal_(
-                generator=generator))
+            noise = torch.zeros(*obs_t.shape[:2], eval_envs.act_dim, device=device)  # zero: tanh of the mean
+            action, _, _ = actor.get_action(obs_t, noise=noise.normal_(generator=generator) if generator else noise)
         obs, _, _, _, info = eval_envs.step(action.transpose(0, 1).cpu().numpy())
         for k, v in info["metrics"].items():
             metrics.setdefault(k, []).append(np.asarray(v, np.float64))
@@ -469,9 +461,7 @@ if __name__ == "__main__":
         writer.add_text("hyperparameters", "|param|value|\n|-|-|" + "".join(f"\n|{k}|{v}|" for k, v in
                                                                        vars(args).items()))
 
-    # TRY NOT TO MODIFY: seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
+    # TRY NOT TO MODIFY: seeding (all randomness comes from rng, torch's generators and the environments' seeds)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     torch.set_num_threads(args.torch_threads)
@@ -480,7 +470,6 @@ if __name__ == "__main__":
     device = torch.device("cuda" if args.cuda else "cpu")
     net_size = args.net_size if args.net_size != "auto" else ("paper" if args.cuda else "cpu")
     hidden = tuple(checkpoint["hidden"]) if checkpoint else args.hidden_sizes or NET_SIZES[net_size]  # kept on resume
-    eval_generator = torch.Generator(device=device)  # evaluation's own noise, reseeded at every evaluation
     agent_ids = torch.eye(n_agents, device=device)
     critic_in_dim = obs_dim + act_dim + n_agents + (n_agents * obs_dim if args.critic_joint_obs else 0)
 
@@ -509,8 +498,7 @@ if __name__ == "__main__":
     if checkpoint is not None:
         for key, module in modules.items():
             module.load_state_dict(checkpoint[key])
-        with torch.no_grad():
-            log_alpha.copy_(checkpoint["log_alpha"])
+        log_alpha.data.copy_(checkpoint["log_alpha"])
         td_var_ema, sharpness_batch = checkpoint["td_var_ema"], checkpoint["sharpness_batch"]
         td_var_ema = None if td_var_ema is None else td_var_ema.to(device)
         if sharpness_batch is not None:
@@ -546,7 +534,8 @@ if __name__ == "__main__":
     def run_evaluation():
         global best_eval_return
         results = {}
-        for tag, generator in (("eval", None), ("eval_sampled", eval_generator.manual_seed(args.seed + 10_000))):
+        eval_generator = torch.Generator(device=device).manual_seed(args.seed + 10_000)  # never the training RNG
+        for tag, generator in (("eval", None), ("eval_sampled", eval_generator)):
             results[tag] = returns, metrics, _ = evaluate(actor, eval_envs, args.seed + 10_000, device, generator)
             history[f"{tag}_history"].append([global_step, float(returns.mean())])
             for k, v in {"episodic_return": float(returns.mean()), **metrics}.items():
@@ -559,9 +548,8 @@ if __name__ == "__main__":
 
     def check_finite(where, **values):  # the non-finite guard: stop before a NaN/inf is used or simulated
         if bad := [k for k, v in values.items() if not torch.isfinite(torch.as_tensor(v)).all()]:
-            print(f"error: non-finite {', '.join(bad)} in {where} at global_step={global_step}; last checkpoint: "
-                  f"{ckpt_path} at step {last_checkpoint} (0: none); lower --q-lr, --policy-lr or --alpha-lr",
-                  file=sys.stderr)
+            print(f"error: non-finite {', '.join(bad)} in {where} at global_step={global_step}; last checkpoint: step "
+                  f"{last_checkpoint} (0: none); try lower --q-lr, --policy-lr, --alpha-lr", file=sys.stderr)
             sys.exit(3)
 
     stop_signal = []  # SIGINT/SIGTERM only raise this flag: the loop checkpoints and exits at the end of its step
@@ -570,9 +558,8 @@ if __name__ == "__main__":
     start_time, last_checkpoint, episode_metrics = time.time(), global_step, {}
     last_progress = last_log = (start_time, global_step)
     print(f"{script}: {args.env_id}/{args.scenario} {getattr(args.env, 'action_mode', '')}, {n_agents} agents, obs "
-          f"{obs_dim}, act {act_dim}, networks {'-'.join(map(str, hidden))}, {device} x {args.torch_threads} threads,"
-          f" {global_step}/{args.total_timesteps} env steps ({args.learning_starts} warm-up), run folder {run_dir}",
-          flush=True)
+          f"{obs_dim}, act {act_dim}, networks {'-'.join(map(str, hidden))}, {device} x {args.torch_threads} threads, "
+          f"step {global_step}/{args.total_timesteps} ({args.learning_starts} warm-up), folder {run_dir}", flush=True)
 
     # TRY NOT TO MODIFY: start the game
     if hasattr(envs, "env_steps"):  # oran's traffic shift counts the run's env steps, also across a resume
@@ -676,8 +663,8 @@ if __name__ == "__main__":
             if update == 1:
                 print(f"global_step={global_step}: warm-up done, updates start", flush=True)
             if update % args.log_interval == 0:  # SPS over the last log_interval updates
-                sps = int((global_step - last_log[1]) / (time.time() - last_log[0]))
-                last_log = (time.time(), global_step)
+                sps = int((global_step - last_log[1]) / ((now := time.time()) - last_log[0]))
+                last_log = (now, global_step)
                 for tag, v in {"losses/qf_values": qf_a_values.mean().item(), "losses/qf_loss": qf_loss.item() / 2.0,
                                "losses/actor_loss": actor_loss.item() / n_agents, "losses/alpha": alpha.mean().item(),
                                "charts/SPS": sps}.items():
@@ -730,16 +717,14 @@ if __name__ == "__main__":
                   + shlex.join([sys.executable, *sys.argv] + ["--resume"] * (not args.resume)
                                + ["--run-dir", run_dir] * (not args.run_dir)), flush=True)
             sys.exit(128 + stop_signal[0])
-        if time.time() - last_progress[0] >= args.progress_interval:  # steps/s and ETA over the last interval
-            sps = (global_step - last_progress[1]) / (time.time() - last_progress[0])
-            last_progress = (time.time(), global_step)
+        if (now := time.time()) - last_progress[0] >= args.progress_interval:  # rate and ETA over the last interval
+            sps, last_progress = (global_step - last_progress[1]) / (now - last_progress[0]), (now, global_step)
             print(f"progress: global_step={global_step}/{args.total_timesteps}, {sps:.1f} steps/s, last eval_return="
                   f"{([[0, math.nan]] + history['eval_history'])[-1][1]:.3f}, ETA "
                   f"{(args.total_timesteps - global_step) / sps / 60:.1f} min", flush=True)
 
-    for series in history.values():
-        if series and series[-1][0] == global_step:
-            series.pop()  # resumed from the final checkpoint: its final evaluation is redone below
+    for series in [s for s in history.values() if s and s[-1][0] == global_step]:
+        series.pop()  # resumed from the final checkpoint: its final evaluation is redone below
     results = run_evaluation()
     (eval_returns, eval_metrics, ue_tput), sampled_returns = results["eval"], results["eval_sampled"][0]
     save_checkpoint(with_buffer=False)
