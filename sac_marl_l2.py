@@ -442,8 +442,8 @@ if __name__ == "__main__":
     start_time, last_checkpoint, episode_metrics = time.time(), global_step, {}
     last_progress = last_log = (start_time, global_step)
     print(f"{script}: {args.env_id}/{args.scenario} {getattr(args.env, 'action_mode', '')}, {n_agents} agents, obs "
-          f"{obs_dim}, act {act_dim}, networks {'-'.join(map(str, hidden))}, {device} x {args.torch_threads} threads, "
-          f"step {global_step}/{args.total_timesteps} ({args.learning_starts} warm-up), folder {run_dir}", flush=True)
+          f"{obs_dim}, act {act_dim}, networks {'-'.join(map(str, hidden))}, {device} x {args.torch_threads} threads,\n"
+          f"  step {global_step}/{args.total_timesteps} ({args.learning_starts} warm-up), folder {run_dir}", flush=True)
 
     # TRY NOT TO MODIFY: start the game
     if hasattr(envs, "env_steps"):  # oran's traffic shift counts the run's env steps, also across a resume
