@@ -575,20 +575,16 @@ if __name__ == "__main__":
                 actions, _, _ = actor.get_action(torch.as_tensor(obs, device=device).transpose(0, 1))
             actions = actions.transpose(0, 1).cpu().numpy()
             check_finite("the policy's actions", actions=actions)
-
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
         for k, v in infos["metrics"].items():
             episode_metrics.setdefault(k, []).append(np.mean(v))
-
         # TRY NOT TO MODIFY: save data to reply buffer; handle `final_obs`
         done = (terminations | truncations)[:, None, None]
         real_next_obs = np.where(done, infos["final_obs"], next_obs) if done.any() else next_obs
         rb.add(obs, real_next_obs, actions, rewards, terminations)
-
         # TRY NOT TO MODIFY: CRUCIAL step easy to overlook
         obs = next_obs
-
         # ALGO LOGIC: training.
         if global_step > args.learning_starts:
             data = rb.sample(args.batch_size, rng, device)
