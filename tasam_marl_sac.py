@@ -444,7 +444,7 @@ if __name__ == "__main__":
     if args.resume and os.path.exists(ckpt_path):
         try:
             checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-            old_args = checkpoint["args"]
+            old_args, _ = checkpoint["args"], checkpoint["hidden"]  # a checkpoint of an older format lacks "hidden"
         except Exception as e:  # any unreadable or foreign file: say which and stop
             fail(f"cannot resume from {ckpt_path}: not a readable checkpoint of this script ({e!r})")
         allowed_to_change = {"resume", "run_dir", "total_timesteps", "cuda", "torch_threads", "checkpoint_interval",
