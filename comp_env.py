@@ -66,6 +66,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
+import typing
 from typing import Literal
 
 import numpy as np
@@ -74,6 +75,21 @@ SHARING_MODELS = ("resource-fair", "rate-fair", "proportional-fair", "max-cap", 
 MIXED_CYCLE = ("resource-fair", "rate-fair", "proportional-fair")  # BS i uses MIXED_CYCLE[i % 3]
 UTILITY_MIN, UTILITY_MAX = -20.0, 20.0
 EPSILON = 1e-16  # upstream's guard against log10(0) and division by zero
+
+
+def has_type(value, kind) -> bool:
+    """Whether `value` fits the field annotation `kind`: ints count as floats, bools as neither, floats must be
+    finite, tuples must have the annotated length and element types, Literals one of their values."""
+    origin, params = typing.get_origin(kind), typing.get_args(kind)
+    if origin is Literal:
+        return isinstance(value, str) and value in params
+    if origin is tuple:
+        kinds = params[:1] * len(value) if params[-1:] == (...,) else params
+        return isinstance(value, (tuple, list)) and len(value) == len(kinds) and all(map(has_type, value, kinds))
+    if kind is float:
+        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+            and math.isfinite(value)
+    return isinstance(value, (int, np.integer) if kind is int else kind) and not isinstance(value, bool)
 
 
 @dataclass
@@ -122,6 +138,11 @@ class CompConfig:
     """Waypoints keep at least this distance from the map border [deepcomp: 10]."""
 
     def __post_init__(self):
+        for f, kind in zip(dataclasses.fields(self), typing.get_type_hints(type(self)).values()):
+            value = getattr(self, f.name)  # types first (finite floats), so the range checks compare numbers
+            if not has_type(value, kind):
+                name = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
+                raise ValueError(f"CompConfig.{f.name} must be of type {name} (floats finite), got {value!r}")
         def bad(field, expected, got):
             raise ValueError(f"CompConfig.{field} must be {expected}, got {got!r}")
 

@@ -95,6 +95,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+import typing
 from typing import Literal
 
 import numpy as np
@@ -106,6 +107,21 @@ EMBB, MMTC, URLLC = 0, 1, 2
 # ---------------------------------------------------------------------------------------------
 # Configuration
 # ---------------------------------------------------------------------------------------------
+def has_type(value, kind) -> bool:
+    """Whether `value` fits the field annotation `kind`: ints count as floats, bools as neither, floats must be
+    finite, tuples must have the annotated length and element types, Literals one of their values."""
+    origin, params = typing.get_origin(kind), typing.get_args(kind)
+    if origin is Literal:
+        return isinstance(value, str) and value in params
+    if origin is tuple:
+        kinds = params[:1] * len(value) if params[-1:] == (...,) else params
+        return isinstance(value, (tuple, list)) and len(value) == len(kinds) and all(map(has_type, value, kinds))
+    if kind is float:
+        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+            and math.isfinite(value)
+    return isinstance(value, (int, np.integer) if kind is int else kind) and not isinstance(value, bool)
+
+
 @dataclass
 class ORANConfig:
     """Every option of the O-RAN simulator; per-slice tuples are ordered (eMBB, mMTC, URLLC)."""
@@ -217,6 +233,11 @@ class ORANConfig:
     """slice shares after the shift (half of the UEs in eMBB) [ours]"""
 
     def __post_init__(self):
+        for f, kind in zip(dataclasses.fields(self), typing.get_type_hints(type(self)).values()):
+            value = getattr(self, f.name)  # types first (finite floats), so the range checks compare numbers
+            if not has_type(value, kind):
+                name = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
+                raise ValueError(f"ORANConfig.{f.name}: expected type {name} (floats finite), got {value!r}")
         def need(ok, name, expected):
             if not ok:
                 raise ValueError(f"ORANConfig.{name}: expected {expected}, got {getattr(self, name)!r}")

@@ -41,7 +41,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tyro  # noqa: E402
 
-from run_experiments import GRIDS, LABELS, RHO_FLAGS, SCENARIOS, parse_run_id, read_summary  # noqa: E402
+from run_experiments import (GRIDS, LABELS, RHO_FLAGS, SCENARIOS, check_output_dir, parse_run_id,  # noqa: E402
+                             read_summary)
 
 # ------------------------------------------------------------------------------------------------
 # TensorBoard tags and summary keys read here (align with the training scripts)
@@ -58,10 +59,10 @@ EXTRA_METRICS = {"utility": "utility per UE (comp)"}  # more final_eval.metrics 
 
 
 def shift_step(run_args: dict) -> int | None:
-    """Training step of the traffic shift: oran_env's shift_after_steps counts vectorised steps of
-    the training environments, each of which is num_envs training steps."""
+    """Training step of the traffic shift: the scripts count oran_env's shift_after_steps in the run's
+    env steps over all num_envs copies (global_step)."""
     shift = (run_args.get("env") or {}).get("shift_after_steps")
-    return int(shift) * int(run_args.get("num_envs", 1)) if shift else None
+    return int(shift) if shift else None
 
 
 BASELINES = (("nosam", "none"), ("l2", "none"))  # return and QoS gains are reported over these
@@ -791,6 +792,7 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
     if args.n_boot < 100 or args.curve_points < 2:
         raise ValueError(f"--n-boot must be >= 100 and --curve-points >= 2, got {args.n_boot}, "
                          f"{args.curve_points}")
+    check_output_dir(args.out, "--out")
     args.out.mkdir(parents=True, exist_ok=True)
     figures: list[Path] = []
     notes: list[str] = []
@@ -860,5 +862,6 @@ if __name__ == "__main__":
 
     try:
         main(tyro.cli(Args))
-    except ValueError as e:
-        sys.exit(f"plot_results.py: error: {e}")
+    except ValueError as e:  # bad input: exit code 2, as for a bad flag
+        print(f"plot_results.py: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -186,7 +186,7 @@ class Args:
     cpu_budget: bool = True
     """use CPU_BUDGET (compact slice_share actions, batch 128) in every training command and in the
     heuristic rows"""
-    eval_episodes: int = 5
+    eval_episodes: int = 32
     """evaluation episodes of the heuristic and transfer rows (keep equal to the scripts' --eval-episodes)"""
     heuristics: bool = True
     """evaluate the environment's heuristics as reference rows"""
@@ -276,6 +276,14 @@ def budget_flags(scenario: str) -> list[str]:
     return env_option_flags(options) + flags
 
 
+def check_output_dir(path: Path, flag: str) -> None:
+    """Up-front check of a folder a command will write into (created later when missing): ValueError
+    naming `flag` when the path is a file, lies under a file, or its nearest existing folder is not writable."""
+    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: {existing} is not a writable folder")
+
+
 def read_summary(run_dir: Path) -> dict | None:
     """summary.json of a run folder, or None when it is missing or not valid JSON (half-written)."""
     try:
@@ -307,6 +315,10 @@ def expand_grid(args: Args) -> list[Task]:
                          f"{args.seeds}, {args.workers}, {args.torch_threads}, {args.eval_episodes}")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be a positive number of environment steps, got {args.steps}")
+    check_output_dir(args.results_dir, "--results-dir")
+    interpreter = shutil.which(args.python)
+    if interpreter is None or not os.path.isfile(interpreter):
+        raise ValueError(f"--python {args.python}: not an executable file")
     spec = GRIDS[args.grid]
     for name, choices in (("variants", {v for v, _ in spec.methods}),
                           ("rhos", {r for _, r in spec.methods})):
@@ -566,5 +578,6 @@ def main(args: Args) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main(tyro.cli(Args)))
-    except ValueError as e:
-        sys.exit(f"run_experiments.py: error: {e}")
+    except ValueError as e:  # bad input: exit code 2, as for a bad flag
+        print(f"run_experiments.py: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -17,33 +17,24 @@
 
 Shared multi-agent SAC core (identical in the three scripts):
 
-- Actors: one tanh-Gaussian policy per agent (CleanRL conventions), all N stored as one ensemble whose
-  weights are shaped (N, in, out) and applied with one batched matmul, so N agents cost one forward.
-- Critic: one global twin Q-network (with target copies) shared by all agents. Its input is the agent's
-  observation and action plus a one-hot agent id (`--critic-joint-obs` appends every agent's
-  observation). Each update trains it on all agents' sampled transitions as one batch of N * B rows.
-- Temperature: one log-alpha per agent, autotuned towards the target entropy -act_dim.
-- Replay buffer of joint transitions (all agents of one environment step together), sampled uniformly
-  with replacement. One gradient update per vectorised environment step once `--learning-starts` env
-  steps are collected (so `--num-envs` > 1 lowers the update-to-data ratio); warm-up actions are uniform
-  in [-1, 1].
-- `global_step` counts environment steps of one env copy summed over copies (`--num-envs` per iteration).
-- Evaluation: deterministic (tanh of the mean action) on `--eval-episodes` separate environment copies,
-  reset with the same seed at every evaluation, so successive evaluations score the same episodes.
-  The team return is the mean over agents of each agent's episode return.
-- Checkpoints (`checkpoint.pt`, every `--checkpoint-interval` env steps, taken at an episode boundary)
-  hold the networks, optimisers, RNG states, logged history and the replay buffer's filled part, so
-  `--resume` continues the same run; the environment is reset (with a seed derived from the step) since
-  simulator state is not saved. The final checkpoint is written without the buffer to save disk.
-- Network size: `--net-size auto` picks the paper's 300-400-400 when the GPU is used (`--cuda`) and the
-  CPU preset 128-128 otherwise; `--hidden-sizes` overrides both.
+- Actors: one tanh-Gaussian policy per agent (CleanRL), all N as one ensemble (one batched matmul), one autotuned
+  log-alpha each. Critic: one global twin Q-network shared by all agents, input (o_m, a_m, onehot(m)) [+ every
+  agent's observation with `--critic-joint-obs`], trained on all agents' sampled transitions as N * B rows.
+- Uniform replay of joint transitions; one update per vectorised env step after `--learning-starts` random steps;
+  `global_step` counts env steps over all copies. Evaluation: the deterministic (tanh of the mean) and the sampled
+  policy on the same fixed `--eval-episodes` episodes, with its own generator (never the training RNG).
+- Checkpoints (every `--checkpoint-interval` env steps and on SIGINT/SIGTERM) hold all but the simulators' state.
+  `--net-size auto`: the paper's 300-400-400 with `--cuda`, else the CPU preset 128-128.
 """
 import argparse
 import dataclasses
 import importlib
 import json
+import math
 import os
-import random
+import pathlib
+import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -59,7 +50,17 @@ from torch.utils.tensorboard import SummaryWriter
 ENV_MODULES = {"oran": "oran_env", "comp": "comp_env"}
 DEFAULT_SCENARIO = {"oran": "paper", "comp": "medium"}
 NET_SIZES = {"paper": (300, 400, 400), "cpu": (128, 128)}
+LOG_STD_MAX, LOG_STD_MIN = 2, -5
 EnvConfig = TypeVar("EnvConfig")
+# Valid intervals of the numeric flags ("(", ")": open ends); every other numeric flag must still be finite
+RANGES = {**dict.fromkeys(("torch_threads", "num_envs", "total_timesteps", "buffer_size", "eval_episodes",
+                           "log_interval", "hidden_sizes"), "[1, inf)"), "seed": "[0, 4294967295]", "tau": "(0, 1]",
+          **dict.fromkeys(("checkpoint_interval", "learning_starts", "alpha", "eval_interval"), "[0, inf)"),
+          **dict.fromkeys(("policy_lr", "q_lr", "alpha_lr", "progress_interval"), "(0, inf)"), "gamma": "[0, 1]",
+          "batch_size": "[2, inf)"}
+RANGES.update(dict.fromkeys(("rho_init", "rho_final", "rho_actor", "rho_critic", "td_var_threshold",
+                             "sharpness_interval"), "[0, inf)"), td_var_ema="[0, 1)", rho_decay_steps="[1, inf)",
+              sharpness_iters="[1, inf)", sharpness_tol="(0, 1)")
 
 
 @dataclass
@@ -71,16 +72,13 @@ class Args(Generic[EnvConfig]):
     torch_deterministic: bool = True
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = False
-    """use the GPU when one is available"""
+    """use the GPU (an error when torch sees none)"""
     torch_threads: int = 2
-    """number of CPU threads torch uses (2: 1.3x faster than 1 for one run of the CPU preset on an idle 2-core
-    machine; give each of several parallel runs 1 thread, as run_experiments.py does)"""
+    """CPU threads of torch (2: 1.3x faster than 1 on an idle 2-core machine; 1 for parallel runs)"""
     run_dir: Optional[str] = None
-    """run folder (TensorBoard events, checkpoint.pt, summary.json); default
-    runs/{env_id}-{scenario}__{exp_name}__{seed}__{unix time}"""
+    """run folder (events, checkpoint.pt, summary.json); default runs/{env_id}-{scenario}__{exp_name}__{seed}__{time}"""
     resume: bool = False
-    """continue the run in --run-dir from its checkpoint.pt (starts fresh when there is none; exits at
-    once when its summary.json says finished)"""
+    """continue the run in --run-dir from its checkpoint.pt (fresh without one; exits if finished)"""
     checkpoint_interval: int = 10_000
     """env steps between checkpoints (taken at the next episode boundary); 0 = only at the end"""
     save_model: bool = False
@@ -126,11 +124,13 @@ class Args(Generic[EnvConfig]):
 
     # Evaluation and logging
     eval_interval: int = 2_000
-    """env steps between deterministic evaluations (0 = only the final one)"""
-    eval_episodes: int = 5
-    """evaluation episodes (run as parallel environment copies)"""
+    """env steps between evaluations (0 = only the final one)"""
+    eval_episodes: int = 32
+    """evaluation episodes (parallel environment copies; the same fixed episodes at every evaluation)"""
     log_interval: int = 100
     """updates between loss/SPS log entries"""
+    progress_interval: float = 10.0
+    """seconds between progress lines (step, steps/s over the recent window, last evaluation, ETA)"""
 
     # Sharpness-aware minimisation (TA-SAM)
     sam_actor: bool = True
@@ -161,39 +161,34 @@ class Args(Generic[EnvConfig]):
     """fixed SAM radius of the critic"""
     sharpness_interval: int = 1000
     """updates between critic sharpness measurements (0 = off)"""
-    sharpness_iters: int = 20
-    """power-iteration steps per sharpness measurement"""
+    sharpness_iters: int = 100
+    """cap on the power-iteration steps of one sharpness measurement"""
+    sharpness_tol: float = 1e-5
+    """power iteration stops once the eigenvalue estimate changes by less than this fraction of itself [ours]"""
 
     env: Annotated[EnvConfig, tyro.conf.OmitArgPrefixes] = None
     """environment options (defaults: the chosen --env-id/--scenario preset)"""
 
     def __post_init__(self):
-        positive = ("total_timesteps", "buffer_size", "batch_size", "num_envs", "eval_episodes", "torch_threads",
-                    "log_interval", "policy_lr", "q_lr", "alpha_lr", "tau")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name in ("learning_starts", "eval_interval", "checkpoint_interval", "alpha"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        for f in dataclasses.fields(self):  # one generic check: finite numbers (also in tuples), inside RANGES
+            values, interval = getattr(self, f.name), RANGES.get(f.name, "(-inf, inf)")
+            low, high = (float(x) for x in interval[1:-1].split(","))
+            for value in values if isinstance(values, tuple) else (values,):
+                if type(value) in (int, float) and not (math.isfinite(value) and low <= value <= high and (
+                        value, interval[0]) != (low, "(") and (value, interval[-1]) != (high, ")")):
+                    raise ValueError(f"--{f.name.replace('_', '-')} must be a finite number in {interval}, got {value}")
         if self.learning_starts >= self.total_timesteps:
             raise ValueError(f"--learning-starts ({self.learning_starts}) must be below --total-timesteps "
                              f"({self.total_timesteps}), otherwise no update runs")
-        if not (0.0 <= self.gamma <= 1.0 and self.tau <= 1.0):
-            raise ValueError(f"--gamma and --tau must lie in [0, 1], got {self.gamma}, {self.tau}")
-        if self.hidden_sizes is not None and (len(self.hidden_sizes) == 0 or min(self.hidden_sizes) < 1):
-            raise ValueError(f"--hidden-sizes must be one or more positive ints, got {self.hidden_sizes}")
+        if self.batch_size > self.buffer_size:
+            raise ValueError(f"--batch-size ({self.batch_size}) must not exceed --buffer-size ({self.buffer_size})")
         if self.resume and self.run_dir is None:
             raise ValueError("--resume needs --run-dir (the folder of the run to continue)")
-        for name in ("rho_init", "rho_final", "rho_actor", "rho_critic", "td_var_threshold", "sharpness_interval"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.td_var_ema < 1.0:
-            raise ValueError(f"--td-var-ema must lie in [0, 1), got {self.td_var_ema}")
-        if self.rho_decay_steps is not None and self.rho_decay_steps < 1:
-            raise ValueError(f"--rho-decay-steps must be >= 1, got {self.rho_decay_steps}")
-        if self.sharpness_iters < 1:
-            raise ValueError(f"--sharpness-iters must be >= 1, got {self.sharpness_iters}")
+
+
+def fail(message):  # bad input: one line naming the flag, exit code 2 (as for a bad flag), no traceback
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def parse_args() -> Args:
@@ -202,12 +197,11 @@ def parse_args() -> Args:
     pre.add_argument("--env-id", default=Args.env_id, choices=sorted(ENV_MODULES))
     pre.add_argument("--scenario", default=None)
     known, _ = pre.parse_known_args()
-    envlib = importlib.import_module(ENV_MODULES[known.env_id])
     scenario = known.scenario or DEFAULT_SCENARIO[known.env_id]
     try:
-        config = envlib.make_config(scenario)
-    except ValueError as e:
-        sys.exit(f"error: --scenario {scenario}: {e}")
+        config = importlib.import_module(ENV_MODULES[known.env_id]).make_config(scenario)
+    except (ImportError, ValueError) as e:  # a missing simulator module must lie next to this script
+        fail(f"--env-id {known.env_id} --scenario {scenario}: {e}")
     return tyro.cli(Args[type(config)], default=Args(env_id=known.env_id, scenario=scenario, env=config))
 
 
@@ -241,10 +235,6 @@ class SoftQNetwork(nn.Module):
         for layer in self.layers:
             x = torch.tanh(layer(x))
         return self.fc_q(x)
-
-
-LOG_STD_MAX = 2
-LOG_STD_MIN = -5
 
 
 class Actor(nn.Module):
@@ -330,21 +320,24 @@ def select_agents(td_var, threshold, mode):
     return td_var > (threshold * td_var.median() if mode == "relative" else threshold)
 
 
-def hessian_top_eigenvalue(loss, params, iters, generator):
+def hessian_top_eigenvalue(loss, params, iters, generator, tol=1e-5):
     """Largest eigenvalue of the Hessian H of `loss` w.r.t. `params`: power iteration v <- Hv / ||Hv|| on
     Hessian-vector products (double backward) finds the eigenvalue of largest magnitude (the Rayleigh quotient
-    v^T H v of the last v); when that one is negative, a second run on H - lambda I finds the largest one."""
+    v^T H v of the last v; at most `iters` steps, stopping when it changes by less than `tol` of itself); when
+    that one is negative, a second run on H - lambda I finds the largest one."""
     grads = torch.autograd.grad(loss, params, create_graph=True)
 
     def power_iteration(shift):
-        v = [torch.randn(p.shape, generator=generator, device=p.device) for p in params]
+        v, eigenvalue = [torch.randn(p.shape, generator=generator).to(p.device) for p in params], math.inf
         for _ in range(iters):
             norm = torch.stack([x.norm() for x in v]).norm()
             v = [x / norm for x in v]
             hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)
             hv = [h - shift * x for h, x in zip(hv, v)]
-            eigenvalue = sum((h * x).sum() for h, x in zip(hv, v)).item()
+            previous, eigenvalue = eigenvalue, sum((h * x).sum() for h, x in zip(hv, v)).item()
             v = hv
+            if abs(eigenvalue - previous) <= tol * abs(eigenvalue):
+                break
         return eigenvalue + shift
 
     top = power_iteration(0.0)
@@ -353,14 +346,12 @@ def hessian_top_eigenvalue(loss, params, iters, generator):
 
 class ReplayBuffer:
     """Circular NumPy store of joint transitions; `sample` returns torch tensors shaped (N, B, ...)."""
+    FIELDS = ("obs", "next_obs", "actions", "rewards", "terminated")
 
     def __init__(self, size, n_agents, obs_dim, act_dim):
         self.size, self.pos, self.full = size, 0, False
-        self.obs = np.zeros((size, n_agents, obs_dim), np.float32)
-        self.next_obs = np.zeros((size, n_agents, obs_dim), np.float32)
-        self.actions = np.zeros((size, n_agents, act_dim), np.float32)
-        self.rewards = np.zeros((size, n_agents), np.float32)
-        self.terminated = np.zeros((size,), np.float32)
+        for k, shape in zip(self.FIELDS, ((n_agents, obs_dim),) * 2 + ((n_agents, act_dim), (n_agents,), ())):
+            setattr(self, k, np.zeros((size, *shape), np.float32))
 
     def add(self, obs, next_obs, actions, rewards, terminated):
         idx = (self.pos + np.arange(len(obs))) % self.size
@@ -371,31 +362,31 @@ class ReplayBuffer:
 
     def sample(self, batch_size, rng, device):
         idx = rng.integers(0, self.size if self.full else self.pos, size=batch_size)
-        to_agents_first = lambda a: torch.as_tensor(a[idx], device=device).transpose(0, 1)
-        return {"obs": to_agents_first(self.obs), "next_obs": to_agents_first(self.next_obs),
-                "actions": to_agents_first(self.actions), "rewards": to_agents_first(self.rewards).unsqueeze(-1),
+        data = {k: torch.as_tensor(getattr(self, k)[idx], device=device).transpose(0, 1) for k in self.FIELDS[:4]}
+        return {**data, "rewards": data["rewards"].unsqueeze(-1),
                 "terminated": torch.as_tensor(self.terminated[idx], device=device).view(1, -1, 1)}
 
     def state_dict(self):
         n = self.size if self.full else self.pos
-        data = {k: torch.from_numpy(getattr(self, k)[:n]) for k in ("obs", "next_obs", "actions", "rewards",
-                                                                       "terminated")}
-        return {"pos": self.pos, "full": self.full, **data}
+        return {"pos": self.pos, "full": self.full, **{k: torch.from_numpy(getattr(self, k)[:n]) for k in self.FIELDS}}
 
     def load_state_dict(self, state):
         self.pos, self.full = state["pos"], state["full"]
-        for k in ("obs", "next_obs", "actions", "rewards", "terminated"):
+        for k in self.FIELDS:
             getattr(self, k)[: len(state[k])] = state[k].numpy()
 
 
-def evaluate(actor, eval_envs, seed, device):
-    """Deterministic episodes, one per evaluation env copy (all in lockstep): team returns (E,), mean of each
-    info["metrics"] entry, and each UE's mean throughput over the episode when the env reports it."""
+def evaluate(actor, eval_envs, seed, device, generator=None):
+    """One episode per evaluation env copy (all in lockstep) of the deterministic policy (tanh of the mean), or
+    of the sampled one with noise from `generator`: team returns (E,), mean of each info["metrics"] entry, and
+    each UE's mean throughput over the episode when the env reports it. The training RNG is never drawn."""
     obs, _ = eval_envs.reset(seed=seed)
     metrics, ue_tput = {}, []
     for _ in range(eval_envs.episode_length):
         with torch.no_grad():
-            _, _, action = actor.get_action(torch.as_tensor(obs, device=device).transpose(0, 1))
+            obs_t = torch.as_tensor(obs, device=device).transpose(0, 1)
+            noise = torch.zeros(*obs_t.shape[:2], eval_envs.act_dim, device=device)  # zero: tanh of the mean
+            action, _, _ = actor.get_action(obs_t, noise=noise.normal_(generator=generator) if generator else noise)
         obs, _, _, _, info = eval_envs.step(action.transpose(0, 1).cpu().numpy())
         for k, v in info["metrics"].items():
             metrics.setdefault(k, []).append(np.asarray(v, np.float64))
@@ -406,71 +397,79 @@ def evaluate(actor, eval_envs, seed, device):
     return returns, {k: float(np.mean(v)) for k, v in metrics.items()}, ue_tput
 
 
-def crossed(step, interval, stride):
-    """True when the last `stride` env steps (ending at `step`) passed a multiple of `interval`."""
-    return interval > 0 and step // interval != (step - stride) // interval
-
-
 def save_atomic(path, write):
-    tmp = f"{path}.tmp"
-    write(tmp)
-    os.replace(tmp, path)
+    write(f"{path}.tmp")
+    os.replace(f"{path}.tmp", path)
 
 
 def write_json(path, obj):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)
-    save_atomic(path, write)
+    """Strict JSON, written atomically: NaN/inf become null and "non_finite_as_null" says whether any did."""
+    found = []
+    obj = json.loads(json.dumps(obj), parse_constant=found.append)  # append returns None: NaN, Infinity -> null
+    text = json.dumps({**obj, "non_finite_as_null": bool(found)}, indent=1, allow_nan=False)
+    save_atomic(path, lambda tmp: pathlib.Path(tmp).write_text(text))
 
 
 if __name__ == "__main__":
     args = parse_args()
-    script = os.path.basename(__file__)
+    script, saved_args = os.path.basename(__file__), json.loads(json.dumps(dataclasses.asdict(args)))
     run_dir = args.run_dir or f"runs/{args.env_id}-{args.scenario}__{args.exp_name}__{args.seed}__{int(time.time())}"
     ckpt_path, summary_path = os.path.join(run_dir, "checkpoint.pt"), os.path.join(run_dir, "summary.json")
-    if args.resume and os.path.exists(summary_path):
-        with open(summary_path) as f:
-            if json.load(f).get("status") == "finished":
-                print(f"{summary_path} says finished; nothing to resume")
-                sys.exit(0)
+    if args.cuda and not torch.cuda.is_available():
+        fail("--cuda: torch sees no GPU on this machine (drop --cuda to run on the CPU)")
+    envlib = importlib.import_module(ENV_MODULES[args.env_id])
+    envs = envlib.make_env(args.scenario, num_envs=args.num_envs, seed=args.seed, **vars(args.env))
+    eval_envs = envlib.make_env(args.scenario, num_envs=args.eval_episodes, seed=args.seed + 10_000, **vars(args.env))
+    n_agents, obs_dim, act_dim = envs.n_agents, envs.obs_dim, envs.act_dim
+    if args.sam_actor and args.selective and args.td_var_mode == "relative" and n_agents < 2:
+        fail("--td-var-mode relative selects agents above the median of >= 2 agents; with one agent use "
+             "--td-var-mode absolute or --no-selective")
+    buffer_gib = args.buffer_size * (n_agents * (2 * obs_dim + act_dim + 1) + 1) * 4 / 2**30
+    if buffer_gib > (memory_gib := os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30):
+        fail(f"--buffer-size {args.buffer_size}: the replay buffer needs {buffer_gib:.1f} GiB of {memory_gib:.1f} GiB")
+    held = os.path.isdir(run_dir) and sorted(f for f in os.listdir(run_dir) if f in ("checkpoint.pt", "summary.json")
+                                             or f.startswith("events.out.tfevents"))
+    if held and not args.resume:
+        fail(f"--run-dir {run_dir} already holds a run ({', '.join(held)}); add --resume to continue it")
+    try:  # an unreadable or foreign summary.json is reported and left as it is
+        summary = json.load(open(summary_path)) if args.resume and os.path.exists(summary_path) else {"script": script}
+    except ValueError as e:
+        summary = e
+    if not isinstance(summary, dict) or summary.get("script") != script:
+        fail(f"--resume: {summary_path} is not a summary.json of {script} ({str(summary)[:80]})")
+    if summary.get("status") == "finished":
+        print(f"{summary_path} says finished; nothing to resume")
+        sys.exit(0)
     checkpoint = None
     if args.resume and os.path.exists(ckpt_path):
         try:
             checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-            saved_args = checkpoint["args"]
+            old_args, _ = checkpoint["args"], checkpoint["hidden"]  # a checkpoint of an older format lacks "hidden"
         except Exception as e:  # any unreadable or foreign file: say which and stop
-            sys.exit(f"error: cannot resume from {ckpt_path}: not a readable checkpoint of this script ({e!r})")
-        allowed_to_change = {"resume", "run_dir", "total_timesteps", "cuda", "torch_threads", "checkpoint_interval"}
-        changed = [k for k, v in json.loads(json.dumps(dataclasses.asdict(args))).items()
-                   if k not in allowed_to_change and saved_args.get(k) != v]
+            fail(f"cannot resume from {ckpt_path}: not a readable checkpoint of this script ({e!r})")
+        allowed_to_change = {"resume", "run_dir", "total_timesteps", "cuda", "torch_threads", "checkpoint_interval",
+                             "progress_interval"}
+        changed = [k for k, v in saved_args.items() if k not in allowed_to_change and old_args.get(k) != v]
         if changed or checkpoint.get("script") != script:
-            sys.exit(f"error: {ckpt_path} was written by {checkpoint.get('script')} with other values of {changed}")
-    os.makedirs(run_dir, exist_ok=True)
-    writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
+            fail(f"--resume: {ckpt_path} was written by {checkpoint.get('script')} with other values of {changed}")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
+    except OSError as e:  # a file, a path under a file, a folder we may not write into
+        fail(f"--run-dir {run_dir}: cannot write there ({e.strerror or e})")
     if checkpoint is None:
-        writer.add_text(
-            "hyperparameters",
-            "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-        )
+        writer.add_text("hyperparameters", "|param|value|\n|-|-|" + "".join(f"\n|{k}|{v}|" for k, v in
+                                                                       vars(args).items()))
 
-    # TRY NOT TO MODIFY: seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
+    # TRY NOT TO MODIFY: seeding (all randomness comes from rng, torch's generators and the environments' seeds)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     torch.set_num_threads(args.torch_threads)
     rng = np.random.default_rng(args.seed)
 
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    net_size = args.net_size if args.net_size != "auto" else ("paper" if device.type == "cuda" else "cpu")
-    hidden = args.hidden_sizes or NET_SIZES[net_size]
-
-    # env setup
-    envlib = importlib.import_module(ENV_MODULES[args.env_id])
-    envs = envlib.make_env(args.scenario, num_envs=args.num_envs, seed=args.seed, **vars(args.env))
-    eval_envs = envlib.make_env(args.scenario, num_envs=args.eval_episodes, seed=args.seed + 10_000, **vars(args.env))
-    n_agents, obs_dim, act_dim = envs.n_agents, envs.obs_dim, envs.act_dim
+    device = torch.device("cuda" if args.cuda else "cpu")
+    net_size = args.net_size if args.net_size != "auto" else ("paper" if args.cuda else "cpu")
+    hidden = tuple(checkpoint["hidden"]) if checkpoint else args.hidden_sizes or NET_SIZES[net_size]  # kept on resume
     agent_ids = torch.eye(n_agents, device=device)
     critic_in_dim = obs_dim + act_dim + n_agents + (n_agents * obs_dim if args.critic_joint_obs else 0)
 
@@ -481,6 +480,9 @@ if __name__ == "__main__":
     actor_params, qf_params = list(actor.parameters()), list(qf.parameters())
     q_optimizer = optim.Adam(qf_params, lr=args.q_lr)
     actor_optimizer = optim.Adam(actor_params, lr=args.policy_lr)
+    rho_decay_steps = args.rho_decay_steps or args.total_timesteps  # fixed at the start, kept on resume
+    td_var_ema, sam_counts, sharpness_batch = None, torch.zeros(n_agents), None
+    sharpness_rng = torch.Generator().manual_seed(args.seed)  # on the CPU, apart from training's RNG stream
 
     # Automatic entropy tuning, one temperature per agent
     target_entropy = -float(act_dim)
@@ -489,64 +491,80 @@ if __name__ == "__main__":
     alpha = log_alpha.exp().detach() if args.autotune else torch.full((n_agents,), args.alpha, device=device)
 
     rb = ReplayBuffer(args.buffer_size, n_agents, obs_dim, act_dim)
-    rho_decay_steps = args.rho_decay_steps or args.total_timesteps
-    td_var_ema, sam_counts, sharpness_batch = None, torch.zeros(n_agents), None
-    sharpness_rng = torch.Generator(device=device).manual_seed(args.seed)  # apart from training's RNG stream
-    global_step, update, wall_time, eval_history, best_eval_return = 0, 0, 0.0, [], -float("inf")
+    global_step, update, wall_time, best_eval_return = 0, 0, 0.0, -float("inf")
+    history = {"eval_history": [], "eval_sampled_history": [], "eval_episode_returns": []}
+    modules = {"actor": actor, "qf": qf, "qf_target": qf_target, "q_optimizer": q_optimizer,
+               "actor_optimizer": actor_optimizer, "a_optimizer": a_optimizer}
     if checkpoint is not None:
-        for module, key in ((actor, "actor"), (qf, "qf"), (qf_target, "qf_target"), (q_optimizer, "q_optimizer"),
-                            (actor_optimizer, "actor_optimizer"), (a_optimizer, "a_optimizer")):
+        for key, module in modules.items():
             module.load_state_dict(checkpoint[key])
-        with torch.no_grad():
-            log_alpha.copy_(checkpoint["log_alpha"])
-        alpha = log_alpha.exp().detach() if args.autotune else alpha
-        if checkpoint["buffer"] is not None:
-            rb.load_state_dict(checkpoint["buffer"])
-        elif checkpoint["global_step"] < args.total_timesteps:
-            sys.exit(f"error: {ckpt_path} is the final checkpoint of a run, saved without its replay buffer; "
-                     f"it cannot be extended beyond global_step={checkpoint['global_step']}")
-        rng.bit_generator.state = checkpoint["numpy_rng"]
-        torch.set_rng_state(checkpoint["torch_rng"])
-        global_step, update, wall_time = checkpoint["global_step"], checkpoint["update"], checkpoint["wall_time"]
-        eval_history, best_eval_return = checkpoint["eval_history"], checkpoint["best_eval_return"]
+        log_alpha.data.copy_(checkpoint["log_alpha"])
         td_var_ema, sharpness_batch = checkpoint["td_var_ema"], checkpoint["sharpness_batch"]
         td_var_ema = None if td_var_ema is None else td_var_ema.to(device)
         if sharpness_batch is not None:
             sharpness_batch = {k: v.to(device) for k, v in sharpness_batch.items()}
         sharpness_rng.set_state(checkpoint["sharpness_rng"])
+        rho_decay_steps = checkpoint["rho_decay_steps"]
+        alpha = log_alpha.exp().detach() if args.autotune else alpha
+        if checkpoint["buffer"] is not None:
+            rb.load_state_dict(checkpoint["buffer"])
+        elif checkpoint["global_step"] < args.total_timesteps:
+            fail(f"--resume: {ckpt_path} is the final checkpoint of a run, saved without its replay buffer; "
+                 f"it cannot be extended beyond global_step={checkpoint['global_step']}")
+        rng.bit_generator.state = checkpoint["numpy_rng"]
+        torch.set_rng_state(checkpoint["torch_rng"])
+        if device.type == "cuda" and checkpoint["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(checkpoint["cuda_rng"])
+        global_step, update, wall_time = checkpoint["global_step"], checkpoint["update"], checkpoint["wall_time"]
+        history, best_eval_return = checkpoint["history"], checkpoint["best_eval_return"]
         print(f"resumed {run_dir} at global_step={global_step}")
 
     def save_checkpoint(with_buffer):
-        state = {"script": script, "args": json.loads(json.dumps(dataclasses.asdict(args))),
-                 "global_step": global_step, "update": update, "wall_time": wall_time + time.time() - start_time,
-                 "actor": actor.state_dict(), "qf": qf.state_dict(), "qf_target": qf_target.state_dict(),
-                 "q_optimizer": q_optimizer.state_dict(), "actor_optimizer": actor_optimizer.state_dict(),
-                 "a_optimizer": a_optimizer.state_dict(), "log_alpha": log_alpha.detach().cpu(),
+        state = {"script": script, "args": saved_args, "hidden": list(hidden), "global_step": global_step, "update":
+                 update, "wall_time": wall_time + time.time() - start_time, "log_alpha": log_alpha.detach().cpu(),
+                 **{key: module.state_dict() for key, module in modules.items()},
                  "buffer": rb.state_dict() if with_buffer else None, "numpy_rng": rng.bit_generator.state,
-                 "torch_rng": torch.get_rng_state(), "eval_history": eval_history,
-                 "best_eval_return": best_eval_return, "sharpness_rng": sharpness_rng.get_state(),
-                 "td_var_ema": None if td_var_ema is None else td_var_ema.cpu(),
-                 "sharpness_batch": None if sharpness_batch is None else {k: v.cpu() for k, v in
-                                                                         sharpness_batch.items()}}
+                 "torch_rng": torch.get_rng_state(), "history": history, "best_eval_return": best_eval_return,
+                 "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None}
+        state.update(sharpness_rng=sharpness_rng.get_state(), rho_decay_steps=rho_decay_steps,
+                     td_var_ema=None if td_var_ema is None else td_var_ema.cpu(), sharpness_batch=None if
+                     sharpness_batch is None else {k: v.cpu() for k, v in sharpness_batch.items()})
         save_atomic(ckpt_path, lambda tmp: torch.save(state, tmp))
 
     def run_evaluation():
         global best_eval_return
-        eval_returns, eval_metrics, ue_tput = evaluate(actor, eval_envs, args.seed + 10_000, device)
-        eval_return = float(eval_returns.mean())
-        eval_history.append([global_step, eval_return])
-        best_eval_return = max(best_eval_return, eval_return)
-        print(f"global_step={global_step}, eval_return={eval_return:.3f}")
-        writer.add_scalar("eval/episodic_return", eval_return, global_step)
-        for k, v in eval_metrics.items():
-            writer.add_scalar(f"eval/{k}", v, global_step)
-        return eval_returns, eval_metrics, ue_tput
+        results = {}
+        eval_generator = torch.Generator(device=device).manual_seed(args.seed + 10_000)  # never the training RNG
+        for tag, generator in (("eval", None), ("eval_sampled", eval_generator)):
+            results[tag] = returns, metrics, _ = evaluate(actor, eval_envs, args.seed + 10_000, device, generator)
+            history[f"{tag}_history"].append([global_step, float(returns.mean())])
+            for k, v in {"episodic_return": float(returns.mean()), **metrics}.items():
+                writer.add_scalar(f"{tag}/{k}", v, global_step)
+        history["eval_episode_returns"].append([global_step, results["eval"][0].tolist()])
+        best_eval_return = max(best_eval_return, history["eval_history"][-1][1])
+        print(f"global_step={global_step}, eval_return={history['eval_history'][-1][1]:.3f} "
+              f"(sampled policy {history['eval_sampled_history'][-1][1]:.3f})")
+        return results
 
-    start_time, start_step, last_checkpoint = time.time(), global_step, global_step
-    episode_metrics = {}
+    def check_finite(where, **values):  # the non-finite guard: stop before a NaN/inf is used or simulated
+        if bad := [k for k, v in values.items() if not torch.isfinite(torch.as_tensor(v)).all()]:
+            print(f"error: non-finite {', '.join(bad)} in {where} at global_step={global_step}; last checkpoint: step "
+                  f"{last_checkpoint} (0: none); try lower --q-lr, --policy-lr, --alpha-lr", file=sys.stderr)
+            sys.exit(3)
+
+    stop_signal = []  # SIGINT/SIGTERM only raise this flag: the loop checkpoints and exits at the end of its step
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: stop_signal.append(signum))
+    start_time, last_checkpoint, episode_metrics = time.time(), global_step, {}
+    last_progress = last_log = (start_time, global_step)
+    print(f"{script}: {args.env_id}/{args.scenario} {getattr(args.env, 'action_mode', '')}, {n_agents} agents, obs "
+          f"{obs_dim}, act {act_dim}, networks {'-'.join(map(str, hidden))}, {device} x {args.torch_threads} threads,\n"
+          f"  step {global_step}/{args.total_timesteps} ({args.learning_starts} warm-up), folder {run_dir}", flush=True)
 
     # TRY NOT TO MODIFY: start the game
-    obs, _ = envs.reset(seed=args.seed + global_step)
+    if hasattr(envs, "env_steps"):  # oran's traffic shift counts the run's env steps, also across a resume
+        envs.env_steps = global_step
+    obs, _ = envs.reset(seed=[args.seed, global_step] if global_step else args.seed)  # never an evaluation seed
     while global_step < args.total_timesteps:
         global_step += args.num_envs
         # ALGO LOGIC: put action logic here
@@ -556,22 +574,17 @@ if __name__ == "__main__":
             with torch.no_grad():
                 actions, _, _ = actor.get_action(torch.as_tensor(obs, device=device).transpose(0, 1))
             actions = actions.transpose(0, 1).cpu().numpy()
-
+            check_finite("the policy's actions", actions=actions)
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
         for k, v in infos["metrics"].items():
             episode_metrics.setdefault(k, []).append(np.mean(v))
-
         # TRY NOT TO MODIFY: save data to reply buffer; handle `final_obs`
-        real_next_obs = next_obs.copy()
-        done = terminations | truncations
-        if done.any():
-            real_next_obs[done] = infos["final_obs"][done]
+        done = (terminations | truncations)[:, None, None]
+        real_next_obs = np.where(done, infos["final_obs"], next_obs) if done.any() else next_obs
         rb.add(obs, real_next_obs, actions, rewards, terminations)
-
         # TRY NOT TO MODIFY: CRUCIAL step easy to overlook
         obs = next_obs
-
         # ALGO LOGIC: training.
         if global_step > args.learning_starts:
             data = rb.sample(args.batch_size, rng, device)
@@ -641,14 +654,17 @@ if __name__ == "__main__":
                 for param, target_param in zip(qf_params, qf_target.parameters()):
                     target_param.lerp_(param, args.tau)
 
+            check_finite(f"update {update + 1}", qf_loss=qf_loss, actor_loss=actor_loss, alpha=alpha)
             update += 1
-            if update % args.log_interval == 0:
-                sps = int((global_step - start_step) / (time.time() - start_time))
-                writer.add_scalar("losses/qf_values", qf_a_values.mean().item(), global_step)
-                writer.add_scalar("losses/qf_loss", qf_loss.item() / 2.0, global_step)
-                writer.add_scalar("losses/actor_loss", actor_loss.item() / n_agents, global_step)
-                writer.add_scalar("losses/alpha", alpha.mean().item(), global_step)
-                writer.add_scalar("charts/SPS", sps, global_step)
+            if update == 1:
+                print(f"global_step={global_step}: warm-up done, updates start", flush=True)
+            if update % args.log_interval == 0:  # SPS over the last log_interval updates
+                sps = int((global_step - last_log[1]) / ((now := time.time()) - last_log[0]))
+                last_log = (now, global_step)
+                for tag, v in {"losses/qf_values": qf_a_values.mean().item(), "losses/qf_loss": qf_loss.item() / 2.0,
+                               "losses/actor_loss": actor_loss.item() / n_agents, "losses/alpha": alpha.mean().item(),
+                               "charts/SPS": sps}.items():
+                    writer.add_scalar(tag, v, global_step)
                 writer.add_scalar("charts/rho_actor", rho_actor if args.sam_actor else 0.0, global_step)
                 writer.add_scalar("charts/rho_critic", rho_critic if args.sam_critic else 0.0, global_step)
                 writer.add_scalar("charts/sam_active_fraction", sam_counts.mean().item() / args.log_interval,
@@ -662,7 +678,7 @@ if __name__ == "__main__":
                 if sharpness_batch is None:  # fixed for the whole run, sampled apart from training's RNG stream
                     sharpness_batch = rb.sample(args.batch_size, np.random.default_rng(args.seed + 1), device)
                     sharpness_batch["noise"] = torch.randn(n_agents, args.batch_size, act_dim,
-                                                           generator=sharpness_rng, device=device)
+                                                           generator=sharpness_rng).to(device)
                 b = sharpness_batch
                 with torch.no_grad():
                     next_actions, next_log_pi, _ = actor.get_action(b["next_obs"], noise=b["noise"])
@@ -671,39 +687,50 @@ if __name__ == "__main__":
                     target = b["rewards"] + (1 - b["terminated"]) * args.gamma * min_next
                 sharp_loss = (qf(critic_input(b["obs"], b["actions"], agent_ids, args.critic_joint_obs))
                               - target.reshape(-1, 1)).pow(2).mean(dim=(1, 2)).sum()
-                eigenvalue = hessian_top_eigenvalue(sharp_loss, qf_params, args.sharpness_iters, sharpness_rng)
+                eigenvalue = hessian_top_eigenvalue(sharp_loss, qf_params, args.sharpness_iters, sharpness_rng,
+                                                    args.sharpness_tol)
                 writer.add_scalar("sharpness/critic_top_eig", eigenvalue, global_step)
 
         if "episode" in infos:
-            episodic_return = float(infos["episode"]["return"].mean())
-            print(f"global_step={global_step}, episodic_return={episodic_return:.3f}")
-            writer.add_scalar("charts/episodic_return", episodic_return, global_step)
-            writer.add_scalar("charts/episodic_length", float(np.mean(infos["episode"]["length"])), global_step)
-            for k, v in episode_metrics.items():
-                writer.add_scalar(f"env/{k}", float(np.mean(v)), global_step)
+            print(f"global_step={global_step}, episodic_return={infos['episode']['return'].mean():.3f}")
+            for k, v in {"charts/episodic_return": infos["episode"]["return"], "charts/episodic_length":
+                         infos["episode"]["length"], **{f"env/{k}": v for k, v in episode_metrics.items()}}.items():
+                writer.add_scalar(k, float(np.mean(v)), global_step)
             episode_metrics = {}
 
         final = global_step >= args.total_timesteps
-        if not final and crossed(global_step, args.eval_interval, args.num_envs):
+        if not final and args.eval_interval and (global_step - args.num_envs) // args.eval_interval < \
+                global_step // args.eval_interval:  # the last num_envs steps crossed a multiple of eval_interval
             run_evaluation()
 
-        if "episode" in infos and not final and args.checkpoint_interval > 0 \
+        if stop_signal or "episode" in infos and not final and args.checkpoint_interval > 0 \
                 and global_step - last_checkpoint >= args.checkpoint_interval:
             writer.flush()
             save_checkpoint(with_buffer=True)
             last_checkpoint = global_step
+        if stop_signal:
+            print(f"{signal.Signals(stop_signal[0]).name}: checkpoint at global_step={global_step}; resume with:\n  "
+                  + shlex.join([sys.executable, *sys.argv] + ["--resume"] * (not args.resume)
+                               + ["--run-dir", run_dir] * (not args.run_dir)), flush=True)
+            sys.exit(128 + stop_signal[0])
+        if (now := time.time()) - last_progress[0] >= args.progress_interval:  # rate and ETA over the last interval
+            sps, last_progress = (global_step - last_progress[1]) / (now - last_progress[0]), (now, global_step)
+            print(f"progress: global_step={global_step}/{args.total_timesteps}, {sps:.1f} steps/s, last eval_return="
+                  f"{([[0, math.nan]] + history['eval_history'])[-1][1]:.3f}, ETA "
+                  f"{(args.total_timesteps - global_step) / sps / 60:.1f} min", flush=True)
 
-    if eval_history and eval_history[-1][0] == global_step:
-        eval_history.pop()  # resumed from the final checkpoint: its final evaluation is redone below
-    eval_returns, eval_metrics, ue_tput = run_evaluation()
+    for series in [s for s in history.values() if s and s[-1][0] == global_step]:
+        series.pop()  # resumed from the final checkpoint: its final evaluation is redone below
+    results = run_evaluation()
+    (eval_returns, eval_metrics, ue_tput), sampled_returns = results["eval"], results["eval_sampled"][0]
     save_checkpoint(with_buffer=False)
     if args.save_model:
         torch.save({"actor": actor.state_dict(), "qf": qf.state_dict(), "hidden_sizes": list(hidden)},
                    os.path.join(run_dir, "model.pt"))
     write_json(summary_path, {
-        "status": "finished", "script": script, "args": json.loads(json.dumps(dataclasses.asdict(args))),
+        "status": "finished", "script": script, "args": saved_args,
         "global_step": global_step, "wall_time_s": wall_time + time.time() - start_time,
         "final_eval": {"episodic_return": float(eval_returns.mean()), "episodic_returns": eval_returns.tolist(),
-                       "metrics": eval_metrics, "ue_throughput_mbps": ue_tput},
-        "best_eval_return": best_eval_return, "eval_history": eval_history})
+                       "sampled_episodic_return": float(sampled_returns.mean()), "metrics": eval_metrics,
+                       "ue_throughput_mbps": ue_tput}, "best_eval_return": best_eval_return, **history})
     writer.close()

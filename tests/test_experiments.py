@@ -163,7 +163,7 @@ def results_root(tmp_path_factory):
     ns = root / "nonstationary"
     for seed in (1, 2):
         write_run(ns, "nosam", "none", "nonstationary", seed, -10.0, shift=500,
-                  args_extra={"num_envs": 2, "env": {"shift_after_steps": 250}})
+                  args_extra={"num_envs": 2, "env": {"shift_after_steps": 500}})
     # generalisation: paper-trained models evaluated on light
     gen = root / "generalisation"
     for seed in (1, 2, 3):
