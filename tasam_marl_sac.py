@@ -40,6 +40,7 @@ Shared multi-agent SAC core (identical in the three scripts):
 """
 import argparse
 import dataclasses
+import fcntl
 import importlib
 import json
 import os
@@ -447,6 +448,11 @@ if __name__ == "__main__":
         if changed or checkpoint.get("script") != script:
             sys.exit(f"error: {ckpt_path} was written by {checkpoint.get('script')} with other values of {changed}")
     os.makedirs(run_dir, exist_ok=True)
+    run_lock = open(os.path.join(run_dir, "run.lock"), "a")  # flock held until this process exits: one writer
+    try:
+        fcntl.flock(run_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # exit code 2, and nothing written: the other process owns this folder
+        sys.exit(print(f"error: another process is training in {run_dir} (it holds run.lock)", file=sys.stderr) or 2)
     writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
     if checkpoint is None:
         writer.add_text(
