@@ -675,8 +675,9 @@ class RayPool:
         self.ray, self.args = ray, args
         self.started = not ray.is_initialized()  # else: a caller's Ray (a notebook, the tests)
         if self.started:
-            local = {} if args.ray_address else {"num_cpus": math.ceil(args.workers * args.cpus_per_run),
-                                                 "include_dashboard": False}
+            cluster = args.ray_address or os.environ.get("RAY_ADDRESS")  # ray.init reads RAY_ADDRESS too
+            local = {} if cluster else {"num_cpus": math.ceil(args.workers * args.cpus_per_run),
+                                        "include_dashboard": False}
             ray.init(address=args.ray_address, log_to_driver=False, **local)
         if __name__ != "__main__":  # imported: send this module's code with the tasks, as for a script
             ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
