@@ -60,8 +60,14 @@ def test_ray_grid_matches_the_local_one_and_sends_run_folders_back(local_ray, tm
         assert not trained_in.exists()  # the temporary folder is gone; its files arrived on the driver:
         assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
         assert (run_dir / rx.MODEL_FILE).is_file() and (run_dir / rx.CHECKPOINT).is_file()
-    assert rx.main(args) == 0  # a second call finds every run finished and starts nothing
-    assert finals(tmp_path / "ray" / "paper") == remote
+    # a second call skips the finished runs; an interrupted run folder on the driver (here: its summary gone,
+    # its final checkpoint kept) travels with its task to the worker, is resumed there and comes back
+    resumable = tmp_path / "ray" / "paper" / "nosam__none__small__s1"
+    (resumable / rx.SUMMARY).unlink()
+    assert rx.main(args) == 0
+    commands = [line for line in (resumable / rx.RUN_LOG).read_text().splitlines() if line.startswith("$ ")]
+    assert len(commands) == 2 and commands[1].endswith(" --resume")
+    assert finals(tmp_path / "ray" / "paper") == remote  # the final evaluation redone from the same weights
 
 
 def training_processes(run_id: str) -> list[tuple[int, int, Path]]:
