@@ -4,6 +4,7 @@
     python run_experiments.py --grid paper --dry-run       # print every command, run nothing
     python run_experiments.py --grid paper --seeds 10 --steps 20000 --workers 4   # scale up
     python run_experiments.py --grid paper --extra-args="--eval-interval 1000"    # more script flags
+    python run_experiments.py --grid paper --backend ray --ray-address auto       # on a Ray cluster
 
 Grids: `paper` (No-SAM, L2, and Actor/Critic/Both/TA-SAM x rho equal 0.01/0.01, unequal 0.05/0.01,
 dynamic linear decay; on `paper`), `rho_sweep` (Actor/Critic/Both-SAM, fixed rho 0..0.06),
@@ -15,7 +16,11 @@ DeepCoMP's medium scenario). Each grid has 5 seeds by default.
 Every run lands in `results/<grid>/<variant>__<rho>__<scenario>__s<seed>/` (docs/INTERFACES.md,
 section 3). Running the same command again skips finished runs (summary.json with status
 "finished"), resumes interrupted ones (`--resume` when their checkpoint.pt exists) and starts the
-rest from scratch, so a grid can be stopped with Ctrl-C and continued, or widened with more seeds.
+rest from scratch, so a grid can be stopped with Ctrl-C (or SIGTERM, SIGHUP) and continued, or
+widened with more seeds. A training process never outlives the runner that started it (own process
+group, parent-death signal) and holds run.lock in its folder, so no folder ever gets two writers.
+`--backend ray` runs each training run as a Ray task instead of in the local pool (README, section
+"Running grids on a Ray cluster or Slurm"; Ray is imported only then).
 
 Choices (ours, all overridable):
 - Budget: 5,000 environment steps per run (10,000 for `nonstationary`, shift at 5,000) with the
