@@ -659,6 +659,10 @@ def ray_run(cmd, run_dir: str, torch_threads: int, code: dict[str, bytes], stora
         folder = Path(run_dir) if shared else Path(tmp) / "runs" / Path(run_dir).name
         if not shared:
             write_files(folder, inputs)
+        for _ in range(20):  # a killed attempt's training process may still be exiting (parent-death signal)
+            if not folder_in_use(folder):
+                break
+            time.sleep(0.5)
         cmd = [sys.executable, Path(cmd[1]).name, *cmd[2:]]
         cmd[cmd.index(FLAG_RUN_DIR) + 1] = str(folder)
         outcome, message = run_training(cmd, folder, run_env(torch_threads), cwd=tmp)
@@ -683,7 +687,11 @@ class RayPool:
             cluster = args.ray_address or os.environ.get("RAY_ADDRESS")  # ray.init reads RAY_ADDRESS too
             local = {} if cluster else {"num_cpus": math.ceil(args.workers * args.cpus_per_run),
                                         "include_dashboard": False}
-            ray.init(address=args.ray_address, log_to_driver=False, **local)
+            try:
+                ray.init(address=args.ray_address, log_to_driver=False, **local)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise SystemExit(f"run_experiments.py: error: cannot start or join Ray "
+                                 f"(--ray-address {args.ray_address}): {e}") from None
         if __name__ != "__main__":  # imported: send this module's code with the tasks, as for a script
             ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
         resources = ray.cluster_resources()
@@ -720,7 +728,7 @@ class RayPool:
         try:
             outcome, seconds, message, files = future.result()
         except Exception as e:  # its worker died more than --ray-max-retries times, or Ray failed
-            return "failed", 0.0, f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
+            return "failed", 0.0, f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
         if files is not None:
             if folder_in_use(task.run_dir):
                 return "failed", seconds, f"{task.run_dir} is in use by another training process; the " \
