@@ -4,6 +4,7 @@
     python run_experiments.py --grid paper --dry-run       # print every command, run nothing
     python run_experiments.py --grid paper --seeds 10 --steps 20000 --workers 4   # scale up
     python run_experiments.py --grid paper --extra-args="--eval-interval 1000"    # more script flags
+    python run_experiments.py --grid paper --backend ray --ray-address auto       # on a Ray cluster
 
 Grids: `paper` (No-SAM, L2, and Actor/Critic/Both/TA-SAM x rho equal 0.01/0.01, unequal 0.05/0.01,
 dynamic linear decay; on `paper`), `rho_sweep` (Actor/Critic/Both-SAM, fixed rho 0..0.06),
@@ -15,7 +16,11 @@ DeepCoMP's medium scenario). Each grid has 5 seeds by default.
 Every run lands in `results/<grid>/<variant>__<rho>__<scenario>__s<seed>/` (docs/INTERFACES.md,
 section 3). Running the same command again skips finished runs (summary.json with status
 "finished"), resumes interrupted ones (`--resume` when their checkpoint.pt exists) and starts the
-rest from scratch, so a grid can be stopped with Ctrl-C and continued, or widened with more seeds.
+rest from scratch, so a grid can be stopped with Ctrl-C (or SIGTERM, SIGHUP) and continued, or
+widened with more seeds. A training process never outlives the runner that started it (own process
+group, parent-death signal) and holds run.lock in its folder, so no folder ever gets two writers.
+`--backend ray` runs each training run as a Ray task instead of in the local pool (README, section
+"Running grids on a Ray cluster or Slurm"; Ray is imported only then).
 
 Choices (ours, all overridable):
 - Budget: 5,000 environment steps per run (10,000 for `nonstationary`, shift at 5,000) with the
@@ -48,17 +53,25 @@ block of tables right below; align it there if a script's flags change.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
+import fcntl
 import importlib
+import importlib.util
 import json
+import math
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -118,7 +131,8 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     **{f"du{n}": ("oran", f"du{n}") for n in range(2, 11)},  # 2..10 DUs, 200 UEs
     **{f"comp-{name}": ("comp", name) for name in ("small", "medium", "large")},
 }
-CHECKPOINT, SUMMARY = "checkpoint.pt", "summary.json"
+CHECKPOINT, SUMMARY, LOCK, RUN_LOG = "checkpoint.pt", "summary.json", "run.lock", "runner.log"
+RAY_TOKEN = ".ray-driver-token"  # in <results-dir>/<grid>/: a Ray node that reads it shares the driver's disk
 SAM_VARIANTS = ("actor-sam", "critic-sam", "both-sam", "ta-sam")
 RHO_SWEEP = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06)
 
@@ -171,7 +185,8 @@ class Args:
     steps: int | None = None
     """--total-timesteps per run (default: the grid's own budget)"""
     workers: int = 2
-    """runs executed at the same time"""
+    """runs executed at the same time (the local backend's pool; with --backend ray and no --ray-address, the
+    local Ray instance gets --workers x --cpus-per-run CPUs)"""
     torch_threads: int = 1
     """torch/OpenMP threads per run (OMP_NUM_THREADS, MKL_NUM_THREADS)"""
     variants: tuple[str, ...] = ()
@@ -193,7 +208,24 @@ class Args:
     dry_run: bool = False
     """print the commands and what would be skipped/resumed, run nothing"""
     python: str = sys.executable
-    """python interpreter for the training scripts"""
+    """python interpreter for the training scripts (local backend; a Ray task uses its worker's Python)"""
+    backend: Literal["local", "ray"] = "local"
+    """where the training runs execute: `local` (a pool of --workers subprocesses) or `ray` (one Ray task per
+    run on a local Ray instance or the cluster at --ray-address; needs `pip install ray`)"""
+    ray_address: str | None = None
+    """Ray cluster to connect to (`auto`, or the head's `host:6379`); none starts a local Ray instance"""
+    cpus_per_run: float = 1.0
+    """Ray: CPUs reserved for each run (keep it >= --torch-threads)"""
+    gpus_per_run: float = 0.0
+    """Ray: GPUs reserved for each run; a fraction packs several runs on one GPU (0.25: four per GPU). The
+    scripts use the GPU only with --extra-args="--cuda" (and --no-cpu-budget for the paper's networks)"""
+    ray_storage: Literal["auto", "shared", "copy"] = "auto"
+    """Ray: `shared`: tasks write into the run folders directly (a filesystem shared with the driver, so
+    interrupted runs resume from their checkpoints); `copy`: a task trains in a temporary folder on its
+    node and returns the run folder's files, which the driver writes into --results-dir; `auto`: `shared`
+    on the nodes that see the driver's results folder, `copy` elsewhere"""
+    ray_max_retries: int = 3
+    """Ray: times a run's task is started again after its worker process or node died (Ray's max_retries)"""
 
 
 @dataclass(frozen=True)
@@ -313,6 +345,9 @@ def expand_grid(args: Args) -> list[Task]:
     if args.seeds < 1 or args.workers < 1 or args.torch_threads < 1 or args.eval_episodes < 1:
         raise ValueError("--seeds, --workers, --torch-threads and --eval-episodes must be >= 1, got "
                          f"{args.seeds}, {args.workers}, {args.torch_threads}, {args.eval_episodes}")
+    if args.cpus_per_run <= 0 or args.gpus_per_run < 0 or args.ray_max_retries < 0:
+        raise ValueError("--cpus-per-run must be > 0, --gpus-per-run and --ray-max-retries >= 0, got "
+                         f"{args.cpus_per_run}, {args.gpus_per_run}, {args.ray_max_retries}")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be a positive number of environment steps, got {args.steps}")
     check_output_dir(args.results_dir, "--results-dir")
@@ -460,55 +495,280 @@ def run_in_process(task: Task, episodes: int, cpu_budget: bool = True) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# Execution
+# Execution: one training process per run folder, which never outlives the runner or Ray worker
+# that started it
 # ------------------------------------------------------------------------------------------------
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: the signal a process gets when the thread that started it dies
+
+
+def start_run_process(cmd: list[str], log, env: dict, cwd: str | None = None) -> subprocess.Popen:
+    """Starts a training process that dies with its starter: in a session and process group of its own
+    (the terminal's Ctrl-C and hang-up reach only the runner, which stops its runs itself) and, on Linux,
+    with SIGTERM as its parent-death signal, which the kernel sends when the starting thread dies, also of
+    SIGKILL. Elsewhere only the runner's signal handlers stop it."""
+    parent = os.getpid()
+    prctl = ctypes.CDLL(None).prctl if sys.platform == "linux" else None  # looked up before the fork
+
+    def die_with_parent():  # in the child, between fork and exec
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                            start_new_session=True, preexec_fn=die_with_parent)
+
+
+def folder_in_use(run_dir: Path) -> bool:
+    """True while a training process holds the run folder's lock (the scripts flock run.lock for life)."""
+    try:
+        with open(Path(run_dir) / LOCK, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released again when f closes
+    except FileNotFoundError:
+        return False
+    except BlockingIOError:
+        return True
+    return False
+
+
+def run_env(torch_threads: int) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": str(torch_threads), "MKL_NUM_THREADS": str(torch_threads)}
+
+
+def run_training(cmd, run_dir: Path, env: dict, cwd: str | None = None,
+                 launch=start_run_process) -> tuple[str, str]:
+    """Runs one training command in its run folder; returns (outcome 'finished' | 'failed', message).
+
+    Both backends run through here, so skip / resume / fresh is decided when the run starts (a Ray task
+    started again after its worker died resumes from the checkpoint its first attempt wrote): a finished
+    folder is left alone, one with a checkpoint is resumed (--resume), any other is cleared of a dead
+    run's leftovers first. A folder whose lock another process holds is not touched. The script's output
+    is appended to runner.log."""
+    state = run_state(run_dir)
+    if state == "finished":
+        return "finished", "already finished"
+    if folder_in_use(run_dir):
+        return "failed", f"{run_dir} is in use by another training process (it holds {LOCK}); not started"
+    cmd = [c for c in cmd if c != FLAG_RESUME] + ([FLAG_RESUME] if state == "resume" else [])
+    if state == "fresh" and run_dir.exists():
+        shutil.rmtree(run_dir)  # leftovers of a run that died before its first checkpoint
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / RUN_LOG
+    with open(log_path, "a") as log:
+        log.write(f"$ {shlex.join(cmd)}\n")
+        log.flush()
+        rc = launch(cmd, log, env, cwd).wait()
+    if rc != 0:
+        return "failed", f"exit code {rc}, log: {log_path}"
+    if run_state(run_dir) != "finished":
+        return "failed", f"exited 0 but wrote no finished {SUMMARY}, log: {log_path}"
+    return "finished", ""
+
+
+def execute_row(task: Task, args: Args) -> tuple[str, float, str]:
+    """A heuristic or transfer row, in this process: (outcome, seconds, message)."""
+    start = time.time()
+    try:
+        run_in_process(task, args.eval_episodes, args.cpu_budget)
+    except Exception as e:  # report and go on with the rest of the grid
+        return "failed", time.time() - start, f"{type(e).__name__}: {e}"
+    return "finished", time.time() - start, ""
+
+
 class Pool:
-    """Runs tasks with a fixed number of workers; remembers its subprocesses to stop them."""
+    """The local backend: --workers threads, each running one task at a time; remembers its training
+    processes to stop them (Ctrl-C, SIGTERM, SIGHUP)."""
 
     def __init__(self, args: Args):
-        self.args = args
+        self.args, self.slots = args, args.workers
         self.procs: set[subprocess.Popen] = set()
         self.lock = threading.Lock()
         self.stopping = False
-        self.env = {**os.environ, "OMP_NUM_THREADS": str(args.torch_threads),
-                    "MKL_NUM_THREADS": str(args.torch_threads)}
+        self.env = run_env(args.torch_threads)
+        self.executor = ThreadPoolExecutor(max_workers=args.workers)
 
-    def execute(self, task: Task) -> tuple[Task, str, float, str]:
-        """Returns (task, outcome 'finished' | 'failed', seconds, message)."""
-        start = time.time()
+    def submit(self, task: Task) -> Future:
+        return self.executor.submit(self.execute, task)
+
+    def execute(self, task: Task) -> tuple[str, float, str]:
+        """(outcome 'finished' | 'failed', seconds, message)."""
         if task.kind != "train":
-            try:
-                run_in_process(task, self.args.eval_episodes, self.args.cpu_budget)
-            except Exception as e:  # report and go on with the rest of the grid
-                return task, "failed", time.time() - start, f"{type(e).__name__}: {e}"
-            return task, "finished", time.time() - start, ""
-        if FLAG_RESUME not in task.cmd and task.run_dir.exists():
-            shutil.rmtree(task.run_dir)  # leftovers of a run that died before its first checkpoint
-        task.run_dir.mkdir(parents=True, exist_ok=True)
-        log_path = task.run_dir / "runner.log"
-        with open(log_path, "a") as log:
-            log.write(f"$ {shlex.join(task.cmd)}\n")
-            log.flush()
-            with self.lock:
-                if self.stopping:
-                    return task, "failed", 0.0, "not started (stopping)"
-                proc = subprocess.Popen(task.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
-                self.procs.add(proc)
-            rc = proc.wait()
-            with self.lock:
-                self.procs.discard(proc)
-        seconds = time.time() - start
-        if rc != 0:
-            return task, "failed", seconds, f"exit code {rc}, log: {log_path}"
-        if run_state(task.run_dir) != "finished":
-            return task, "failed", seconds, f"exited 0 but wrote no finished {SUMMARY}, log: {log_path}"
-        return task, "finished", seconds, ""
+            return execute_row(task, self.args)
+        start = time.time()
+        outcome, message = run_training(task.cmd, task.run_dir, self.env, launch=self.launch)
+        return outcome, time.time() - start, message
+
+    def launch(self, cmd, log, env, cwd) -> subprocess.Popen:
+        with self.lock:
+            if self.stopping:
+                raise RuntimeError("not started: the grid is stopping")
+            proc = start_run_process(cmd, log, env, cwd)
+            self.procs.add(proc)
+        return proc
+
+    def result(self, task: Task, future: Future) -> tuple[str, float, str]:
+        return future.result()
 
     def stop(self) -> None:
         with self.lock:
             self.stopping = True
             for proc in self.procs:
-                proc.terminate()
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)  # its own process group (start_new_session)
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+
+def code_files(script: str) -> dict[str, bytes]:
+    """A training script and the simulator modules, which are all of this project that a script imports."""
+    paths = [Path(script)] + [Path(importlib.util.find_spec(m).origin) for m in ENV_MODULES.values()]
+    return {p.name: p.read_bytes() for p in paths}
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """{path relative to the folder: content} of a run folder's files, but its lock (a process's)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != LOCK}
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+
+
+def replace_run_folder(run_dir: Path, files: dict[str, bytes]) -> None:
+    """Puts the files of a run folder that a Ray task sent back in place of the driver's copy: written to a
+    sibling folder first and renamed, so an interrupted driver never leaves a half-written run folder."""
+    incoming, old = run_dir.with_name(run_dir.name + ".incoming"), run_dir.with_name(run_dir.name + ".old")
+    for path in (incoming, old):
+        shutil.rmtree(path, ignore_errors=True)
+    write_files(incoming, files)
+    if run_dir.exists():
+        os.replace(run_dir, old)
+    os.replace(incoming, run_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def ray_run(cmd, run_dir: str, torch_threads: int, code: dict[str, bytes], storage: str,
+            token: tuple[str, str], inputs: dict[str, bytes]) -> tuple[str, float, str, dict | None]:
+    """A run's Ray task, on the node Ray chose: returns (outcome, seconds, message, files).
+
+    The training script and the simulators arrive as `code` and run from a temporary folder with this
+    worker's Python. With shared storage (`storage` 'shared', or 'auto' and this node reads the driver's
+    `token` file) the run writes into `run_dir` itself and files is None. Otherwise it trains in a
+    temporary run folder, seeded with `inputs` (the driver's copy of an interrupted run, to resume), and
+    files are that folder's files, for the driver to write into its results folder."""
+    start = time.time()
+    try:
+        shared = storage == "shared" or (storage == "auto" and Path(token[0]).read_text() == token[1])
+    except OSError:
+        shared = False
+    with tempfile.TemporaryDirectory(prefix="tasam-run-") as tmp:
+        write_files(Path(tmp), code)
+        folder = Path(run_dir) if shared else Path(tmp) / "runs" / Path(run_dir).name
+        if not shared:
+            write_files(folder, inputs)
+        for _ in range(20):  # a killed attempt's training process may still be exiting (parent-death signal)
+            if not folder_in_use(folder):
+                break
+            time.sleep(0.5)
+        cmd = [sys.executable, Path(cmd[1]).name, *cmd[2:]]
+        cmd[cmd.index(FLAG_RUN_DIR) + 1] = str(folder)
+        outcome, message = run_training(cmd, folder, run_env(torch_threads), cwd=tmp)
+        files = None if shared else folder_files(folder)
+    return outcome, time.time() - start, message.replace(str(folder), run_dir), files
+
+
+class RayPool:
+    """The Ray backend: one Ray task per training run, placed by Ray with --cpus-per-run and --gpus-per-run
+    and started again (--ray-max-retries) when its worker process or node dies; heuristic and transfer rows
+    run in the driver, as in the local backend."""
+
+    def __init__(self, args: Args):
+        try:
+            import ray
+        except ImportError:
+            raise SystemExit("run_experiments.py: error: --backend ray needs the `ray` package, which is not "
+                             "installed: pip install ray") from None
+        self.ray, self.args = ray, args
+        self.started = not ray.is_initialized()  # else: a caller's Ray (a notebook, the tests)
+        if self.started:
+            cluster = args.ray_address or os.environ.get("RAY_ADDRESS")  # ray.init reads RAY_ADDRESS too
+            local = {} if cluster else {"num_cpus": math.ceil(args.workers * args.cpus_per_run),
+                                        "include_dashboard": False}
+            try:
+                ray.init(address=args.ray_address, log_to_driver=False, **local)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise SystemExit(f"run_experiments.py: error: cannot start or join Ray "
+                                 f"(--ray-address {args.ray_address}): {e}") from None
+        if __name__ != "__main__":  # imported: send this module's code with the tasks, as for a script
+            ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        resources = ray.cluster_resources()
+        slots = resources.get("CPU", 1.0) / args.cpus_per_run
+        if args.gpus_per_run > 0:
+            slots = min(slots, resources.get("GPU", 0.0) / args.gpus_per_run)
+        self.slots = max(1, int(slots))
+        self.remote = ray.remote(ray_run).options(num_cpus=args.cpus_per_run, num_gpus=args.gpus_per_run,
+                                                  max_retries=args.ray_max_retries)
+        grid_dir = (args.results_dir / args.grid).resolve()
+        grid_dir.mkdir(parents=True, exist_ok=True)
+        self.token = (str(grid_dir / RAY_TOKEN), uuid.uuid4().hex)
+        Path(self.token[0]).write_text(self.token[1])
+        self.code: dict[str, object] = {}  # script -> object store reference of its code_files
+        self.refs: list = []
+        self.executor = ThreadPoolExecutor(max_workers=1)  # heuristic and transfer rows
+
+    def submit(self, task: Task) -> Future:
+        if task.kind != "train":
+            return self.executor.submit(execute_row, task, self.args)
+        script = task.cmd[1]
+        if script not in self.code:
+            self.code[script] = self.ray.put(code_files(script))
+        resumable = self.args.ray_storage != "shared" and run_state(task.run_dir) == "resume"
+        inputs = folder_files(task.run_dir) if resumable and not folder_in_use(task.run_dir) else {}
+        ref = self.remote.remote(task.cmd, str(task.run_dir.resolve()), self.args.torch_threads,
+                                 self.code[script], self.args.ray_storage, self.token, inputs)
+        self.refs.append(ref)
+        return ref.future()
+
+    def result(self, task: Task, future: Future) -> tuple[str, float, str]:
+        if task.kind != "train":
+            return future.result()
+        try:
+            outcome, seconds, message, files = future.result()
+        except Exception as e:  # its worker died more than --ray-max-retries times, or Ray failed
+            return "failed", 0.0, f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+        if files is not None:
+            if folder_in_use(task.run_dir):
+                return "failed", seconds, f"{task.run_dir} is in use by another training process; the " \
+                                          "files of the Ray task's run are not written over it"
+            replace_run_folder(task.run_dir, files)
+        return outcome, seconds, message
+
+    def stop(self) -> None:
+        for ref in self.refs:
+            self.ray.cancel(ref, force=True)  # kills the worker, whose training process follows it
+        self.close()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.started:
+            self.ray.shutdown()
+
+
+class Stopped(Exception):
+    """Raised in the main thread by SIGTERM and SIGHUP, to stop the grid as Ctrl-C does."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def raise_stopped(signum, frame):
+    raise Stopped(signum)
 
 
 def fmt_duration(seconds: float) -> str:
@@ -528,9 +788,10 @@ def main(args: Args) -> int:
         else:
             todo.append(task)
     n_resume = sum(FLAG_RESUME in t.cmd for t in todo)
+    where = (f"{args.workers} workers" if args.backend == "local" else f"Ray tasks of {args.cpus_per_run:g} "
+             f"CPU + {args.gpus_per_run:g} GPU, {args.ray_storage} storage")
     print(f"grid {args.grid}: {len(tasks)} runs in {args.results_dir / args.grid} | "
-          f"{skipped} finished (skipped), {n_resume} to resume, {len(todo) - n_resume} to start | "
-          f"{args.workers} workers")
+          f"{skipped} finished (skipped), {n_resume} to resume, {len(todo) - n_resume} to start | {where}")
     if args.dry_run:
         for task in tasks:
             state = run_state(task.run_dir)
@@ -539,22 +800,25 @@ def main(args: Args) -> int:
                     f"seed {task.seed}, {args.eval_episodes} episodes -> {task.run_dir}")
             print(f"[{state}] {what}")
         return 0
-    pool = Pool(args)
+    pool = RayPool(args) if args.backend == "ray" else Pool(args)
     done = failed = 0
     train_seconds: list[float] = []
     t0 = time.time()
-    executor = ThreadPoolExecutor(max_workers=args.workers)
-    futures = [executor.submit(pool.execute, task) for task in todo]
+    main_thread = threading.current_thread() is threading.main_thread()
+    stop_signals = (signal.SIGTERM, signal.SIGHUP) if main_thread else ()  # handlers only in the main thread
+    handlers = {s: signal.signal(s, raise_stopped) for s in stop_signals}
     try:
+        futures = {pool.submit(task): task for task in todo}
         for future in as_completed(futures):
-            task, outcome, seconds, message = future.result()
+            task = futures[future]
+            outcome, seconds, message = pool.result(task, future)
             done += 1
             failed += outcome == "failed"
             if task.kind == "train":
                 train_seconds.append(seconds)
-            remaining = [t for t, f in zip(todo, futures) if not f.done()]
+            remaining = [t for f, t in futures.items() if not f.done()]
             n_left = sum(t.kind == "train" for t in remaining)
-            eta = (np.mean(train_seconds) * n_left / args.workers) if train_seconds else float("nan")
+            eta = (np.mean(train_seconds) * n_left / pool.slots) if train_seconds else float("nan")
             detail = message
             if outcome == "finished":
                 summary = read_summary(task.run_dir) or {}
@@ -563,13 +827,16 @@ def main(args: Args) -> int:
             print(f"[{done}/{len(todo)}] {outcome:8s} {task.run_id}  {fmt_duration(seconds)}  {detail}"
                   f"  | failed {failed}, left {len(remaining)}, elapsed {fmt_duration(time.time() - t0)}"
                   f", ETA {fmt_duration(eta) if np.isfinite(eta) else '?'}", flush=True)
-    except KeyboardInterrupt:
-        print("interrupted: stopping the running runs; run the same command again to resume",
-              flush=True)
+    except (KeyboardInterrupt, Stopped) as e:
+        signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
+        print(f"interrupted ({signal.Signals(signum).name}): stopping the running runs; run the same command "
+              "again to resume", flush=True)
         pool.stop()
-        executor.shutdown(wait=True, cancel_futures=True)
-        return 130
-    executor.shutdown(wait=True)
+        return 128 + signum
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    pool.close()
     print(f"grid {args.grid} done: {done - failed} finished, {failed} failed, {skipped} skipped, "
           f"{fmt_duration(time.time() - t0)}")
     return 1 if failed else 0

@@ -16,6 +16,7 @@ Shared multi-agent SAC core (identical in the three scripts):
 """
 import argparse
 import dataclasses
+import fcntl
 import importlib
 import json
 import math
@@ -350,7 +351,11 @@ if __name__ == "__main__":
             fail(f"--resume: {ckpt_path} was written by {checkpoint.get('script')} with other values of {changed}")
     try:
         os.makedirs(run_dir, exist_ok=True)
+        run_lock = open(os.path.join(run_dir, "run.lock"), "a")  # flock held until this process exits: one writer
+        fcntl.flock(run_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
+    except BlockingIOError:  # nothing written: the other process owns this folder
+        fail(f"another process is training in {run_dir} (it holds run.lock)")
     except OSError as e:  # a file, a path under a file, a folder we may not write into
         fail(f"--run-dir {run_dir}: cannot write there ({e.strerror or e})")
     if checkpoint is None:
