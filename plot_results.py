@@ -115,6 +115,9 @@ class Args:
     """non-stationary grid: training step of the traffic shift (default: read from the runs' args)"""
     seed: int = 0
     """seed of the bootstrap (one stream per grid and scenario, derived from this seed)"""
+    readme: Path | None = None
+    """also rewrite the tables between `<!-- table: <grid>/<scenario|aggregate> -->` and
+    `<!-- /table -->` in this markdown file (e.g. README.md)"""
 
 
 @dataclass
@@ -206,12 +209,19 @@ def relative_gain(method_values, base_values, n_boot: int, rng: np.random.Genera
     return float(gain(m, b)), float(lo), float(hi)
 
 
+def poi_statistic(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y) of (runs, tasks) score arrays, averaged over tasks: rliable's
+    metrics.probability_of_improvement (the Mann-Whitney U statistic over runs), vectorised."""
+    wins = (x[:, None, :] > y[None, :, :]) + 0.5 * (x[:, None, :] == y[None, :, :])
+    return float(wins.mean(axis=(0, 1)).mean())
+
+
 def probability_of_improvement(x, y, n_boot: int, rng: np.random.Generator):
-    """rliable's P(X > Y) of two (runs, tasks) score arrays with its 95% CI."""
+    """P(X > Y) of two (runs, tasks) score arrays with rliable's 95% CI (runs of X and Y resampled
+    independently within each task)."""
     x, y = np.asarray(x, float).reshape(len(x), -1), np.asarray(y, float).reshape(len(y), -1)
     seed_from(rng)
-    point, ci = rly.get_interval_estimates({"p": (x, y)}, rly_metrics.probability_of_improvement,
-                                           reps=n_boot)
+    point, ci = rly.get_interval_estimates({"p": (x, y)}, poi_statistic, reps=n_boot)
     lo, hi = np.ravel(ci["p"])
     return float(point["p"]), float(lo), float(hi)
 
@@ -862,10 +872,10 @@ def section_rng(seed: int, *section: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32("/".join(section).encode())])
 
 
-def aggregate_section(name, runs: list[Run], args, rng, out, figures, notes, lines) -> None:
+def aggregate_table(runs: list[Run], args, rng) -> tuple[list[str], dict]:
     """Normalised scores aggregated over the scenarios of a grid that have both normalising rows:
-    mean and IQM with stratified-bootstrap CIs, TA-SAM's probability of improvement, and the
-    performance profiles (fraction of runs above each normalised score)."""
+    markdown rows of mean and IQM with stratified-bootstrap CIs and TA-SAM's probability of
+    improvement, and the (runs, scenarios) score array per method (empty when nothing normalises)."""
     per_scenario = {}
     for scenario in sorted({r.scenario for r in runs}):
         by_method = group([r for r in runs if r.scenario == scenario])
@@ -880,21 +890,30 @@ def aggregate_section(name, runs: list[Run], args, rng, out, figures, notes, lin
         if seeds:
             scores[m] = np.array([[v[m][s] for v in per_scenario.values()] for s in seeds])
     if not scores:
-        notes.append(f"{name}: skipped (no scenario with both normalising heuristic rows)")
-        return
+        return [], {}
     seed_from(rng)
     point, ci = rly.get_interval_estimates(
         {method_label(m): x for m, x in scores.items()},
         lambda x: np.array([rly_metrics.aggregate_mean(x), rly_metrics.aggregate_iqm(x)]), reps=args.n_boot)
     ta = scores.get(TA_SAM)
-    lines += ["", f"Normalised score aggregated over {', '.join(f'`{s}`' for s in per_scenario)} (0 = static "
-              "split, 1 = full-information reference; rliable, stratified bootstrap 95% CIs):", "",
-              "| method | runs x scenarios | mean | IQM | P(TA-SAM > M) |", "|" + " --- |" * 5]
+    lines = [f"Normalised score aggregated over {', '.join(f'`{s}`' for s in per_scenario)} (0 = static "
+             "split, 1 = full-information reference; rliable, stratified bootstrap 95% CIs):", "",
+             "| method | runs x scenarios | mean | IQM | P(TA-SAM > M) |", "|" + " --- |" * 5]
     for m, x in scores.items():
         label = method_label(m)
         poi = "" if ta is None or m == TA_SAM else fmt_ci(*probability_of_improvement(ta, x, args.n_boot, rng), 2)
         lines.append(f"| {label} | {x.shape[0]} x {x.shape[1]} | {fmt_ci(point[label][0], *ci[label][:, 0])} | "
                      f"{fmt_ci(point[label][1], *ci[label][:, 1])} | {poi} |")
+    return lines, scores
+
+
+def aggregate_section(name, runs: list[Run], args, rng, out, figures, notes, lines) -> None:
+    """The aggregate table and the performance profiles (fraction of runs above each normalised score)."""
+    rows, scores = aggregate_table(runs, args, rng)
+    if not scores:
+        notes.append(f"{name}: skipped (no scenario with both normalising heuristic rows)")
+        return
+    lines += [""] + rows
     thresholds = np.linspace(min(x.min() for x in scores.values()) - 0.05,
                              max(x.max() for x in scores.values()) + 0.05, 101)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -905,6 +924,36 @@ def aggregate_section(name, runs: list[Run], args, rng, out, figures, notes, lin
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     save(fig, out / f"{name}.png", figures)
+
+
+README_TABLE = re.compile(r"(<!-- table: ([\w./-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
+
+
+def readme_tables(args: Args, names) -> dict[str, str]:
+    """The tables named '<grid>/<scenario>' (method table) or '<grid>/aggregate', computed exactly
+    as results.md computes them (same bootstrap streams)."""
+    tables, notes = {}, []
+    for name in names:
+        grid, _, part = name.partition("/")
+        runs = load_grid(args.records / grid, notes) if (args.records / grid).is_dir() else []
+        if part == "aggregate":
+            rows, _ = aggregate_table(runs, args, section_rng(args.seed, grid))
+        else:
+            by_method = group([r for r in runs if r.scenario == part])
+            rows = method_table(by_method, args, section_rng(args.seed, grid, part)) if by_method else []
+        if not rows:
+            raise ValueError(f"table {name!r}: no records for it under {args.records}")
+        tables[name] = "\n".join(rows) + "\n"
+    return tables
+
+
+def update_readme(path: Path, args: Args) -> int:
+    """Rewrites the tables between `<!-- table: NAME -->` and `<!-- /table -->` in a markdown file;
+    returns how many."""
+    text = path.read_text()
+    tables = readme_tables(args, [m.group(2) for m in README_TABLE.finditer(text)])
+    path.write_text(README_TABLE.sub(lambda m: m.group(1) + tables[m.group(2)] + m.group(4), text))
+    return len(tables)
 
 
 def report(args: Args) -> tuple[list[Path], list[str]]:
@@ -978,6 +1027,8 @@ def main(args: Args) -> None:
     for note in notes:
         print("note:", note)
     print(f"wrote {len(figures)} figures and {args.out / 'results.md'}")
+    if args.readme is not None:
+        print(f"rewrote {update_readme(args.readme, args)} tables in {args.readme}")
 
 
 if __name__ == "__main__":

@@ -528,3 +528,31 @@ def test_normalised_scores_probability_of_improvement_and_aggregate(tmp_path):
     row = next(line for line in aggregate.splitlines() if line.startswith("| No-SAM |")).split(" | ")
     assert row[1] == "3 x 2" and row[2].startswith("0.220 [") and row[4].startswith("1.00 [1.00, 1.00]")
     assert "paper_performance_profile.png" in {p.name for p in figures}
+
+
+def test_probability_of_improvement_statistic_equals_rliables():
+    from rliable import metrics
+
+    rng = np.random.default_rng(3)
+    for n, m, tasks in ((10, 7, 1), (5, 10, 2), (4, 4, 3)):
+        x, y = np.round(rng.normal(size=(n, tasks)), 1), np.round(rng.normal(size=(m, tasks)), 1)  # with ties
+        assert pr.poi_statistic(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
+
+
+def test_readme_tables_are_rewritten_from_the_records(tmp_path):
+    root = tmp_path / "results"
+    for variant, base in (("nosam", -10.0), ("ta-sam", -8.0)):
+        for seed in (1, 2, 3):
+            write_run(root / "paper", variant, "none" if variant == "nosam" else "dynamic", "paper",
+                      seed, base + seed, steps=200)
+    args = pr.Args(records=tmp_path / "records", collect=root, out=tmp_path / "out", n_boot=300)
+    pr.report(args)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- table: paper/paper -->\nstale\n<!-- /table -->\nend\n")
+    assert pr.update_readme(readme, args) == 1
+    table = readme.read_text().split("<!-- table: paper/paper -->\n")[1].split("<!-- /table -->")[0]
+    assert table.strip() in (tmp_path / "out" / "results.md").read_text()  # the same numbers
+    assert "| TA-SAM (dynamic) | 3 | -6.000 [" in table and "stale" not in table
+    readme.write_text("<!-- table: paper/heavy -->\n<!-- /table -->\n")
+    with pytest.raises(ValueError, match="paper/heavy"):
+        pr.update_readme(readme, args)
