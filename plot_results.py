@@ -193,20 +193,22 @@ def bootstrap_ci(x, n_boot: int, rng: np.random.Generator, level: float = 0.95, 
     return (float(lo[0]), float(hi[0])) if x.ndim == 1 else (lo.reshape(x.shape[1:]), hi.reshape(x.shape[1:]))
 
 
-def relative_gain(method_values, base_values, n_boot: int, rng: np.random.Generator):
-    """(mean_M - mean_B) / |mean_B| with a 95% CI from resampling M's and B's seeds independently;
-    (nan, nan, nan) when mean_B is 0."""
-    m, b = np.asarray(method_values, float), np.asarray(base_values, float)
-    if abs(b.mean()) < 1e-12:
-        return math.nan, math.nan, math.nan
-
-    def gain(x, y):
-        return (x.mean() - y.mean()) / abs(y.mean()) if abs(y.mean()) > 1e-12 else math.nan
-
+def two_sample_ci(x, y, statistic, n_boot: int, rng: np.random.Generator):
+    """statistic(x, y) of two samples of seeds with rliable's 95% CI (x's and y's seeds resampled
+    independently)."""
+    x, y = np.asarray(x, float).reshape(-1, 1), np.asarray(y, float).reshape(-1, 1)
     seed_from(rng)
-    _, ci = rly.get_interval_estimates({"g": (m.reshape(-1, 1), b.reshape(-1, 1))}, gain, reps=n_boot)
-    lo, hi = np.ravel(ci["g"])
-    return float(gain(m, b)), float(lo), float(hi)
+    point, ci = rly.get_interval_estimates({"s": (x, y)}, statistic, reps=n_boot)
+    lo, hi = np.ravel(ci["s"])
+    return float(point["s"]), float(lo), float(hi)
+
+
+def relative_gain(method_values, base_values, n_boot: int, rng: np.random.Generator):
+    """(mean_M - mean_B) / |mean_B| with its 95% CI; (nan, nan, nan) when mean_B is 0."""
+    if abs(np.mean(base_values)) < 1e-12:
+        return math.nan, math.nan, math.nan
+    return two_sample_ci(method_values, base_values, lambda x, y: (x.mean() - y.mean()) / abs(y.mean())
+                         if abs(y.mean()) > 1e-12 else math.nan, n_boot, rng)
 
 
 def poi_statistic(x: np.ndarray, y: np.ndarray) -> float:
@@ -926,6 +928,70 @@ def aggregate_section(name, runs: list[Run], args, rng, out, figures, notes, lin
     save(fig, out / f"{name}.png", figures)
 
 
+PAPER_CLAIMS = (  # (claim, method, reference method, scenario grid); SPEC Part D
+    ("TA-SAM vs SAC without SAM: up to +22%", TA_SAM, ("nosam", "none")),
+    ("TA-SAM vs SAC + L2: +7%", TA_SAM, ("l2", "none")),
+    ("the TD-variance selection (TA-SAM vs Both-SAM): +2.35 to +3.5%", TA_SAM, ("both-sam", "dynamic")),
+    ("dynamic rho vs fixed equal rho (0.01 / 0.01): +5 to +10%", TA_SAM, ("ta-sam", "equal")),
+    ("dynamic rho vs fixed unequal rho (0.05 / 0.01): +5 to +10%", TA_SAM, ("ta-sam", "unequal")),
+)
+
+
+def forgetting(run: Run) -> float:
+    """Peak minus final evaluation return (nonstationary grid)."""
+    return max([v for _, v, *_ in run.summary.get("eval_history") or []] + [run.final_return]) - run.final_return
+
+
+def claims_table(grids: dict[str, list[Run]], args: Args) -> list[str]:
+    """The paper's claims next to our measurement on the same question: relative gain of the score
+    with its 95% CI, the probability of improvement, and the smallest gain these seeds could detect."""
+    rng = section_rng(args.seed, "claims")
+    lines = ["| paper's claim | scenario | n | our gain [95% CI] | P(improvement) [95% CI] | "
+             "detectable gain | reading |", "|" + " --- |" * 7]
+
+    def reading(gain, lo, hi, detectable):
+        if lo > 0:
+            return "better, the interval excludes 0"
+        if hi < 0:
+            return "worse, the interval excludes 0"
+        return f"no difference detected; these seeds detect about +-{detectable:.1f}% or more"
+
+    paper = grids.get("paper", [])
+    for scenario in sorted({r.scenario for r in paper}, key=lambda s: list(SCENARIOS).index(s)
+                           if s in SCENARIOS else 99):
+        by_method = group([r for r in paper if r.scenario == scenario])
+        for claim, method, ref in PAPER_CLAIMS:
+            if method not in by_method or ref not in by_method:
+                lines.append(f"| {claim} | {scenario} | - | not run | | | |")
+                continue
+            x, y = [r.score for r in by_method[method]], [r.score for r in by_method[ref]]
+            gain = relative_gain(x, y, args.n_boot, rng)
+            detectable = 100 * detectable_difference(x, y) / abs(np.mean(y))
+            lines.append(f"| {claim} | {scenario} | {len(x)} vs {len(y)} | {fmt_gain(gain)} | "
+                         f"{fmt_ci(*probability_of_improvement(x, y, args.n_boot, rng), 2)} | "
+                         f"+-{detectable:.1f}% | {reading(*gain, detectable)} |")
+    sweep = [r for r in grids.get("du_sweep", []) if r.method == TA_SAM]
+    if sweep:
+        means = {}
+        for r in sweep:
+            means.setdefault(int(r.scenario[2:]), []).append(r.score)
+        best = max(means, key=lambda n: np.mean(means[n]))
+        lines.append(f"| TA-SAM is best at 6 DUs (2..10) | du_sweep | {len(sweep)} | best mean score at "
+                     f"{best} DUs | | | scores are not comparable across DU counts (reward per DU) |")
+    else:
+        lines.append("| TA-SAM is best at 6 DUs (2..10) | du_sweep | - | not run | | | |")
+    ns = group(grids.get("nonstationary", []))
+    if TA_SAM in ns and ("nosam", "none") in ns:
+        x, y = [forgetting(r) for r in ns[TA_SAM]], [forgetting(r) for r in ns[("nosam", "none")]]
+        diff = fmt_ci(*two_sample_ci(y, x, lambda a, b: a.mean() - b.mean(), args.n_boot, rng))
+        lines.append(f"| less forgetting under non-stationary traffic | nonstationary | {len(x)} vs {len(y)} | "
+                     f"forgetting of No-SAM minus TA-SAM's: {diff} | | | forgetting = peak - final "
+                     "evaluation return |")
+    else:
+        lines.append("| less forgetting under non-stationary traffic | nonstationary | - | not run | | | |")
+    return lines
+
+
 README_TABLE = re.compile(r"(<!-- table: ([\w./-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 
 
@@ -934,6 +1000,10 @@ def readme_tables(args: Args, names) -> dict[str, str]:
     as results.md computes them (same bootstrap streams)."""
     tables, notes = {}, []
     for name in names:
+        if name == "claims":
+            grids = {g.name: load_grid(g, notes) for g in sorted(p for p in args.records.iterdir() if p.is_dir())}
+            tables[name] = "\n".join(claims_table(grids, args)) + "\n"
+            continue
         grid, _, part = name.partition("/")
         runs = load_grid(args.records / grid, notes) if (args.records / grid).is_dir() else []
         if part == "aggregate":
@@ -1016,6 +1086,7 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
             aggregate_section(f"{grid}_performance_profile", runs, args, grid_rng, args.out, figures,
                               notes, lines)
         lines.append("")
+    lines += ["## The paper's claims", ""] + claims_table(grids, args) + [""]
     lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
     lines += ["", "## Notes (skipped input)", ""] + [f"- {n}" for n in notes]
     (args.out / "results.md").write_text("\n".join(lines) + "\n")

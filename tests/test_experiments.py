@@ -229,6 +229,12 @@ def test_special_grid_tables(results_root):
     gen = next(line for line in md.splitlines() if line.startswith("| TA-SAM (dynamic) | -8.000"))
     assert "-4.000" in gen  # light column next to the paper column
     assert any("generalisation" in n and "skipped" in n for n in notes) is False
+    claims = md.split("## The paper's claims")[1]
+    no_sam = next(line for line in claims.splitlines() if line.startswith("| TA-SAM vs SAC without SAM"))
+    assert "| paper | 3 vs 3 | +20.0% [+20.0, +20.0] | 1.00 [1.00, 1.00] |" in no_sam
+    assert "better, the interval excludes 0" in no_sam
+    assert "| the TD-variance selection (TA-SAM vs Both-SAM): +2.35 to +3.5% | paper | - | not run |" in claims
+    assert "less forgetting under non-stationary traffic | nonstationary | 0 vs 2" not in claims
 
 
 def test_absent_inputs_are_skipped_with_a_note(tmp_path):
