@@ -1,29 +1,37 @@
-"""Figures and tables from a results folder of `run_experiments.py`.
+"""Figures and tables from the committed run records (`records.py`), without any training.
 
-    python plot_results.py --results results --out docs/results
+    python plot_results.py                                   # records/ -> docs/results
+    python plot_results.py --collect results                 # first add the finished runs of a results folder
 
-`--results` is either the results root (holding grid folders such as `results/paper`) or one grid
-folder. Writes PNG figures and `results.md` (markdown tables, the figures, notes on skipped input)
-into `--out`. Every figure whose input is absent is skipped with a one-line note; every run folder
-with no summary.json, a corrupt or unfinished one, or no readable scalars in its event files is
-reported and left out.
+`--records` holds one folder per grid (`records/paper/<run id>.json`, ...); `--collect` converts the
+finished run folders of a `run_experiments.py` results root (or one grid folder) into records first,
+so a grid can be run in slices across sittings and its records accumulate in the repository.
+Writes PNG figures and `results.md` (markdown tables, the figures, notes on skipped input) into
+`--out`. Every figure whose input is absent is skipped with a one-line note; every record that is
+unreadable or of another format is reported and left out.
 
-Statistics (ours):
-- The unit of replication is a seed. "Final return" is a run's final deterministic evaluation
-  return (summary.json `final_eval.episodic_return`); "best return" is its `best_eval_return`.
-- 95% confidence intervals are percentile bootstrap intervals of the mean over seeds (`--n-boot`
-  resamples); curve bands are the same interval computed per point of the step grid.
-- IQM is the interquartile mean: the mean of the middle 50% of the values (25% trimmed from each
-  end, as scipy.stats.trim_mean(x, 0.25) and rliable do).
-- Relative gain of method M over baseline B: (mean_M - mean_B) / |mean_B|, in percent, for the
-  return (which may be negative, hence |mean_B|: a positive gain always means M is better), and
-  (Q_M - Q_B) / Q_B for the mean QoS satisfaction Q (the mean over slices of Q_l, in [0, 1]). Its
-  CI comes from resampling the seeds of M and of B independently.
+Statistics (rliable; ours where rliable leaves a choice):
+- The unit of replication is a seed. A run's score is the mean of its evaluations over the last 20%
+  of training (records.run_score: the evaluations at steps >= 0.8 T), each evaluation the mean team
+  return over the same fixed evaluation episodes; "final" is the last evaluation, "best" the
+  maximum over evaluations (biased upwards; a secondary column only), "AUC" the mean level of the
+  evaluation curve (records.eval_auc).
+- Normalised score (per scenario): 0 = the static equal split, 1 = the full-information reference
+  (heuristic rows of the same grid, scored on the same evaluation episodes), so that scenarios can
+  be aggregated.
+- 95% confidence intervals: rliable's stratified percentile bootstrap (`--n-boot` resamples, runs
+  resampled within each scenario); mean and IQM (interquartile mean, the mean of the middle 50% of
+  runs); curve bands are the same interval per point of the step grid. The probability of
+  improvement P(X > Y) (rliable) compares TA-SAM with every other method, with its interval.
+- Relative gain of method M over baseline B: (mean_M - mean_B) / |mean_B| of the score, in percent
+  (a positive gain always means M is better), and (Q_M - Q_B) / Q_B for the mean QoS satisfaction Q
+  (the mean over slices of Q_l, in [0, 1]); its interval resamples the seeds of M and of B
+  independently.
+- Power: the smallest difference of means that a two-sided test at 5% would detect with 80% power
+  with these seeds, (1.96 + 0.84) * sqrt(s_M^2 / n_M + s_B^2 / n_B) (normal approximation).
 - Curves are put on a common step grid before averaging over seeds: dense series (more than twice
   `--curve-points` values) as the mean of each of `--curve-points` equal bins, sparse ones
   (evaluations) interpolated at the logged steps; the grid covers the steps every run covers.
-- A resumed run's event files are merged by TensorBoard's purge step: what the interrupted run
-  logged after its last checkpoint is replaced by what the resumed run logs.
 """
 
 from __future__ import annotations
@@ -40,9 +48,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tyro  # noqa: E402
+from rliable import library as rly  # noqa: E402
+from rliable import metrics as rly_metrics  # noqa: E402
 
-from run_experiments import (GRIDS, LABELS, RHO_FLAGS, SCENARIOS, check_output_dir, parse_run_id,  # noqa: E402
-                             read_summary)
+import records as rec  # noqa: E402
+from run_experiments import (LABELS, RHO_FLAGS, SCENARIOS, check_output_dir, parse_run_id,  # noqa: E402
+                             run_state)
 
 # ------------------------------------------------------------------------------------------------
 # TensorBoard tags and summary keys read here (align with the training scripts)
@@ -82,22 +93,32 @@ def color(variant: str):
     return COLORS.get(variant)
 
 
+# Normalisation per environment (heuristic rows of the same grid): score 0 and score 1
+NORMALISERS = {"oran": ("heuristic-static_equal", "heuristic-full_info")}
+TA_SAM = ("ta-sam", "dynamic")  # the method compared with every other one (probability of improvement)
+
+
 @dataclass
 class Args:
-    results: Path = Path("results")
-    """results root (with grid folders) or a single grid folder"""
+    records: Path = Path("records")
+    """records root: one folder of run records per grid (records/<grid>/<run id>.json)"""
+    collect: Path | None = None
+    """first convert the finished run folders of this results root (or grid folder) into records"""
     out: Path = Path("docs/results")
     """output folder for the PNGs and results.md"""
     main_rho: str = "dynamic"
     """rho setting of the SAM variants in the per-method figures (QoS, CDF, sharpness, TD variance)"""
-    n_boot: int = 10_000
-    """bootstrap resamples for the confidence intervals"""
+    n_boot: int = 5_000
+    """bootstrap resamples for the confidence intervals (rliable's stratified bootstrap)"""
     curve_points: int = 50
     """bins of the step grid of dense curves (training returns of long runs)"""
     shift_step: int | None = None
     """non-stationary grid: training step of the traffic shift (default: read from the runs' args)"""
     seed: int = 0
     """seed of the bootstrap (one stream per grid and scenario, derived from this seed)"""
+    readme: Path | None = None
+    """also rewrite the tables between `<!-- table: <grid>/<scenario|aggregate> -->` and
+    `<!-- /table -->` in this markdown file (e.g. README.md)"""
 
 
 @dataclass
@@ -123,6 +144,18 @@ class Run:
     def final_return(self) -> float:
         return float(self.summary["final_eval"]["episodic_return"])
 
+    @property
+    def score(self) -> float:
+        return rec.run_score(self.summary)
+
+    @property
+    def best_return(self) -> float:
+        return float(self.summary.get("best_eval_return", self.final_return))
+
+    @property
+    def env_id(self) -> str:
+        return SCENARIOS[self.scenario][0] if self.scenario in SCENARIOS else "oran"
+
 
 def method_label(method: tuple[str, str]) -> str:
     variant, rho = method
@@ -143,38 +176,65 @@ def method_order(method: tuple[str, str]) -> tuple:
 # ------------------------------------------------------------------------------------------------
 # Statistics
 # ------------------------------------------------------------------------------------------------
-def iqm(x) -> float:
-    """Interquartile mean: mean after trimming int(0.25 n) values from each end."""
-    x = np.sort(np.asarray(x, dtype=float))
-    cut = int(0.25 * len(x))
-    return float(np.mean(x[cut:len(x) - cut]))
+def seed_from(rng: np.random.Generator) -> None:
+    """rliable draws its bootstrap indices from NumPy's global generator: seed it from the section's
+    own stream, so every interval is reproducible and independent of the other sections."""
+    np.random.seed(int(rng.integers(2**32)))
 
 
-def bootstrap_means(x, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap distribution of the mean over axis 0: (n_boot, *x.shape[1:])."""
+def bootstrap_ci(x, n_boot: int, rng: np.random.Generator, level: float = 0.95, func=None):
+    """rliable percentile-bootstrap CI of func (default: the mean) over axis 0 of x, each column
+    resampled on its own (scalars for 1-D x, arrays of x.shape[1:] otherwise)."""
     x = np.asarray(x, dtype=float)
-    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-    return x[idx].mean(axis=1)
+    scores = x.reshape(len(x), -1)
+    func = func or (lambda s: s.mean(axis=0))
+    seed_from(rng)
+    _, ci = rly.get_interval_estimates({"x": scores}, func, reps=n_boot, confidence_interval_size=level)
+    lo, hi = ci["x"]
+    return (float(lo[0]), float(hi[0])) if x.ndim == 1 else (lo.reshape(x.shape[1:]), hi.reshape(x.shape[1:]))
 
 
-def bootstrap_ci(x, n_boot: int, rng: np.random.Generator, level: float = 0.95):
-    """Percentile bootstrap CI of the mean over axis 0 (scalars for 1-D x, arrays otherwise)."""
-    means = bootstrap_means(x, n_boot, rng)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return lo, hi
+def two_sample_ci(x, y, statistic, n_boot: int, rng: np.random.Generator):
+    """statistic(x, y) of two samples of seeds with rliable's 95% CI (x's and y's seeds resampled
+    independently)."""
+    x, y = np.asarray(x, float).reshape(-1, 1), np.asarray(y, float).reshape(-1, 1)
+    seed_from(rng)
+    point, ci = rly.get_interval_estimates({"s": (x, y)}, statistic, reps=n_boot)
+    lo, hi = np.ravel(ci["s"])
+    return float(point["s"]), float(lo), float(hi)
 
 
 def relative_gain(method_values, base_values, n_boot: int, rng: np.random.Generator):
-    """(mean_M - mean_B) / |mean_B| with a bootstrap 95% CI; (nan, nan, nan) when mean_B is 0."""
-    m, b = np.asarray(method_values, float), np.asarray(base_values, float)
-    if abs(b.mean()) < 1e-12:
+    """(mean_M - mean_B) / |mean_B| with its 95% CI; (nan, nan, nan) when mean_B is 0."""
+    if abs(np.mean(base_values)) < 1e-12:
         return math.nan, math.nan, math.nan
-    gain = (m.mean() - b.mean()) / abs(b.mean())
-    bm, bb = bootstrap_means(m, n_boot, rng), bootstrap_means(b, n_boot, rng)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        boot = (bm - bb) / np.abs(bb)
-    lo, hi = np.nanquantile(boot, [0.025, 0.975])
-    return float(gain), float(lo), float(hi)
+    return two_sample_ci(method_values, base_values, lambda x, y: (x.mean() - y.mean()) / abs(y.mean())
+                         if abs(y.mean()) > 1e-12 else math.nan, n_boot, rng)
+
+
+def poi_statistic(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y) of (runs, tasks) score arrays, averaged over tasks: rliable's
+    metrics.probability_of_improvement (the Mann-Whitney U statistic over runs), vectorised."""
+    wins = (x[:, None, :] > y[None, :, :]) + 0.5 * (x[:, None, :] == y[None, :, :])
+    return float(wins.mean(axis=(0, 1)).mean())
+
+
+def probability_of_improvement(x, y, n_boot: int, rng: np.random.Generator):
+    """P(X > Y) of two (runs, tasks) score arrays with rliable's 95% CI (runs of X and Y resampled
+    independently within each task)."""
+    x, y = np.asarray(x, float).reshape(len(x), -1), np.asarray(y, float).reshape(len(y), -1)
+    seed_from(rng)
+    point, ci = rly.get_interval_estimates({"p": (x, y)}, poi_statistic, reps=n_boot)
+    lo, hi = np.ravel(ci["p"])
+    return float(point["p"]), float(lo), float(hi)
+
+
+def detectable_difference(x, y) -> float:
+    """Smallest difference of means a two-sided 5% test detects with 80% power (normal approx.)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2 or len(y) < 2:
+        return math.nan
+    return float((1.96 + 0.84) * math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -203,40 +263,50 @@ def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def load_grid(grid_dir: Path, notes: list[str]) -> list[Run]:
-    """The usable runs of one grid folder; every unusable run folder adds a line to notes."""
+    """The usable runs of one grid folder of records; every unusable record adds a line to notes."""
     runs = []
-    for path in sorted(p for p in grid_dir.iterdir() if p.is_dir()):
-        parsed = parse_run_id(path.name)
+    for path in sorted(grid_dir.glob("*.json")):
+        parsed = parse_run_id(path.stem)
         if parsed is None:
-            notes.append(f"skipped {path}: not a run folder name (<variant>__<rho>__<scenario>__s<seed>)")
+            notes.append(f"skipped {path}: not a record name (<variant>__<rho>__<scenario>__s<seed>.json)")
             continue
-        summary_path = path / "summary.json"
-        if not summary_path.exists():
-            notes.append(f"skipped {path}: no summary.json (missing or unfinished run)")
+        record = rec.read_record(path)
+        if record is None:
+            notes.append(f"skipped {path}: not a readable run record (version {rec.RECORD_VERSION})")
             continue
-        summary = read_summary(path)
-        if summary is None:
-            notes.append(f"skipped {path}: summary.json is not valid JSON (half-written?)")
-            continue
-        if summary.get("status") != "finished":
-            notes.append(f"skipped {path}: summary status {summary.get('status')!r}, not 'finished'")
-            continue
+        summary = record["summary"]
         final = summary.get("final_eval")
         if not isinstance(final, dict) or not isinstance(final.get("episodic_return"), (int, float)):
-            notes.append(f"skipped {path}: summary.json has no numeric final_eval.episodic_return")
+            notes.append(f"skipped {path}: record has no numeric final_eval.episodic_return")
             continue
         run = Run(grid_dir.name, summary=summary, path=path, **parsed)
-        if not run.is_heuristic and summary.get("global_step", 0) > 0:
-            try:
-                run.scalars = read_scalars(path)
-            except Exception as e:  # a damaged event file must not stop the report
-                notes.append(f"skipped {path}: event files unreadable ({type(e).__name__}: {e})")
-                continue
-            if not run.scalars:
-                notes.append(f"skipped {path}: no scalars in its event files (missing or empty)")
-                continue
+        run.scalars = {tag: (np.asarray(st, dtype=float), np.asarray(v, dtype=float))
+                       for tag, (st, v) in (record.get("curves") or {}).items()}
+        steps, values = rec.eval_curve(summary)
+        if len(steps):
+            run.scalars[TAG_EVAL_RETURN] = (steps, values)
         runs.append(run)
     return runs
+
+
+def collect(results: Path, records_dir: Path, notes: list[str]) -> int:
+    """Writes the record of every finished run folder under a results root (or one grid folder)
+    whose record is missing or older than its summary.json; returns the number written."""
+    written = 0
+    for grid_dir in grid_folders(results):
+        for path in sorted(p for p in grid_dir.iterdir() if p.is_dir() and parse_run_id(p.name)):
+            if run_state(path) != "finished":
+                notes.append(f"not collected {path}: no finished summary.json")
+                continue
+            target = rec.record_path(records_dir, grid_dir.name, path.name)
+            if target.exists() and target.stat().st_mtime >= (path / "summary.json").stat().st_mtime:
+                continue
+            try:
+                rec.write_record(path, records_dir, grid_dir.name)
+                written += 1
+            except Exception as e:  # a damaged run folder must not stop the others
+                notes.append(f"not collected {path}: {e}")
+    return written
 
 
 def group(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
@@ -340,7 +410,7 @@ def fig_reward_curves(name: str, by_method, tag: str, ylabel: str, args, rng, ou
         notes.append(f"{name}: curves skipped (fixed-rho sweep; see the rho-sweep figure)")
         return
     panels = rhos or ["all"]
-    heuristics = {m: np.mean([r.final_return for r in runs]) for m, runs in by_method.items()
+    heuristics = {m: np.mean([r.score for r in runs]) for m, runs in by_method.items()
                   if m[0].startswith(HEURISTIC_PREFIX)}
     reference = max(heuristics.items(), key=lambda kv: kv[1]) if heuristics and tag == TAG_EVAL_RETURN \
         else None
@@ -376,14 +446,14 @@ def fig_boxplot(name: str, by_method, out: Path, figures, notes) -> None:
         notes.append(f"{name}: skipped (no finished runs)")
         return
     fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(methods) + 2), 4.2))
-    data = [[r.final_return for r in by_method[m]] for m in methods]
+    data = [[r.score for r in by_method[m]] for m in methods]
     box = ax.boxplot(data, patch_artist=True, showmeans=True)
     for patch, m in zip(box["boxes"], methods):
         patch.set_facecolor(color(m[0]))
         patch.set_alpha(0.5)
     ax.set_xticks(range(1, len(methods) + 1), [method_label(m) for m in methods], rotation=40,
                   ha="right", fontsize=8)
-    ax.set_ylabel("final evaluation return")
+    ax.set_ylabel("score (mean evaluation return, last 20% of training)")
     ax.grid(alpha=0.3, axis="y")
     save(fig, out / f"{name}.png", figures)
 
@@ -428,7 +498,7 @@ def fig_cdf(name: str, by_method, args, out: Path, figures, notes) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = False
     for m, runs in main_methods(by_method, args.main_rho).items():
-        values = np.concatenate([np.asarray(r.summary["final_eval"].get("ue_throughput_mbps") or [],
+        values = np.concatenate([np.asarray(r.summary["final_eval"].get(rec.UE_PERCENTILES_KEY) or [],
                                             dtype=float) for r in runs])
         if len(values) == 0:
             continue
@@ -437,12 +507,12 @@ def fig_cdf(name: str, by_method, args, out: Path, figures, notes) -> None:
                 label=method_label(m), color=color(m[0]),
                 ls="--" if m[0].startswith(HEURISTIC_PREFIX) else "-")
         drawn = True
-    ax.set_xlabel("per-UE throughput (Mbit/s), final evaluation, all seeds pooled")
+    ax.set_xlabel("per-UE throughput (Mbit/s), final evaluation, percentiles of all seeds pooled")
     ax.set_ylabel("CDF")
     ax.grid(alpha=0.3)
     if drawn:
         ax.legend(fontsize=7)
-    save_or_skip(fig, drawn, name, "no final_eval.ue_throughput_mbps", out, figures, notes)
+    save_or_skip(fig, drawn, name, f"no final_eval.{rec.UE_PERCENTILES_KEY}", out, figures, notes)
 
 
 def fig_sharpness(name: str, by_method, args, rng, out: Path, figures, notes) -> None:
@@ -496,7 +566,7 @@ def fig_td_var(name: str, by_method, args, rng, out: Path, figures, notes) -> No
 
 
 def fig_rho_sweep(name: str, by_method, args, rng, out: Path, figures, notes, lines) -> None:
-    """Best and final evaluation return vs a fixed rho, per SAM variant (the paper plots the best)."""
+    """Best evaluation return and score vs a fixed rho, per SAM variant (the paper plots the best)."""
     points: dict[str, list[tuple[float, list[Run]]]] = {}
     for (variant, rho), runs in by_method.items():
         match = re.fullmatch(r"fixed(\d+(?:\.\d*)?(?:e-?\d+)?)", rho)
@@ -507,12 +577,11 @@ def fig_rho_sweep(name: str, by_method, args, rng, out: Path, figures, notes, li
         return
     rhos_all = sorted({p[0] for v in points.values() for p in v})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    lines += ["", "Evaluation return vs fixed rho (mean [95% bootstrap CI] over seeds):", "",
+    lines += ["", "Best evaluation return and score vs fixed rho (mean [95% CI] over seeds):", "",
               "| method | return | " + " | ".join(f"rho={r:g}" for r in rhos_all) + " |",
               "| --- " * (len(rhos_all) + 2) + "|"]
     for ax, (what, value) in zip(axes, (
-            ("best", lambda r: float(r.summary.get("best_eval_return", r.final_return))),
-            ("final", lambda r: r.final_return))):
+            ("best", lambda r: r.best_return), ("score", lambda r: r.score))):
         for variant, pts in sorted(points.items(), key=lambda kv: method_order((kv[0], "none"))):
             pts.sort(key=lambda p: p[0])
             x = np.array([p[0] for p in pts])
@@ -527,7 +596,7 @@ def fig_rho_sweep(name: str, by_method, args, rng, out: Path, figures, notes, li
             lines.append(f"| {LABELS.get(variant, variant)} | {what} | "
                          + " | ".join(cells.get(r, "-") for r in rhos_all) + " |")
         ax.set_xlabel("fixed rho (actor = critic)")
-        ax.set_ylabel(f"{what} evaluation return")
+        ax.set_ylabel("best evaluation return" if what == "best" else "score")
         ax.grid(alpha=0.3)
         ax.legend()
     save(fig, out / f"{name}.png", figures)
@@ -541,46 +610,65 @@ def fmt_gain(g) -> str:
     return "-" if math.isnan(gain) else f"{100 * gain:+.1f}% [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
+def normaliser(by_method) -> tuple[float, float] | None:
+    """(score of 0, score of 1) for the scenario of these runs: the static split's and the
+    full-information reference's mean scores (NORMALISERS), or None when either row is absent."""
+    runs = next(iter(by_method.values()), [])
+    names = NORMALISERS.get(runs[0].env_id) if runs else None
+    rows = [by_method.get((name, "none")) for name in names or ()]
+    if not names or not all(rows):
+        return None
+    zero, one = (float(np.mean([r.score for r in rs])) for rs in rows)
+    return (zero, one) if one > zero else None
+
+
+def normalised(values, norm: tuple[float, float]) -> np.ndarray:
+    return (np.asarray(values, float) - norm[0]) / (norm[1] - norm[0])
+
+
+def fmt_ci(point: float, lo: float, hi: float, digits: int = 3) -> str:
+    return f"{point:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 def method_table(by_method, args: Args, rng) -> list[str]:
-    """Markdown rows: final return statistics, best evaluation return (the maximum over a run's
-    evaluations, the paper's "best reward"), mean QoS and relative gains per method."""
+    """Markdown rows per method: score (mean, IQM, normalised, with rliable CIs), gains over the
+    baselines, TA-SAM's probability of improvement, AUC, final and best evaluation, QoS."""
     has_qos = any(mean_qos(r) is not None for runs in by_method.values() for r in runs)
     base = {b: by_method[b] for b in BASELINES if b in by_method}
-    head = ["method", "n", "final return: mean", "95% CI", "IQM"]
+    norm = normaliser(by_method)
+    ta = by_method.get(TA_SAM) if len(by_method) > 1 else None
+    head = ["method", "n", "score: mean [95% CI]", "IQM [95% CI]"]
+    head += ["normalised score [95% CI]"] if norm else []
     head += [f"gain vs {method_label(b)}" for b in base]
-    head.append("best eval return [95% CI]")
-    ablation = by_method.get(ABLATION_REFERENCE) if len(by_method) > 1 else None
-    if ablation:
-        head.append(f"gain vs {method_label(ABLATION_REFERENCE)}")
-    if has_qos:
-        head += ["mean QoS"] + [f"QoS gain vs {method_label(b)}" for b in base]
-        head += [f"Q {v}" for v in QOS_METRICS.values()]
+    head += [f"P({method_label(TA_SAM)} > M) [95% CI]", "detectable diff. vs TA-SAM"] if ta else []
+    head += ["AUC", "final", "best"]
+    head += (["mean QoS"] + [f"Q {v}" for v in QOS_METRICS.values()]) if has_qos else []
     extra = [k for k in EXTRA_METRICS if any(
         isinstance((r.summary["final_eval"].get("metrics") or {}).get(k), (int, float))
         for runs in by_method.values() for r in runs)]
     head += [EXTRA_METRICS[k] for k in extra]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for m, runs in by_method.items():
-        ret = np.array([r.final_return for r in runs])
-        lo, hi = bootstrap_ci(ret, args.n_boot, rng)
-        row = [method_label(m), str(len(ret)), f"{ret.mean():.3f}", f"[{lo:.3f}, {hi:.3f}]",
-               f"{iqm(ret):.3f}"]
-        row += ["" if m == b else fmt_gain(relative_gain(ret, [r.final_return for r in bruns],
-                                                         args.n_boot, rng))
+        score = np.array([r.score for r in runs])
+        row = [method_label(m), str(len(score)),
+               fmt_ci(score.mean(), *bootstrap_ci(score, args.n_boot, rng)),
+               fmt_ci(rly_metrics.aggregate_iqm(score.reshape(-1, 1)), *bootstrap_ci(
+                   score, args.n_boot, rng, func=lambda s: np.array([rly_metrics.aggregate_iqm(s)])))]
+        if norm:
+            ns = normalised(score, norm)
+            row.append(fmt_ci(ns.mean(), *bootstrap_ci(ns, args.n_boot, rng)))
+        row += ["" if m == b else fmt_gain(relative_gain(score, [r.score for r in bruns], args.n_boot, rng))
                 for b, bruns in base.items()]
-        best = [float(r.summary.get("best_eval_return", r.final_return)) for r in runs]
-        lo_b, hi_b = bootstrap_ci(best, args.n_boot, rng)
-        row.append(f"{np.mean(best):.3f} [{lo_b:.3f}, {hi_b:.3f}]")
-        if ablation:
-            row.append("" if m == ABLATION_REFERENCE else fmt_gain(relative_gain(
-                ret, [r.final_return for r in ablation], args.n_boot, rng)))
+        if ta:
+            other = [r.score for r in runs]
+            row += ["", ""] if m == TA_SAM else [
+                fmt_ci(*probability_of_improvement([r.score for r in ta], other, args.n_boot, rng), 2),
+                f"{detectable_difference([r.score for r in ta], other):.3f}"]
+        row += [f"{np.mean([rec.eval_auc(r.summary) for r in runs]):.3f}",
+                f"{np.mean([r.final_return for r in runs]):.3f}", f"{np.mean([r.best_return for r in runs]):.3f}"]
         if has_qos:
             q = [x for x in (mean_qos(r) for r in runs) if x is not None]
             row.append(f"{np.mean(q):.3f}" if q else "-")
-            for b, bruns in base.items():
-                qb = [x for x in (mean_qos(r) for r in bruns) if x is not None]
-                row.append("" if m == b or not q or not qb else
-                           fmt_gain(relative_gain(q, qb, args.n_boot, rng)))
         for k in (list(QOS_METRICS) if has_qos else []) + extra:
             v = [(r.summary["final_eval"].get("metrics") or {}).get(k) for r in runs]
             v = [x for x in v if isinstance(x, (int, float))]
@@ -590,16 +678,17 @@ def method_table(by_method, args: Args, rng) -> list[str]:
 
 
 GAIN_DEFINITION = (
-    "Final return: each seed's final deterministic evaluation return (mean over the evaluation "
-    "episodes of the team return); mean over seeds, 95% percentile bootstrap CI of the mean, IQM = "
-    "mean of the middle 50% of seeds. Gain of method M over baseline B = (mean_M - mean_B) / "
-    "|mean_B| (returns can be negative; dividing by |mean_B| keeps a positive gain meaning 'M is "
-    "better'), with a bootstrap 95% CI from resampling the seeds of M and B independently. Mean QoS "
-    "= mean over slices of the final evaluation's Q_l (fraction of a slice's UEs meeting its KPI); "
-    "QoS gain = (Q_M - Q_B) / Q_B.")
-GAIN_NOTE = ("Gain vs B = (mean_M - mean_B) / |mean_B| of the final evaluation return; QoS gain = "
-             "(Q_M - Q_B) / Q_B of the mean QoS satisfaction; [95% bootstrap CI] over seeds. The gain "
-             "vs TA-SAM (dynamic) measures the ablations (e.g. Both-SAM: without the selection).")
+    "Score: the mean of a run's deterministic evaluations over the last 20% of training (steps >= "
+    "0.8 T; each evaluation is the mean team return over the same fixed evaluation episodes); mean "
+    "and IQM over seeds with rliable's stratified-bootstrap 95% CIs. Normalised score: 0 = static "
+    "equal split, 1 = full-information reference, on the same episodes. Gain of M over B = "
+    "(mean_M - mean_B) / |mean_B| of the score, CI from resampling M's and B's seeds independently. "
+    "P(TA-SAM > M): rliable's probability of improvement. Detectable diff.: the smallest difference "
+    "of mean scores a two-sided 5% test would detect with 80% power at these seed counts. AUC: mean "
+    "level of the evaluation curve. Final / best: last / highest evaluation (best is biased "
+    "upwards). Mean QoS: mean over slices of the final evaluation's Q_l.")
+GAIN_NOTE = ("Gain vs B = (mean_M - mean_B) / |mean_B| of the score [95% CI]. The rows of heuristics "
+             "are deterministic policies scored on the same episodes.")
 
 
 def shift_metrics(steps, values, shift: int, total: int):
@@ -699,7 +788,7 @@ def sweep_section(name, runs: list[Run], args, rng, out, figures, notes, lines) 
             continue
         n = int(match.group(1))
         target = heuristics.setdefault(n, {}) if r.is_heuristic else table.setdefault(r.method, {})
-        target.setdefault(r.variant if r.is_heuristic else n, []).append(r.final_return)
+        target.setdefault(r.variant if r.is_heuristic else n, []).append(r.score)
     for n, per in heuristics.items():  # the heuristic with the largest mean return at n DUs
         table.setdefault((HEURISTIC_PREFIX + "best", "none"), {})[n] = max(per.values(), key=np.mean)
     if not table:
@@ -707,7 +796,7 @@ def sweep_section(name, runs: list[Run], args, rng, out, figures, notes, lines) 
         return
     counts = sorted({n for v in table.values() for n in v})
     fig, ax = plt.subplots(figsize=(6, 4))
-    lines += ["", "Final evaluation return vs number of DUs (mean [95% CI]; heuristic: best = the "
+    lines += ["", "Score vs number of DUs (mean [95% CI]; heuristic: best = the "
               "heuristic with the largest mean at that DU count):", "",
               "| method | " + " | ".join(f"{n} DUs" for n in counts) + " |",
               "|" + " --- |" * (len(counts) + 1)]
@@ -722,7 +811,7 @@ def sweep_section(name, runs: list[Run], args, rng, out, figures, notes, lines) 
         cells = {n: f"{np.mean(per[n]):.3f} [{c[0]:.3f}, {c[1]:.3f}]" for n, c in zip(xs, cis)}
         lines.append(f"| {method_label(m)} | " + " | ".join(cells.get(n, "-") for n in counts) + " |")
     ax.set_xlabel("number of DUs (200 UEs)")
-    ax.set_ylabel("final evaluation return")
+    ax.set_ylabel("score")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     save(fig, out / f"{name}.png", figures)
@@ -733,14 +822,14 @@ def generalisation_section(name, runs: list[Run], source: list[Run], args, rng, 
     """Return on the training scenario (from the source grid) and on the unseen scenarios."""
     cols: dict[str, dict[tuple[str, str], list[float]]] = {}
     for r in source + runs:
-        cols.setdefault(r.scenario, {}).setdefault(r.method, []).append(r.final_return)
+        cols.setdefault(r.scenario, {}).setdefault(r.method, []).append(r.score)
     if not runs:
         notes.append(f"{name}: skipped (no generalisation runs)")
         return
     scen = sorted(cols, key=lambda s: list(SCENARIOS).index(s) if s in SCENARIOS else 99)
     methods = sorted({m for c in cols.values() for m in c}, key=method_order)
     lines += ["", "Generalisation: models trained on `paper`, evaluated without retraining "
-              "(final evaluation return, mean [95% CI]):", "",
+              "(score, mean [95% CI]):", "",
               "| method | " + " | ".join(scen) + " |", "|" + " --- |" * (len(scen) + 1)]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(methods) * len(scen)), 4))
     width = 0.8 / len(methods)
@@ -763,7 +852,7 @@ def generalisation_section(name, runs: list[Run], source: list[Run], args, rng, 
         ax.bar(np.arange(len(scen)) + (i - (len(methods) - 1) / 2) * width, mean, width, yerr=err,
                capsize=2, label=method_label(m), color=color(m[0]), edgecolor="black", lw=0.3)
     ax.set_xticks(np.arange(len(scen)), scen)
-    ax.set_ylabel("final evaluation return")
+    ax.set_ylabel("score")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=6, ncol=2)
     save(fig, out / f"{name}.png", figures)
@@ -771,14 +860,13 @@ def generalisation_section(name, runs: list[Run], source: list[Run], args, rng, 
 
 # ------------------------------------------------------------------------------------------------
 def grid_folders(results: Path) -> list[Path]:
-    """The grid folders under a results root, or [results] when it is a grid folder itself."""
+    """The grid folders of run folders under a results root, or [results] when it is one itself."""
     if not results.is_dir():
-        raise ValueError(f"--results {results}: not a folder")
+        raise ValueError(f"--collect {results}: not a folder")
     subdirs = sorted(p for p in results.iterdir() if p.is_dir())
     if any(parse_run_id(p.name) for p in subdirs):
         return [results]
-    return [p for p in subdirs if any(parse_run_id(q.name) for q in p.iterdir() if q.is_dir())
-            or p.name in GRIDS]
+    return [p for p in subdirs if any(parse_run_id(q.name) for q in p.iterdir() if q.is_dir())]
 
 
 def section_rng(seed: int, *section: str) -> np.random.Generator:
@@ -787,19 +875,175 @@ def section_rng(seed: int, *section: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32("/".join(section).encode())])
 
 
+def aggregate_table(runs: list[Run], args, rng) -> tuple[list[str], dict]:
+    """Normalised scores aggregated over the scenarios of a grid that have both normalising rows:
+    markdown rows of mean and IQM with stratified-bootstrap CIs and TA-SAM's probability of
+    improvement, and the (runs, scenarios) score array per method (empty when nothing normalises)."""
+    per_scenario = {}
+    for scenario in sorted({r.scenario for r in runs}):
+        by_method = group([r for r in runs if r.scenario == scenario])
+        norm = normaliser(by_method)
+        if norm:
+            per_scenario[scenario] = {m: {r.seed: float(normalised(r.score, norm)) for r in rs}
+                                      for m, rs in by_method.items() if not m[0].startswith(HEURISTIC_PREFIX)}
+    methods = sorted({m for v in per_scenario.values() for m in v}, key=method_order)
+    scores = {}
+    for m in methods:  # runs x scenarios, over the seeds every scenario has for this method
+        seeds = sorted(set.intersection(*(set(v.get(m, {})) for v in per_scenario.values())))
+        if seeds:
+            scores[m] = np.array([[v[m][s] for v in per_scenario.values()] for s in seeds])
+    if not scores:
+        return [], {}
+    seed_from(rng)
+    point, ci = rly.get_interval_estimates(
+        {method_label(m): x for m, x in scores.items()},
+        lambda x: np.array([rly_metrics.aggregate_mean(x), rly_metrics.aggregate_iqm(x)]), reps=args.n_boot)
+    ta = scores.get(TA_SAM)
+    lines = [f"Normalised score aggregated over {', '.join(f'`{s}`' for s in per_scenario)} (0 = static "
+             "split, 1 = full-information reference; rliable, stratified bootstrap 95% CIs):", "",
+             "| method | runs x scenarios | mean | IQM | P(TA-SAM > M) |", "|" + " --- |" * 5]
+    for m, x in scores.items():
+        label = method_label(m)
+        poi = "" if ta is None or m == TA_SAM else fmt_ci(*probability_of_improvement(ta, x, args.n_boot, rng), 2)
+        lines.append(f"| {label} | {x.shape[0]} x {x.shape[1]} | {fmt_ci(point[label][0], *ci[label][:, 0])} | "
+                     f"{fmt_ci(point[label][1], *ci[label][:, 1])} | {poi} |")
+    return lines, scores
+
+
+def aggregate_section(name, runs: list[Run], args, rng, out, figures, notes, lines) -> None:
+    """The aggregate table and the performance profiles (fraction of runs above each normalised score)."""
+    rows, scores = aggregate_table(runs, args, rng)
+    if not scores:
+        notes.append(f"{name}: skipped (no scenario with both normalising heuristic rows)")
+        return
+    lines += [""] + rows
+    thresholds = np.linspace(min(x.min() for x in scores.values()) - 0.05,
+                             max(x.max() for x in scores.values()) + 0.05, 101)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m, x in scores.items():
+        ax.plot(thresholds, [(x > t).mean() for t in thresholds], label=method_label(m), color=color(m[0]))
+    ax.set_xlabel("normalised score tau")
+    ax.set_ylabel("fraction of runs with score > tau")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save(fig, out / f"{name}.png", figures)
+
+
+PAPER_CLAIMS = (  # (claim, method, reference method, scenario grid); SPEC Part D
+    ("TA-SAM vs SAC without SAM: up to +22%", TA_SAM, ("nosam", "none")),
+    ("TA-SAM vs SAC + L2: +7%", TA_SAM, ("l2", "none")),
+    ("the TD-variance selection (TA-SAM vs Both-SAM): +2.35 to +3.5%", TA_SAM, ("both-sam", "dynamic")),
+    ("dynamic rho vs fixed equal rho (0.01 / 0.01): +5 to +10%", TA_SAM, ("ta-sam", "equal")),
+    ("dynamic rho vs fixed unequal rho (0.05 / 0.01): +5 to +10%", TA_SAM, ("ta-sam", "unequal")),
+)
+
+
+def forgetting(run: Run) -> float:
+    """Peak minus final evaluation return (nonstationary grid)."""
+    return max([v for _, v, *_ in run.summary.get("eval_history") or []] + [run.final_return]) - run.final_return
+
+
+def claims_table(grids: dict[str, list[Run]], args: Args) -> list[str]:
+    """The paper's claims next to our measurement on the same question: relative gain of the score
+    with its 95% CI, the probability of improvement, and the smallest gain these seeds could detect."""
+    rng = section_rng(args.seed, "claims")
+    lines = ["| paper's claim | scenario | n | our gain [95% CI] | P(improvement) [95% CI] | "
+             "detectable gain | reading |", "|" + " --- |" * 7]
+
+    def reading(gain, lo, hi, detectable):
+        if lo > 0:
+            return "better, the interval excludes 0"
+        if hi < 0:
+            return "worse, the interval excludes 0"
+        return f"no difference detected; these seeds detect about +-{detectable:.1f}% or more"
+
+    paper = grids.get("paper", [])
+    for scenario in sorted({r.scenario for r in paper}, key=lambda s: list(SCENARIOS).index(s)
+                           if s in SCENARIOS else 99):
+        by_method = group([r for r in paper if r.scenario == scenario])
+        for claim, method, ref in PAPER_CLAIMS:
+            if method not in by_method or ref not in by_method:
+                lines.append(f"| {claim} | {scenario} | - | not run | | | |")
+                continue
+            x, y = [r.score for r in by_method[method]], [r.score for r in by_method[ref]]
+            gain = relative_gain(x, y, args.n_boot, rng)
+            detectable = 100 * detectable_difference(x, y) / abs(np.mean(y))
+            lines.append(f"| {claim} | {scenario} | {len(x)} vs {len(y)} | {fmt_gain(gain)} | "
+                         f"{fmt_ci(*probability_of_improvement(x, y, args.n_boot, rng), 2)} | "
+                         f"+-{detectable:.1f}% | {reading(*gain, detectable)} |")
+    sweep = [r for r in grids.get("du_sweep", []) if r.method == TA_SAM]
+    if sweep:
+        means = {}
+        for r in sweep:
+            means.setdefault(int(r.scenario[2:]), []).append(r.score)
+        best = max(means, key=lambda n: np.mean(means[n]))
+        lines.append(f"| TA-SAM is best at 6 DUs (2..10) | du_sweep | {len(sweep)} | best mean score at "
+                     f"{best} DUs | | | scores are not comparable across DU counts (reward per DU) |")
+    else:
+        lines.append("| TA-SAM is best at 6 DUs (2..10) | du_sweep | - | not run | | | |")
+    ns = group(grids.get("nonstationary", []))
+    if TA_SAM in ns and ("nosam", "none") in ns:
+        x, y = [forgetting(r) for r in ns[TA_SAM]], [forgetting(r) for r in ns[("nosam", "none")]]
+        diff = fmt_ci(*two_sample_ci(y, x, lambda a, b: a.mean() - b.mean(), args.n_boot, rng))
+        lines.append(f"| less forgetting under non-stationary traffic | nonstationary | {len(x)} vs {len(y)} | "
+                     f"forgetting of No-SAM minus TA-SAM's: {diff} | | | forgetting = peak - final "
+                     "evaluation return |")
+    else:
+        lines.append("| less forgetting under non-stationary traffic | nonstationary | - | not run | | | |")
+    return lines
+
+
+README_TABLE = re.compile(r"(<!-- table: ([\w./-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
+
+
+def readme_tables(args: Args, names) -> dict[str, str]:
+    """The tables named '<grid>/<scenario>' (method table) or '<grid>/aggregate', computed exactly
+    as results.md computes them (same bootstrap streams)."""
+    tables, notes = {}, []
+    for name in names:
+        if name == "claims":
+            grids = {g.name: load_grid(g, notes) for g in sorted(p for p in args.records.iterdir() if p.is_dir())}
+            tables[name] = "\n".join(claims_table(grids, args)) + "\n"
+            continue
+        grid, _, part = name.partition("/")
+        runs = load_grid(args.records / grid, notes) if (args.records / grid).is_dir() else []
+        if part == "aggregate":
+            rows, _ = aggregate_table(runs, args, section_rng(args.seed, grid))
+        else:
+            by_method = group([r for r in runs if r.scenario == part])
+            rows = method_table(by_method, args, section_rng(args.seed, grid, part)) if by_method else []
+        if not rows:
+            raise ValueError(f"table {name!r}: no records for it under {args.records}")
+        tables[name] = "\n".join(rows) + "\n"
+    return tables
+
+
+def update_readme(path: Path, args: Args) -> int:
+    """Rewrites the tables between `<!-- table: NAME -->` and `<!-- /table -->` in a markdown file;
+    returns how many."""
+    text = path.read_text()
+    tables = readme_tables(args, [m.group(2) for m in README_TABLE.finditer(text)])
+    path.write_text(README_TABLE.sub(lambda m: m.group(1) + tables[m.group(2)] + m.group(4), text))
+    return len(tables)
+
+
 def report(args: Args) -> tuple[list[Path], list[str]]:
-    """Writes the figures and results.md; returns (figures, notes)."""
+    """Writes the figures and results.md from the records; returns (figures, notes)."""
     if args.n_boot < 100 or args.curve_points < 2:
         raise ValueError(f"--n-boot must be >= 100 and --curve-points >= 2, got {args.n_boot}, "
                          f"{args.curve_points}")
     check_output_dir(args.out, "--out")
+    notes: list[str] = []
+    if args.collect is not None:
+        notes.append(f"collected {collect(args.collect, args.records, notes)} new records from {args.collect}")
+    if not args.records.is_dir():
+        raise ValueError(f"--records {args.records}: not a folder")
     args.out.mkdir(parents=True, exist_ok=True)
     figures: list[Path] = []
-    notes: list[str] = []
-    lines = [f"# Results from `{args.results}`", "", GAIN_DEFINITION, ""]
-    grids = {g.name: load_grid(g, notes) for g in grid_folders(args.results)}
+    lines = [f"# Results from the records in `{args.records}`", "", GAIN_DEFINITION, ""]
+    grids = {g.name: load_grid(g, notes) for g in sorted(p for p in args.records.iterdir() if p.is_dir())}
     if not grids:
-        notes.append(f"no grid folders with run folders under {args.results}")
+        notes.append(f"no grid folders of records under {args.records}")
     for grid, runs in grids.items():
         grid_rng = section_rng(args.seed, grid)  # the grid-wide sections (generalisation, DU sweep)
         lines += ["", f"## Grid `{grid}`", ""]
@@ -807,10 +1051,7 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
             lines.append("No usable runs.")
             continue
         if grid == "generalisation":
-            source_grid = args.results / "paper" if args.results.name != "generalisation" \
-                else args.results.parent / "paper"
-            source = load_grid(source_grid, []) if source_grid.is_dir() else []
-            source = [r for r in source if r.scenario == "paper"]
+            source = [r for r in grids.get("paper", []) if r.scenario == "paper"]
             generalisation_section(f"{grid}_returns", runs, source, args, grid_rng, args.out, figures,
                                    notes, lines)
             continue
@@ -825,7 +1066,7 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
             lines += ["", GAIN_NOTE, ""]
             if grid == "du_sweep":
                 continue  # the per-DU-count figures and table follow below
-            fig_boxplot(f"{tag}_final_return_boxplot", by_method, args.out, figures, notes)
+            fig_boxplot(f"{tag}_score_boxplot", by_method, args.out, figures, notes)
             fig_reward_curves(f"{tag}_reward_vs_steps", by_method, TAG_TRAIN_RETURN,
                               "training episodic return", args, rng, args.out, figures, notes)
             fig_reward_curves(f"{tag}_eval_return_vs_steps", by_method, TAG_EVAL_RETURN,
@@ -843,7 +1084,11 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
         if grid == "du_sweep":
             sweep_section(f"{grid}_return_vs_dus", runs, args, grid_rng, args.out, figures, notes,
                           lines)
+        else:
+            aggregate_section(f"{grid}_performance_profile", runs, args, grid_rng, args.out, figures,
+                              notes, lines)
         lines.append("")
+    lines += ["## The paper's claims", ""] + claims_table(grids, args) + [""]
     lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
     lines += ["", "## Notes (skipped input)", ""] + [f"- {n}" for n in notes]
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
@@ -855,6 +1100,8 @@ def main(args: Args) -> None:
     for note in notes:
         print("note:", note)
     print(f"wrote {len(figures)} figures and {args.out / 'results.md'}")
+    if args.readme is not None:
+        print(f"rewrote {update_readme(args.readme, args)} tables in {args.readme}")
 
 
 if __name__ == "__main__":

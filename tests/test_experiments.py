@@ -62,12 +62,6 @@ def write_heuristic(grid_dir: Path, name: str, scenario: str, seed: int, final: 
 # ------------------------------------------------------------------------------------------------
 # statistics
 # ------------------------------------------------------------------------------------------------
-def test_iqm_of_known_data():
-    assert pr.iqm([1, 2, 3, 4, 100]) == pytest.approx(3.0)  # trims 1 from each end
-    assert pr.iqm([8, 1, 7, 2, 6, 3, 5, 4]) == pytest.approx(4.5)  # middle four: 3, 4, 5, 6
-    assert pr.iqm([1, 2, 3, 1000]) == pytest.approx(2.5)
-
-
 def test_bootstrap_ci_contains_mean_and_shrinks_with_n():
     rng = np.random.default_rng(0)
     small = rng.normal(3.0, 1.0, 5)
@@ -172,14 +166,15 @@ def results_root(tmp_path_factory):
         rx.write_summary(run_dir, {"status": "finished", "global_step": 0,
                                    "final_eval": {"episodic_return": -4.0, "metrics": dict(QOS)}})
     out = root / "out"
-    figures, notes = pr.report(pr.Args(results=root, out=out, n_boot=500, curve_points=20))
+    figures, notes = pr.report(pr.Args(records=root / "records", collect=root, out=out, n_boot=500,
+                                       curve_points=20))
     return root, out, figures, notes
 
 
 def test_report_writes_figures_and_table(results_root):
     root, out, figures, notes = results_root
     names = {p.name for p in figures}
-    for expected in ("paper_final_return_boxplot.png", "paper_reward_vs_steps.png",
+    for expected in ("paper_score_boxplot.png", "paper_reward_vs_steps.png",
                      "paper_eval_return_vs_steps.png", "paper_qos_per_slice.png",
                      "paper_ue_throughput_cdf.png", "paper_critic_sharpness.png",
                      "paper_td_var_sam_active.png", "rho_sweep_best_return_vs_rho.png",
@@ -196,17 +191,17 @@ def test_report_writes_figures_and_table(results_root):
     # relative gains on known numbers: TA-SAM -8 vs No-SAM -10: +20%; vs L2 -9: +11.1%
     assert "+20.0% [+20.0, +20.0]" in rows["TA-SAM (dynamic)"]
     assert "+11.1% [+11.1, +11.1]" in rows["TA-SAM (dynamic)"]
-    assert "-25.0% [-25.0, -25.0]" in rows["No-SAM"]  # vs TA-SAM (dynamic): (-10 + 8) / 8
-    assert "Gain of method M over baseline B = (mean_M - mean_B) / |mean_B|" in md
+    # TA-SAM's score beats No-SAM's in every pair of seeds: probability of improvement 1; no spread
+    assert "| 1.00 [1.00, 1.00] | 0.000 |" in rows["No-SAM"]
+    assert "Gain of M over B = (mean_M - mean_B) / |mean_B| of the score" in md
     assert "![paper_reward_vs_steps](paper_reward_vs_steps.png)" in md
 
 
 def test_broken_runs_are_reported_and_skipped(results_root):
     _, out, _, notes = results_root
     text = "\n".join(notes)
-    assert "nosam__none__paper__s4: no summary.json" in text
-    assert "ta-sam__dynamic__paper__s4: summary.json is not valid JSON" in text
-    assert "l2__none__paper__s4: summary status 'running'" in text
+    for run in ("nosam__none__paper__s4", "ta-sam__dynamic__paper__s4", "l2__none__paper__s4"):
+        assert f"not collected {results_root[0] / 'paper' / run}: no finished summary.json" in text
     assert "ta-sam__equal__paper__s4: no scalars in its event files" in text
     assert "ta-sam__equal__paper__s4" in (out / "results.md").read_text()
 
@@ -215,7 +210,7 @@ def test_special_grid_tables(results_root):
     _, out, _, notes = results_root
     md = (out / "results.md").read_text()
     best = next(line for line in md.splitlines() if line.startswith("| Critic-SAM | best | "))
-    final = next(line for line in md.splitlines() if line.startswith("| Critic-SAM | final | "))
+    final = next(line for line in md.splitlines() if line.startswith("| Critic-SAM | score | "))
     # columns rho = 0, 0.02, 0.06; best return = final + 1, final = -10 + (rho == 0.02)
     assert [c.split(" [")[0] for c in best.rstrip(" |").split(" | ")[2:]] == ["-9.000", "-8.000", "-9.000"]
     assert [c.split(" [")[0] for c in final.rstrip(" |").split(" | ")[2:]] == ["-10.000", "-9.000", "-10.000"]
@@ -234,6 +229,12 @@ def test_special_grid_tables(results_root):
     gen = next(line for line in md.splitlines() if line.startswith("| TA-SAM (dynamic) | -8.000"))
     assert "-4.000" in gen  # light column next to the paper column
     assert any("generalisation" in n and "skipped" in n for n in notes) is False
+    claims = md.split("## The paper's claims")[1]
+    no_sam = next(line for line in claims.splitlines() if line.startswith("| TA-SAM vs SAC without SAM"))
+    assert "| paper | 3 vs 3 | +20.0% [+20.0, +20.0] | 1.00 [1.00, 1.00] |" in no_sam
+    assert "better, the interval excludes 0" in no_sam
+    assert "| the TD-variance selection (TA-SAM vs Both-SAM): +2.35 to +3.5% | paper | - | not run |" in claims
+    assert "less forgetting under non-stationary traffic | nonstationary | 0 vs 2" not in claims
 
 
 def test_absent_inputs_are_skipped_with_a_note(tmp_path):
@@ -242,13 +243,14 @@ def test_absent_inputs_are_skipped_with_a_note(tmp_path):
         rx.write_summary(grid / rx.run_id("nosam", "none", "comp-medium", seed),
                          {"status": "finished", "global_step": 0,
                           "final_eval": {"episodic_return": 1.0 + seed, "metrics": {"utility": seed}}})
-    figures, notes = pr.report(pr.Args(results=grid, out=tmp_path / "out", n_boot=200))
-    assert [p.name for p in figures] == ["comp_final_return_boxplot.png"]
+    figures, notes = pr.report(pr.Args(records=tmp_path / "records", collect=grid, out=tmp_path / "out",
+                                       n_boot=200))
+    assert [p.name for p in figures] == ["comp_score_boxplot.png"]
     for fig in ("reward_vs_steps", "qos_per_slice", "ue_throughput_cdf", "critic_sharpness",
                 "td_var_sam_active"):
         assert any(n.startswith(f"comp_{fig}: skipped") for n in notes), fig
     md = (tmp_path / "out" / "results.md").read_text()
-    assert "| No-SAM | 2 | 2.500 |" in md and md.count("utility per UE") == 1
+    assert "| No-SAM | 2 | 2.500 [2.000, 3.000] |" in md and md.count("utility per UE") == 1
     assert "| 1.500 |" in md  # mean utility
 
 
@@ -470,9 +472,93 @@ def test_adding_a_grid_leaves_other_tables_confidence_intervals_unchanged(tmp_pa
         md = (out / "results.md").read_text()
         return md.split("### Scenario `paper`")[1].split("##")[0]
 
-    pr.report(pr.Args(results=root, out=tmp_path / "alone", n_boot=500, curve_points=5))
+    pr.report(pr.Args(records=tmp_path / "records", collect=root, out=tmp_path / "alone", n_boot=500,
+                      curve_points=5))
     for seed in (1, 2, 3):  # a grid whose name sorts before `paper`, so it is drawn first
         write_run(root / "comp", "nosam", "none", "comp-medium", seed, -5.0 + seed, steps=200)
-    pr.report(pr.Args(results=root, out=tmp_path / "with_comp", n_boot=500, curve_points=5))
+    pr.report(pr.Args(records=tmp_path / "records", collect=root, out=tmp_path / "with_comp", n_boot=500,
+                      curve_points=5))
     assert "Grid `comp`" in (tmp_path / "with_comp" / "results.md").read_text()
     assert paper_table(tmp_path / "with_comp") == paper_table(tmp_path / "alone")
+
+
+# ------------------------------------------------------------------------------------------------
+# run records and the evaluation protocol
+# ------------------------------------------------------------------------------------------------
+def test_score_is_the_mean_of_the_last_fifth_of_evaluations_and_auc_the_curve_level():
+    import records
+
+    summary = {"global_step": 1000, "final_eval": {"episodic_return": 7.0},
+               "eval_history": [[0, 0.0], [200, 2.0], [400, 4.0], [600, 6.0], [800, 8.0], [1000, 10.0]]}
+    assert records.run_score(summary) == pytest.approx(9.0)  # evaluations at 800 and 1000
+    assert records.eval_auc(summary) == pytest.approx(5.0)  # linear 0 -> 10: mean level 5
+    heuristic = {"global_step": 0, "final_eval": {"episodic_return": 3.5}, "eval_history": []}
+    assert records.run_score(heuristic) == records.eval_auc(heuristic) == 3.5
+
+
+def test_record_keeps_what_the_figures_need_and_is_compact(tmp_path):
+    import records
+
+    run_dir = write_run(tmp_path / "paper", "ta-sam", "dynamic", "paper", 1, 5.0, steps=20_000)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["final_eval"]["ue_throughput_mbps"] = list(np.linspace(0.0, 10.0, 6400))
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    path = records.write_record(run_dir, tmp_path / "records", "paper")
+    assert path == tmp_path / "records" / "paper" / "ta-sam__dynamic__paper__s1.json"
+    record = records.read_record(path)
+    final = record["summary"]["final_eval"]
+    assert "ue_throughput_mbps" not in final and final["ue_throughput_mbps_percentiles"][50] == pytest.approx(5.0)
+    steps, values = record["curves"][pr.TAG_TRAIN_RETURN]
+    assert len(steps) == records.CURVE_POINTS and steps[0] < steps[-1]  # 401 episodes -> 100 bins
+    assert pr.TAG_EVAL_RETURN not in record["curves"]  # evaluations come from eval_history
+    assert {pr.TAG_TD_VAR.format(m=1), pr.TAG_SAM_ACTIVE.format(m=0), pr.TAG_CRITIC_EIG} <= set(record["curves"])
+    assert path.stat().st_size < 40_000
+    assert records.read_record(tmp_path) is None and records.compact([float("nan"), 1 / 3]) == [None, 0.333333]
+
+
+def test_normalised_scores_probability_of_improvement_and_aggregate(tmp_path):
+    root = tmp_path / "results"
+    for scenario, (zero, one) in (("paper", (0.0, 10.0)), ("heavy", (-10.0, 0.0))):
+        for seed in (1, 2, 3):
+            write_heuristic(root / "paper", "static_equal", scenario, seed, zero)
+            write_heuristic(root / "paper", "full_info", scenario, seed, one)
+            write_run(root / "paper", "nosam", "none", scenario, seed, zero + 2 + 0.1 * seed, steps=200)
+            write_run(root / "paper", "ta-sam", "dynamic", scenario, seed, zero + 6 + 0.1 * seed, steps=200)
+    figures, _ = pr.report(pr.Args(records=tmp_path / "records", collect=root, out=tmp_path / "out",
+                                   n_boot=300, curve_points=5))
+    md = (tmp_path / "out" / "results.md").read_text()
+    paper = md.split("### Scenario `paper`")[1]
+    no_sam = next(line for line in paper.splitlines() if line.startswith("| No-SAM |")).split(" | ")
+    assert no_sam[4].startswith("0.220 [")  # normalised: (2.2 - 0) / 10
+    aggregate = md.split("Normalised score aggregated over")[1]
+    row = next(line for line in aggregate.splitlines() if line.startswith("| No-SAM |")).split(" | ")
+    assert row[1] == "3 x 2" and row[2].startswith("0.220 [") and row[4].startswith("1.00 [1.00, 1.00]")
+    assert "paper_performance_profile.png" in {p.name for p in figures}
+
+
+def test_probability_of_improvement_statistic_equals_rliables():
+    from rliable import metrics
+
+    rng = np.random.default_rng(3)
+    for n, m, tasks in ((10, 7, 1), (5, 10, 2), (4, 4, 3)):
+        x, y = np.round(rng.normal(size=(n, tasks)), 1), np.round(rng.normal(size=(m, tasks)), 1)  # with ties
+        assert pr.poi_statistic(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
+
+
+def test_readme_tables_are_rewritten_from_the_records(tmp_path):
+    root = tmp_path / "results"
+    for variant, base in (("nosam", -10.0), ("ta-sam", -8.0)):
+        for seed in (1, 2, 3):
+            write_run(root / "paper", variant, "none" if variant == "nosam" else "dynamic", "paper",
+                      seed, base + seed, steps=200)
+    args = pr.Args(records=tmp_path / "records", collect=root, out=tmp_path / "out", n_boot=300)
+    pr.report(args)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- table: paper/paper -->\nstale\n<!-- /table -->\nend\n")
+    assert pr.update_readme(readme, args) == 1
+    table = readme.read_text().split("<!-- table: paper/paper -->\n")[1].split("<!-- /table -->")[0]
+    assert table.strip() in (tmp_path / "out" / "results.md").read_text()  # the same numbers
+    assert "| TA-SAM (dynamic) | 3 | -6.000 [" in table and "stale" not in table
+    readme.write_text("<!-- table: paper/heavy -->\n<!-- /table -->\n")
+    with pytest.raises(ValueError, match="paper/heavy"):
+        pr.update_readme(readme, args)

@@ -119,8 +119,8 @@ def test_bad_invocations_stop_before_any_work_without_traceback(tmp_path):
         "runner python not executable": (script("run_experiments.py", "--dry-run", "--results-dir",
                                                 str(tmp_path / "res"), "--python", str(tmp_path / "not_executable")),
                                          2, "--python"),
-        "plot out is a file": (script("plot_results.py", "--results", str(tmp_path), "--out", str(a_file)), 2, "--out"),
-        "plot out under a file": (script("plot_results.py", "--results", str(tmp_path), "--out", str(a_file / "x")),
+        "plot out is a file": (script("plot_results.py", "--records", str(tmp_path), "--out", str(a_file)), 2, "--out"),
+        "plot out under a file": (script("plot_results.py", "--records", str(tmp_path), "--out", str(a_file / "x")),
                                   2, "--out"),
     }
     if not torch.cuda.is_available():
