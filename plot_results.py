@@ -240,28 +240,6 @@ def detectable_difference(x, y) -> float:
 # ------------------------------------------------------------------------------------------------
 # Loading
 # ------------------------------------------------------------------------------------------------
-def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """All scalar series of a run folder's event files: tag -> (steps, values), sorted by step.
-
-    TensorBoard's EventAccumulator reads the files in order and, where a resumed run's writer
-    starts with a purge step (SummaryWriter(purge_step=...), as the scripts do), drops what the
-    interrupted run logged from that step on. Values logged at the same step are averaged."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    series = {}
-    for tag in acc.Tags().get("scalars", []):
-        events = acc.Scalars(tag)
-        if not events:
-            continue
-        steps = np.array([e.step for e in events], dtype=np.int64)
-        values = np.array([e.value for e in events], dtype=float)
-        uniq, inverse = np.unique(steps, return_inverse=True)
-        series[tag] = (uniq, np.bincount(inverse, weights=values) / np.bincount(inverse))
-    return series
-
-
 def load_grid(grid_dir: Path, notes: list[str]) -> list[Run]:
     """The usable runs of one grid folder of records; every unusable record adds a line to notes."""
     runs = []

@@ -58,14 +58,36 @@ def binned(steps: np.ndarray, values: np.ndarray, points: int = CURVE_POINTS) ->
     return [[float(steps[b].mean()) for b in bins], [float(values[b].mean()) for b in bins]]
 
 
+def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """All scalar series of a run folder's event files: tag -> (steps, values), sorted by step.
+
+    TensorBoard's EventAccumulator reads the files in order and, where a resumed run's writer
+    starts with a purge step (SummaryWriter(purge_step=...), as the scripts do), drops what the
+    interrupted run logged from that step on. Values logged at the same step are averaged."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    series = {}
+    for tag in acc.Tags().get("scalars", []):
+        events = acc.Scalars(tag)
+        if not events:
+            continue
+        steps = np.array([e.step for e in events], dtype=np.int64)
+        values = np.array([e.value for e in events], dtype=float)
+        uniq, inverse = np.unique(steps, return_inverse=True)
+        series[tag] = (uniq, np.bincount(inverse, weights=values) / np.bincount(inverse))
+    return series
+
+
 def make_record(run_dir: Path, grid: str) -> dict:
     """The record of a finished run folder (summary.json and, for training runs, its event files)."""
-    from run_experiments import read_summary
-
-    summary = read_summary(run_dir)
-    if summary is None or summary.get("status") != "finished":
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        summary = None
+    if not isinstance(summary, dict) or summary.get("status") != "finished":
         raise ValueError(f"{run_dir}: no finished summary.json")
-    summary = dict(summary)
     final = dict(summary.get("final_eval") or {})
     tput = np.asarray(final.pop(UE_THROUGHPUT_KEY, None) or [], dtype=float)
     if len(tput):
@@ -73,8 +95,6 @@ def make_record(run_dir: Path, grid: str) -> dict:
     summary["final_eval"] = final
     curves = {}
     if summary.get("global_step", 0) > 0:
-        from plot_results import read_scalars
-
         scalars = read_scalars(Path(run_dir))
         if not scalars:
             raise ValueError("no scalars in its event files (missing or empty)")

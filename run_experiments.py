@@ -79,6 +79,8 @@ from typing import Literal
 import numpy as np
 import tyro
 
+import records
+
 # ------------------------------------------------------------------------------------------------
 # Flag tables: the only place that knows the training scripts' command lines.
 # ------------------------------------------------------------------------------------------------
@@ -121,7 +123,7 @@ def env_option_flags(options: dict) -> list[str]:
 FLAG_SEED, FLAG_STEPS, FLAG_RUN_DIR, FLAG_RESUME = "--seed", "--total-timesteps", "--run-dir", "--resume"
 FLAG_SCENARIO, FLAG_ENV_ID, FLAG_THREADS = "--scenario", "--env-id", "--torch-threads"
 FLAG_SHIFT = "--shift-after-steps"  # oran_env option: vectorised env steps before the traffic shift
-EVAL_SEED_OFFSET = 10_000  # the scripts evaluate on environments seeded seed + 10_000
+EVAL_SEED = 10_000  # the scripts evaluate on environments seeded EVAL_SEED: the same episodes for every run
 MODEL_FILE = "model.pt"  # written by --save-model: {"actor", "qf", "hidden_sizes"}
 ENV_MODULES = {"oran": "oran_env", "comp": "comp_env"}  # env id -> simulator module
 ENV_ID_VALUES = {"oran": None, "comp": "comp"}  # env id -> value of FLAG_ENV_ID (None: script default)
@@ -204,7 +206,11 @@ class Args:
     eval_episodes: int = 32
     """evaluation episodes of the heuristic and transfer rows (keep equal to the scripts' --eval-episodes)"""
     heuristics: bool = True
-    """evaluate the environment's heuristics as reference rows"""
+    """evaluate the environment's heuristics as reference rows (once per scenario, as seed 0: every run is
+    evaluated on the same episodes, whatever its seed)"""
+    records_dir: Path | None = None
+    """write the record (records.py) of every finished run into <records-dir>/<grid>/ and skip the runs that
+    have one (`--records-dir records`: a grid run in slices accumulates its records in the repository)"""
     dry_run: bool = False
     """print the commands and what would be skipped/resumed, run nothing"""
     python: str = sys.executable
@@ -245,6 +251,18 @@ class Task:
     @property
     def run_id(self) -> str:
         return self.run_dir.name
+
+    def record(self, records_dir: Path) -> Path:
+        return records.record_path(records_dir, self.grid, self.run_id)
+
+
+def write_record(task: Task, args: Args) -> None:
+    """The record of a finished run folder, unless there is an up-to-date one (or --records-dir none)."""
+    if args.records_dir is None:
+        return
+    path, summary = task.record(args.records_dir), task.run_dir / SUMMARY
+    if not path.exists() or path.stat().st_mtime < summary.stat().st_mtime:
+        records.write_record(task.run_dir, args.records_dir, task.grid)
 
 
 def run_id(variant: str, rho: str, scenario: str, seed: int) -> str:
@@ -341,7 +359,7 @@ def heuristic_names(scenario: str) -> list[str]:
 
 
 def expand_grid(args: Args) -> list[Task]:
-    """All tasks of the grid, seed-major; heuristic rows after the training runs of each seed."""
+    """All tasks of the grid: the heuristic rows, then the runs seed-major."""
     if args.seeds < 1 or args.workers < 1 or args.torch_threads < 1 or args.eval_episodes < 1:
         raise ValueError("--seeds, --workers, --torch-threads and --eval-episodes must be >= 1, got "
                          f"{args.seeds}, {args.workers}, {args.torch_threads}, {args.eval_episodes}")
@@ -370,6 +388,10 @@ def expand_grid(args: Args) -> list[Task]:
     grid_flags = (FLAG_SHIFT, str(int(steps * spec.shift_fraction))) if spec.shift_fraction else ()
     grid_dir = args.results_dir / args.grid
     tasks = []
+    if args.heuristics:
+        tasks += [Task("heuristic", args.grid, f"heuristic-{name}", "none", scenario, 0,
+                       grid_dir / run_id(f"heuristic-{name}", "none", scenario, 0))
+                  for scenario in scenarios for name in heuristic_names(scenario)]
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for scenario in scenarios:
             for variant, rho in methods:
@@ -385,11 +407,6 @@ def expand_grid(args: Args) -> list[Task]:
                                   train_command(args.python, variant, rho, scenario, seed, steps,
                                                 run_dir, resume, args.extra_args, args.torch_threads,
                                                 grid_flags, args.cpu_budget)))
-            if args.heuristics:
-                for name in heuristic_names(scenario):
-                    variant = f"heuristic-{name}"
-                    tasks.append(Task("heuristic", args.grid, variant, "none", scenario, seed,
-                                      grid_dir / run_id(variant, "none", scenario, seed)))
     return tasks
 
 
@@ -401,14 +418,14 @@ def evaluate_heuristic(scenario: str, name: str, seed: int, episodes: int,
     """final_eval dict (INTERFACES.md, section 2) of one heuristic over `episodes` episodes.
 
     Scored like the scripts' deterministic evaluation: `episodes` parallel copies of the environment
-    seeded seed + EVAL_SEED_OFFSET run one episode each; an episode's team return is the mean over
+    seeded EVAL_SEED run one episode each; an episode's team return is the mean over
     agents of their returns, each KPI its mean over steps and episodes, and each UE's throughput its
     mean over the episode. `env_options` override fields of the preset (as the runs' flags do)."""
     env_id, preset = SCENARIOS[scenario]
     module = importlib.import_module(ENV_MODULES[env_id])
     policy = module.HEURISTICS[name]
-    env = module.make_env(preset, num_envs=episodes, seed=seed + EVAL_SEED_OFFSET, **(env_options or {}))
-    env.reset(seed=seed + EVAL_SEED_OFFSET)
+    env = module.make_env(preset, num_envs=episodes, seed=EVAL_SEED, **(env_options or {}))
+    env.reset(seed=EVAL_SEED)
     metrics: dict[str, list[float]] = {}
     ue_tput = []  # (T, E, U)
     for _ in range(env.episode_length):
@@ -435,7 +452,7 @@ def evaluate_transfer(source: Path, scenario: str, episodes: int) -> tuple[dict,
     """(final_eval, source summary) of a finished run's saved model on another scenario.
 
     The model is rebuilt with its own training script's `Actor` and scored with that script's
-    `evaluate` (deterministic actions, environments seeded seed + EVAL_SEED_OFFSET). The environment
+    `evaluate` (deterministic actions, environments seeded EVAL_SEED). The environment
     is the run's own configuration with the fields replaced in which the target preset differs from
     the run's preset (e.g. `load` for paper -> light), so every other option the run used stays."""
     import torch
@@ -455,7 +472,7 @@ def evaluate_transfer(source: Path, scenario: str, episodes: int) -> tuple[dict,
     config = {k: tuple(v) if isinstance(v, list) else v for k, v in run_args["env"].items()}
     config.update({f.name: getattr(target, f.name) for f in dataclasses.fields(target)
                    if getattr(target, f.name) != getattr(trained, f.name)})
-    seed = int(run_args["seed"]) + EVAL_SEED_OFFSET
+    seed = EVAL_SEED
     envs = envlib.make_env(preset, num_envs=episodes, seed=seed, **config)
     model = torch.load(source / MODEL_FILE, map_location="cpu", weights_only=True)
     actor = script.Actor(envs.n_agents, envs.obs_dim, envs.act_dim, tuple(model["hidden_sizes"]))
@@ -785,6 +802,9 @@ def main(args: Args) -> int:
     for task in tasks:
         if run_state(task.run_dir) == "finished":
             skipped += 1
+            write_record(task, args)  # a run finished before records were kept, or in another sitting
+        elif args.records_dir is not None and task.record(args.records_dir).exists():
+            skipped += 1
         else:
             todo.append(task)
     n_resume = sum(FLAG_RESUME in t.cmd for t in todo)
@@ -821,6 +841,7 @@ def main(args: Args) -> int:
             eta = (np.mean(train_seconds) * n_left / pool.slots) if train_seconds else float("nan")
             detail = message
             if outcome == "finished":
+                write_record(task, args)
                 summary = read_summary(task.run_dir) or {}
                 ret = (summary.get("final_eval") or {}).get("episodic_return")
                 detail = f"final eval return {ret:.3f}" if isinstance(ret, (int, float)) else ""

@@ -53,6 +53,7 @@ DEFAULT_SCENARIO = {"oran": "paper", "comp": "medium"}
 NET_SIZES = {"paper": (300, 400, 400), "cpu": (128, 128)}
 LOG_STD_MAX, LOG_STD_MIN = 2, -5
 EnvConfig = TypeVar("EnvConfig")
+EVAL_SEED = 10_000  # seed of the evaluation episodes: one fixed set for every run, seed and method
 # Valid intervals of the numeric flags ("(", ")": open ends); every other numeric flag must still be finite
 RANGES = {**dict.fromkeys(("torch_threads", "num_envs", "total_timesteps", "buffer_size", "eval_episodes",
                            "log_interval", "hidden_sizes"), "[1, inf)"), "seed": "[0, 4294967295]", "tau": "(0, 1]",
@@ -420,7 +421,7 @@ if __name__ == "__main__":
         fail("--cuda: torch sees no GPU on this machine (drop --cuda to run on the CPU)")
     envlib = importlib.import_module(ENV_MODULES[args.env_id])
     envs = envlib.make_env(args.scenario, num_envs=args.num_envs, seed=args.seed, **vars(args.env))
-    eval_envs = envlib.make_env(args.scenario, num_envs=args.eval_episodes, seed=args.seed + 10_000, **vars(args.env))
+    eval_envs = envlib.make_env(args.scenario, num_envs=args.eval_episodes, seed=EVAL_SEED, **vars(args.env))
     n_agents, obs_dim, act_dim = envs.n_agents, envs.obs_dim, envs.act_dim
     if args.sam_actor and args.selective and args.td_var_mode == "relative" and n_agents < 2:
         fail("--td-var-mode relative selects agents above the median of >= 2 agents; with one agent use "
@@ -539,9 +540,8 @@ if __name__ == "__main__":
     def run_evaluation():
         global best_eval_return
         results = {}
-        eval_generator = torch.Generator(device=device).manual_seed(args.seed + 10_000)  # never the training RNG
-        for tag, generator in (("eval", None), ("eval_sampled", eval_generator)):
-            results[tag] = returns, metrics, _ = evaluate(actor, eval_envs, args.seed + 10_000, device, generator)
+        for tag, generator in (("eval", None), ("eval_sampled", torch.Generator(device=device).manual_seed(EVAL_SEED))):
+            results[tag] = returns, metrics, _ = evaluate(actor, eval_envs, EVAL_SEED, device, generator)
             history[f"{tag}_history"].append([global_step, float(returns.mean())])
             for k, v in {"episodic_return": float(returns.mean()), **metrics}.items():
                 writer.add_scalar(f"{tag}/{k}", v, global_step)
@@ -569,7 +569,7 @@ if __name__ == "__main__":
     # TRY NOT TO MODIFY: start the game
     if hasattr(envs, "env_steps"):  # oran's traffic shift counts the run's env steps, also across a resume
         envs.env_steps = global_step
-    obs, _ = envs.reset(seed=[args.seed, global_step] if global_step else args.seed)  # never an evaluation seed
+    obs, _ = envs.reset(seed=[args.seed, global_step])  # a pair: never the evaluation seed
     while global_step < args.total_timesteps:
         global_step += args.num_envs
         # ALGO LOGIC: put action logic here
