@@ -204,8 +204,9 @@ class ORANConfig:
     """PF metric: linear = rbar_u |h|^2 / T_u (fast), log = log2(1 + SINR_uk) / T_u (exact) [ours]"""
     pf_window_steps: float = 10.0
     """time constant of the PF throughput average T_u, in steps [ours]"""
-    sched_rounds: int = 2
-    """PF passes per step; after each, RBs beyond a UE's need go to UEs still short [ours]"""
+    sched_rounds: int = 0
+    """cap on the PF passes per step (after each, RBs beyond a UE's need go to UEs still short);
+    0 = no cap: pass until no free RB of a slice is wanted (work-conserving, SPEC A.5) [ours]"""
     sched_margin: float = 1.0
     """a UE's need = margin x its backlog, at the scheduler's estimated rate [ours]"""
     # non-stationarity
@@ -268,8 +269,8 @@ class ORANConfig:
         need(self.urllc_delay_budget_ms > 0, "urllc_delay_budget_ms", "a float > 0")
         need(self.reward_zeta >= 0, "reward_zeta", "a float >= 0")
         need(self.pf_window_steps >= 1, "pf_window_steps", "a float >= 1")
-        need(isinstance(self.sched_rounds, int) and self.sched_rounds >= 1, "sched_rounds",
-             "an int >= 1")
+        need(isinstance(self.sched_rounds, int) and self.sched_rounds >= 0, "sched_rounds",
+             "an int >= 0")
         need(self.sched_margin > 0, "sched_margin", "a float > 0")
         need(isinstance(self.shift_after_steps, int) and self.shift_after_steps >= 0,
              "shift_after_steps", "an int >= 0")
@@ -673,13 +674,15 @@ class ORANEnv:
         return np.where(ok, starts.take(g) + (b & mask), -1).ravel()
 
     def _pf_free(self, win, rb_slice, prio, match_slice):
-        """Later PF pass, only over the free RBs (slice given, no UE) and the UEs still short:
-        every (free RB, candidate UE of its group) pair is listed and the best per RB wins."""
+        """Later PF pass, only over the free RBs (slice given, no UE) and the UEs still short
+        (prio > 0): every (free RB, candidate UE of its group) pair is listed and the best per RB
+        wins. Returns (flat RBs, their winning rows) in RB order, or None when no free RB has a
+        candidate."""
         E, N, U, K, L = self._shape
         free = np.flatnonzero((win < 0) & (rb_slice.ravel() >= 0))  # flat (e, n, k)
         cand = np.flatnonzero(prio > 0)  # rows, sorted by group
         if len(free) == 0 or len(cand) == 0:
-            return win
+            return None
         if match_slice:
             rb_group = (free // K) * L + rb_slice.ravel()[free]
             row_group, n_groups = self._row_group, E * N * L
@@ -690,7 +693,7 @@ class ORANEnv:
         n_i = counts[rb_group]  # candidates per free RB
         total = int(n_i.sum())
         if total == 0:
-            return win
+            return None
         pair_rb = np.repeat(free, n_i)  # flat (e, n, k) of each pair
         first = np.cumsum(n_i) - n_i
         # pair j of a free RB takes the RB group's j-th candidate in cand
@@ -699,47 +702,67 @@ class ORANEnv:
         has = n_i > 0
         seg_max = np.maximum.reduceat(val, first[has])
         is_max = np.flatnonzero(val == np.repeat(seg_max, n_i[has]))
-        win = win.copy()
-        win[pair_rb[is_max]] = pair_row[is_max]
-        return win
+        rb = pair_rb[is_max]
+        first_max = np.ones(len(rb), dtype=bool)  # one winner per RB should metrics tie
+        first_max[1:] = rb[1:] != rb[:-1]
+        return rb[first_max], pair_row[is_max[first_max]]
 
-    def _trim(self, win, need):
-        """Release the RBs a UE does not need: walking its RBs in frequency order, keep an RB
-        while the estimated capacity of the earlier ones (wideband SINR x the RB's fading) is
-        below the UE's need (bits). Returns (win, kept capacity per row)."""
+    def _rb_capacity_est(self, rbs, rows):
+        """The scheduler's capacity estimate of flat RBs (e, n, k) for their rows, bits: the rate
+        at the row's wideband SINR (every other DU active) times the RB's fading power."""
         c = self.config
-        K = self.config.num_rbs
-        idx = np.flatnonzero(win >= 0)
-        w = win[idx]
-        h = self._fading_rows.ravel().take(w * K + idx % K)
-        est = rate_bps(self._sinr_rows[w] * h, self.bandwidth, c.max_spectral_efficiency,
-                       c.min_sinr_db) * self.dt
+        h = self._fading_rows.ravel().take(rows * c.num_rbs + rbs % c.num_rbs)
+        return rate_bps(self._sinr_rows[rows] * h, self.bandwidth, c.max_spectral_efficiency,
+                        c.min_sinr_db) * self.dt
+
+    def _keep_needed(self, rbs, rows, want):
+        """Of the RBs rbs offered to rows (flat, in RB order), each row keeps its RBs in frequency
+        order while the estimated capacity of the ones it kept before is below want[row] (bits):
+        the last kept RB may overshoot, no RB beyond it is held. Returns (keep mask, capacity)."""
+        est = self._rb_capacity_est(rbs, rows)
         # stable sort by row; a 16-bit key lets numpy use its radix sort
-        o = np.argsort(w.astype(np.int16) if len(need) < 2 ** 15 else w, kind="stable")
-        ws, es = w[o], est[o]
+        o = np.argsort(rows.astype(np.int16) if len(want) < 2 ** 15 else rows, kind="stable")
+        ws, es = rows[o], est[o]
         before = np.cumsum(es) - es
         first = np.ones(len(ws), dtype=bool)
         first[1:] = ws[1:] != ws[:-1]
         before -= np.maximum.accumulate(np.where(first, before, 0.0))
-        keep = before < need[ws]
-        win = win.copy()
-        win[idx[o[~keep]]] = -1
-        return win, np.bincount(ws[keep], es[keep], minlength=len(need))
+        keep = np.empty(len(ws), dtype=bool)
+        keep[o] = before < want[ws]
+        return keep, est
 
     def _schedule_rows(self, rb_slice, demand, match_slice=True, rounds=None):
-        """PF inside each slice, demand-aware (SPEC A.5 'rb_slice', [ours]): ``sched_rounds``
-        passes; after each, RBs beyond a UE's need (``sched_margin`` x its backlog) are released
-        and offered to the UEs still short of theirs; RBs nobody needs stay idle (no power)."""
+        """PF inside each slice, demand-aware and work-conserving (SPEC A.5, [ours]). A UE's need
+        is ``sched_margin`` x its backlog at the estimated rate (`_rb_capacity_est`). The first
+        PF pass offers every RB of a slice to the slice's UEs with data; each UE keeps its RBs
+        only up to its need (`_keep_needed`). Each later pass offers the RBs still free to the
+        UEs still short, who again keep only what they need, until no free RB has a short UE
+        of its slice at its DU (or ``rounds`` passes, default ``sched_rounds``; 0 = no cap).
+        A pass that releases RBs leaves at least one more UE covered, so this ends after at
+        most one pass per UE (in practice 3-5). RBs nobody needs stay idle and radiate nothing."""
         c = self.config
         demand_rows = demand.ravel()[self._order]
         need = c.sched_margin * demand_rows
         pf_avg = np.maximum(self.pf_avg.ravel()[self._order], 1.0)
         prio = self.rate_geom.ravel()[self._order] / pf_avg if c.pf_metric == "linear" else 1.0 / pf_avg
         prio = (prio * (demand_rows > 0)).astype(np.float32)
-        win, kept = self._trim(self._pf_rows(rb_slice, prio, match_slice), need)
-        for _ in range((rounds or c.sched_rounds) - 1):
+        win = self._pf_rows(rb_slice, prio, match_slice)
+        rbs = np.flatnonzero(win >= 0)
+        keep, est = self._keep_needed(rbs, win[rbs], need)
+        win[rbs[~keep]] = -1
+        kept = np.bincount(win[rbs[keep]], est[keep], minlength=len(need))
+        max_rounds = rounds if rounds is not None else c.sched_rounds
+        passes = 1
+        while passes != max_rounds:
             prio = prio * (kept < need)
-            win, kept = self._trim(self._pf_free(win, rb_slice, prio, match_slice), need)
+            offer = self._pf_free(win, rb_slice, prio, match_slice)
+            if offer is None:
+                break
+            rbs, rows = offer
+            keep, est = self._keep_needed(rbs, rows, need - kept)
+            win[rbs[keep]] = rows[keep]
+            kept += np.bincount(rows[keep], est[keep], minlength=len(need))
+            passes += 1
         return win.reshape(rb_slice.shape)
 
     def schedule(self, rb_slice, demand, match_slice: bool = True, rounds: int | None = None):
