@@ -673,15 +673,14 @@ class ORANEnv:
         ok = (b > mask) & (rb_slice.reshape(E * N, K) >= 0)  # a candidate with metric > 0
         return np.where(ok, starts.take(g) + (b & mask), -1).ravel()
 
-    def _pf_free(self, win, rb_slice, prio, match_slice):
-        """Later PF pass, only over the free RBs (slice given, no UE) and the UEs still short
+    def _pf_free(self, free, rb_slice, prio, match_slice):
+        """Later PF pass, over the free RBs free (flat (e, n, k), sorted) and the UEs still short
         (prio > 0): every (free RB, candidate UE of its group) pair is listed and the best per RB
         wins. Returns (flat RBs, their winning rows) in RB order, or None when no free RB has a
         candidate."""
         E, N, U, K, L = self._shape
-        free = np.flatnonzero((win < 0) & (rb_slice.ravel() >= 0))  # flat (e, n, k)
         cand = np.flatnonzero(prio > 0)  # rows, sorted by group
-        if len(free) == 0 or len(cand) == 0:
+        if len(cand) == 0:
             return None
         if match_slice:
             rb_group = (free // K) * L + rb_slice.ravel()[free]
@@ -738,8 +737,10 @@ class ORANEnv:
         only up to its need (`_keep_needed`). Each later pass offers the RBs still free to the
         UEs still short, who again keep only what they need, until no free RB has a short UE
         of its slice at its DU (or ``rounds`` passes, default ``sched_rounds``; 0 = no cap).
-        A pass that releases RBs leaves at least one more UE covered, so this ends after at
-        most one pass per UE (in practice 3-5). RBs nobody needs stay idle and radiate nothing."""
+        A pass gives every free RB that has a short UE of its group to one of them, so only the
+        RBs released by the last pass can still find a taker; a pass that releases RBs leaves at
+        least one more UE covered, so this ends after at most one pass per UE (on `paper` about
+        2 passes on average). RBs nobody needs stay idle and radiate nothing."""
         c = self.config
         demand_rows = demand.ravel()[self._order]
         need = c.sched_margin * demand_rows
@@ -748,20 +749,25 @@ class ORANEnv:
         prio = (prio * (demand_rows > 0)).astype(np.float32)
         win = self._pf_rows(rb_slice, prio, match_slice)
         rbs = np.flatnonzero(win >= 0)
-        keep, est = self._keep_needed(rbs, win[rbs], need)
-        win[rbs[~keep]] = -1
-        kept = np.bincount(win[rbs[keep]], est[keep], minlength=len(need))
+        rows = win[rbs]
+        kept = np.zeros(len(need))
         max_rounds = rounds if rounds is not None else c.sched_rounds
         passes = 1
-        while passes != max_rounds:
-            prio = prio * (kept < need)
-            offer = self._pf_free(win, rb_slice, prio, match_slice)
-            if offer is None:
-                break
-            rbs, rows = offer
+        while True:
             keep, est = self._keep_needed(rbs, rows, need - kept)
             win[rbs[keep]] = rows[keep]
             kept += np.bincount(rows[keep], est[keep], minlength=len(need))
+            # a pass gives every free RB with a short UE of its group to one of them, so only
+            # the RBs just released can still find a taker
+            free = rbs[~keep]
+            win[free] = -1
+            if len(free) == 0 or passes == max_rounds:
+                break
+            prio = prio * (kept < need)
+            offer = self._pf_free(free, rb_slice, prio, match_slice)
+            if offer is None:
+                break
+            rbs, rows = offer
             passes += 1
         return win.reshape(rb_slice.shape)
 
