@@ -144,6 +144,73 @@ def test_queues_conserve_bits():
     assert dropped_total > 0, "the overload case should exercise the drop path"
 
 
+def scheduler_estimate(env, winners):
+    """Per-UE list of the scheduler's capacity estimates (bits) of the RBs it got."""
+    E, N, U, K, L = env._shape
+    e, n, k = np.nonzero(winners >= 0)
+    u = winners[e, n, k]  # flat e * U + u
+    h = env.fading.reshape(E * U, K)[u, k]
+    est = oe.rate_bps(env.sinr_geom.ravel()[u] * h, env.bandwidth, env.config.max_spectral_efficiency,
+                      env.config.min_sinr_db) * env.dt
+    return u, n, k, e, est
+
+
+@pytest.mark.parametrize("scenario, match_slice", [("small", True), ("paper", True), ("small", False)])
+def test_scheduler_is_work_conserving_and_demand_aware(scenario, match_slice):
+    """On random allocations and states: (1) no RB of a slice stays idle while a UE of that slice
+    at that DU is short of its need (scheduler's estimate); (2) no UE holds an RB beyond the one
+    that covers its need (capacity of its RBs without its largest one < need)."""
+    rng = np.random.default_rng(7)
+    env = oe.make_env(scenario, num_envs=3, seed=11, load=rng.uniform(0.5, 2.0))
+    E, N, U, K, L = env._shape
+    for t in range(8):
+        env.step(rng.uniform(-1, 1, (E, N, env.act_dim)).astype(np.float32))  # random states
+        rb_slice = rng.integers(-1, L, (E, N, K)).astype(np.int8)
+        demand = (env.backlog + env.arrivals) * (rng.random((E, U)) < 0.8)  # some UEs without data
+        win = env.schedule(rb_slice, demand, match_slice=match_slice)
+        u, n, k, e, est = scheduler_estimate(env, win)
+        assert (env.serving.ravel()[u] == n).all()
+        if match_slice:
+            assert (env.slice_of.ravel()[u] == rb_slice[e, n, k]).all()
+        assert (demand.ravel()[u] > 0).all(), "an RB went to a UE with nothing to send"
+        need = env.config.sched_margin * demand.ravel()
+        cap = np.bincount(u, est, E * U)
+        top = np.zeros(E * U)
+        np.maximum.at(top, u, est)
+        assert (cap - top < need * (1 + 1e-6) + 1e-6)[cap > 0].all(), "a UE holds RBs beyond its need"
+        short = (demand.ravel() > 0) & (cap < need * (1 - 1e-6))
+        group_of_ue = (np.arange(E * U) // U * N + env.serving.ravel()) * (L if match_slice else 1)
+        if match_slice:
+            group_of_ue = group_of_ue + env.slice_of.ravel()
+        short_groups = np.unique(group_of_ue[short])
+        ie, i_n, ik = np.nonzero((win < 0) & (rb_slice >= 0))
+        idle_group = (ie * N + i_n) * (L if match_slice else 1) + (rb_slice[ie, i_n, ik] if match_slice else 0)
+        assert not np.isin(idle_group, short_groups).any(), "an RB idles while a UE of its slice is short"
+        assert short.any() and (win < 0).any()  # the random cases do exercise both sides
+
+
+def test_urllc_first_leaves_no_embb_rb_idle_while_an_embb_ue_is_short():
+    """The SPEC A.5 property on the real KPI: under urllc_first, DU-steps with an idle eMBB RB while
+    an eMBB UE of the DU ends below its KPI are rare (the estimate the scheduler works with is not
+    the realised interference, so not never); the old non-work-conserving cap of 2 passes shows it."""
+    def idle_while_short(**overrides):
+        env = oe.make_env("paper", num_envs=2, seed=3, episode_length=20, **overrides)
+        E, N, U, K, L = env._shape
+        hits = 0
+        for _ in range(20):
+            demand, serving, embb = env.backlog + env.arrivals, env.serving.copy(), env.slice_of == 0
+            _, _, _, _, info = env.step(oe.urllc_first(env))
+            target = np.minimum(demand, env.config.embb_target_mbps * 1e6 * env.dt) * (1 - 1e-9)
+            short = embb & (info["ue_served_bits"] < target)
+            du_short = np.zeros((E, N), dtype=bool)
+            du_short[np.nonzero(short)[0], serving[short]] = True
+            hits += int((((info["rb_slice"] == 0) & (info["rb_ue"] < 0)).any(-1) & du_short).sum())
+        return hits / (20 * E * N)
+
+    assert idle_while_short() <= 0.08
+    assert idle_while_short(sched_rounds=2) >= 0.3
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("obs_mode", ("paper", "full_action", "rich"))
 def test_qos_in_unit_interval_and_observation_shape(mode, obs_mode):
