@@ -216,6 +216,17 @@ class ORANConfig:
     """per-slice traffic multipliers after the shift [ours]"""
     shift_slice_shares: tuple[float, float, float] = (0.5, 0.25, 0.25)
     """slice shares after the shift (half of the UEs in eMBB) [ours]"""
+    # heterogeneous DUs (the `hetero` scenario)
+    du_ue_weights: tuple[float, ...] = ()
+    """relative UE density per DU, one value per DU: each UE gets a home DU, the UE counts in
+    proportion (largest remainder); () = no home DU, UEs dropped uniformly over the area [ours]"""
+    du_slice_mix: tuple[tuple[float, float, float], ...] = ()
+    """slice shares (eMBB, mMTC, URLLC) of the UEs homed at each DU, one triple per DU, each
+    summing to 1; () = slice_shares at every DU [ours]"""
+    home_radius_m: float = 0.0
+    """UEs with a home DU (du_ue_weights or du_slice_mix set) are dropped within this distance of
+    their home site and turn back toward it when they move out of it; 0 = the cell radius
+    inter_site_distance_m / sqrt(3) [ours]"""
 
     def __post_init__(self):
         def need(ok, name, expected):
@@ -274,6 +285,30 @@ class ORANConfig:
         need(self.sched_margin > 0, "sched_margin", "a float > 0")
         need(isinstance(self.shift_after_steps, int) and self.shift_after_steps >= 0,
              "shift_after_steps", "an int >= 0")
+        self._check_du_profiles(need)
+
+    def _check_du_profiles(self, need):
+        """The per-DU profile fields (du_ue_weights, du_slice_mix, home_radius_m)."""
+        def floats(v, depth):  # nested tuples of floats, or None when v is not one
+            as_floats = lambda v, d: tuple(as_floats(x, d - 1) for x in v) if d else float(v)  # noqa: E731
+            try:
+                return as_floats(v, depth)
+            except (TypeError, ValueError):
+                return None
+
+        n = self.num_dus
+        w, mix = floats(self.du_ue_weights, 1), floats(self.du_slice_mix, 2)
+        need(w is not None and (not w or (len(w) == n and all(math.isfinite(x) and x >= 0 for x in w)
+                                          and sum(w) > 0)),
+             "du_ue_weights", f"() or {n} finite weights >= 0 (one per DU) with a positive sum")
+        need(mix is not None and (not mix or (len(mix) == n and all(
+            len(m) == 3 and all(math.isfinite(x) and x >= 0 for x in m) and abs(sum(m) - 1) < 1e-6
+            for m in mix))), "du_slice_mix",
+             f"() or {n} triples (eMBB, mMTC, URLLC) of finite shares >= 0 summing to 1, one per DU")
+        self.du_ue_weights, self.du_slice_mix = w, mix
+        cell_radius = self.inter_site_distance_m / math.sqrt(3)
+        need(math.isfinite(self.home_radius_m) and 0 <= self.home_radius_m <= cell_radius,
+             "home_radius_m", f"a float in [0, {cell_radius:.1f}] (0 = the cell radius)")
 
     @property
     def num_ue_slots(self) -> int:
@@ -286,6 +321,12 @@ SCENARIOS: dict[str, ORANConfig] = {
     "light": ORANConfig(load=0.5),
     "heavy": ORANConfig(load=1.5),
     "nonstationary": ORANConfig(shift_after_steps=10_000),
+    # DUs facing different tasks (README "hetero"): a hotspot with twice the average UE count,
+    # an URLLC-heavy industrial site, an mMTC-heavy site, two lightly loaded sites, one average
+    "hetero": ORANConfig(du_ue_weights=(2.0, 1.0, 1.0, 0.5, 0.5, 1.0),
+                         du_slice_mix=((0.4, 0.3, 0.3), (0.2, 0.2, 0.6), (0.1, 0.8, 0.1),
+                                       (1 / 3, 1 / 3, 1 / 3), (1 / 3, 1 / 3, 1 / 3),
+                                       (1 / 3, 1 / 3, 1 / 3))),
     **{f"du{n}": ORANConfig(num_dus=n) for n in range(2, 11)},
 }
 
@@ -380,6 +421,15 @@ def reward(q, overuse, num_rbs: int, alpha, zeta: float, qos_min):
             - zeta * np.maximum(0.0, qos_min - q).sum(-1))
 
 
+def split_counts(shares, total: int):
+    """Integer counts (L,) summing to total, in proportion to shares (L,) (largest remainder,
+    ties to the first)."""
+    shares = np.asarray(shares, dtype=np.float64) / np.sum(shares)
+    n = np.floor(shares * total).astype(int)
+    n[np.argsort(-(shares * total - n), kind="stable")[: total - n.sum()]] += 1
+    return n
+
+
 def counts_to_rb_slice(counts, num_rbs: int):
     """Contiguous RB blocks in slice order: counts (..., L) ints summing to <= K -> (..., K) slice
     of each RB, -1 for RBs left idle."""
@@ -430,6 +480,11 @@ class ORANEnv:
         self.buffer_bits = np.array(c.buffer_kbit) * 1e3
         self._turns = np.radians(np.asarray(c.heading_changes_deg))
         self.env_steps = 0  # vectorised steps since construction (drives the non-stationary shift)
+        homed = bool(c.du_ue_weights or c.du_slice_mix)
+        self.home = np.zeros((E, U), dtype=np.intp) if homed else None  # home DU of each UE
+        self.home_radius = c.home_radius_m or radius
+        weights = np.asarray(c.du_ue_weights or [1.0] * N)
+        self._du_weights = weights / weights.sum()
         self.shifted = False
         self._seed(seed)
         self.reset()
@@ -448,22 +503,35 @@ class ORANEnv:
         return self._observe(), {}
 
     def _traffic_profile(self):
+        """(per-slice load multipliers (L,), slice shares of every DU's home UEs (N, L)) now."""
         c = self.config
+        N = self.n_agents
         if self.shifted:
-            return np.array(c.shift_slice_load), np.array(c.shift_slice_shares)
-        return np.array(c.slice_load), np.array(c.slice_shares)
+            return np.array(c.shift_slice_load), np.tile(c.shift_slice_shares, (N, 1))
+        return np.array(c.slice_load), np.array(c.du_slice_mix or [c.slice_shares] * N)
+
+    def _global_shares(self):
+        """Slice shares over all UEs (L,): the per-DU mixes weighted by the UE density."""
+        _, mix = self._traffic_profile()
+        return self._du_weights @ mix
 
     def _new_episode(self):
         c, rng = self.config, self.rng
         E, N, U, K, L = self._shape
         if c.shift_after_steps and self.env_steps >= c.shift_after_steps:
             self.shifted = True
-        slice_load, shares = self._traffic_profile()
-        # slice membership: exact shares (largest remainder), shuffled per environment
-        n_l = np.floor(shares * U).astype(int)
-        n_l[np.argsort(-(shares * U - n_l), kind="stable")[: U - n_l.sum()]] += 1
-        base = np.repeat(np.arange(L), n_l)
-        self.slice_of = rng.permuted(np.broadcast_to(base, (E, U)), axis=1).astype(np.intp)
+        slice_load, mix = self._traffic_profile()
+        if self.home is None:
+            # slice membership: exact shares (largest remainder), shuffled per environment
+            base = np.repeat(np.arange(L), split_counts(self._global_shares(), U))
+            self.slice_of = rng.permuted(np.broadcast_to(base, (E, U)), axis=1).astype(np.intp)
+        else:
+            # home DUs in proportion to du_ue_weights, slices by each DU's mix, shuffled per env
+            per_du = split_counts(self._du_weights, U)
+            base = np.concatenate([np.repeat(np.arange(L), split_counts(mix[n], per_du[n])) for n in range(N)])
+            perm = rng.permuted(np.broadcast_to(np.arange(U), (E, U)), axis=1)
+            self.home = np.repeat(np.arange(N), per_du)[perm]
+            self.slice_of = base[perm].astype(np.intp)
         # mean arrivals per step per UE, bits; mMTC activity probability
         load = c.load * slice_load
         mean_bits = np.array([c.embb_rate_mbps * 1e6 * self.dt,
@@ -476,14 +544,14 @@ class ORANEnv:
         self._p_active = np.where(self.slice_of == MMTC, min(1.0, c.mmtc_activity * load[MMTC]), 0.0)
         self._ue_packet_bits = self.packet_bits[self.slice_of]
         self._ue_buffer = self.buffer_bits[self.slice_of]
-        # drop UEs uniformly, at least min distance from every site (rejection)
-        self.pos = rng.uniform(self.area_lo, self.area_hi, size=(E, U, 2))
+        # drop UEs, at least min distance from every site (rejection)
+        self.pos = self._drop(np.ones((E, U), dtype=bool)).reshape(E, U, 2)
         while True:
             d = np.linalg.norm(self.pos[:, :, None, :] - self.sites, axis=-1).min(-1)
             bad = d < c.min_ue_distance_m
             if not bad.any():
                 break
-            self.pos[bad] = rng.uniform(self.area_lo, self.area_hi, size=(int(bad.sum()), 2))
+            self.pos[bad] = self._drop(bad)
         self.heading = rng.uniform(-np.pi, np.pi, size=(E, U))
         self.speed = rng.uniform(*c.speed_mps, size=(E, U))
         self.shadow_db = rng.normal(0.0, c.shadowing_db, size=(E, U, N)).astype(np.float32)
@@ -498,6 +566,16 @@ class ORANEnv:
         self.last_action = np.zeros((E, N, self.act_dim), dtype=np.float32)
         self.last_arrivals = np.zeros((E, U))
         self._draw_next()
+
+    def _drop(self, which):
+        """Positions (M, 2) for the UEs which (E, U) bool: uniform over the area, or with home DUs
+        uniform over the disk of radius home_radius around the home site."""
+        n = int(which.sum())
+        if self.home is None:
+            return self.rng.uniform(self.area_lo, self.area_hi, size=(n, 2))
+        r = self.home_radius * np.sqrt(self.rng.random(n))
+        a = self.rng.uniform(-np.pi, np.pi, n)
+        return self.sites[self.home[which]] + r[:, None] * np.stack([np.cos(a), np.sin(a)], -1)
 
     def _associate(self):
         """Long-term gains after a move; serving DU = largest gain. Rebuilds the UE order the
@@ -584,8 +662,7 @@ class ORANEnv:
     def _observe(self):
         c = self.config
         E, N, U, K, L = self._shape
-        _, shares = self._traffic_profile()
-        expected = np.maximum(shares * U / N, 1e-9)
+        expected = np.maximum(self._global_shares() * U / N, 1e-9)
         parts = [self.last_q, self.ue_count / expected]
         if c.obs_mode == "full_action":
             parts.append(self.last_action)
@@ -889,6 +966,10 @@ class ORANEnv:
         vel = np.where(below | above, -vel, vel)
         self.heading = np.arctan2(vel[..., 1], vel[..., 0])
         self.pos = np.clip(pos, lo, hi)
+        if self.home is not None:  # a UE that left its home disk turns back toward the site
+            away = self.pos - self.sites[self.home]
+            out = np.einsum("eui,eui->eu", away, away) > self.home_radius ** 2
+            self.heading = np.where(out, np.arctan2(-away[..., 1], -away[..., 0]), self.heading)
         metrics["handovers"] = self._associate() / N
         self._draw_next()
 

@@ -433,3 +433,46 @@ def test_pettingzoo_parallel_api():
     acts = {a: env.action_space(a).sample() for a in env.agents}
     obs, rew, term, trunc, info = env.step(acts)
     assert set(rew) == {"du_0", "du_1"} and obs["du_0"].shape == (env.env.obs_dim,)
+
+
+# --- heterogeneous DUs ---------------------------------------------------------------------------
+def test_hetero_profile_counts_mix_and_home_sites():
+    env = oe.make_env("hetero", num_envs=2, seed=4)
+    c = env.config
+    E, N, U, K, L = env._shape
+    assert (N, U, K) == (6, 200, 100)
+    counts = oe.split_counts(c.du_ue_weights, U)
+    assert abs(counts[0] - 2 * U / N) < 1 and counts.sum() == U  # the hotspot: twice the average
+    for e in range(E):
+        np.testing.assert_array_equal(np.bincount(env.home[e], minlength=N), counts)
+        for n in range(N):
+            np.testing.assert_array_equal(np.bincount(env.slice_of[e][env.home[e] == n], minlength=L),
+                                          oe.split_counts(c.du_slice_mix[n], counts[n]))
+    radius = c.inter_site_distance_m / math.sqrt(3)
+    at_home = []
+    for _ in range(100):
+        env.step(oe.static_equal_split(env))
+        d = np.linalg.norm(env.pos - env.sites[env.home], axis=-1)
+        assert (d <= radius + 2 * c.speed_mps[1] * env.dt).all(), "a UE strayed from its home site"
+        at_home.append((env.serving == env.home).mean())
+    assert np.mean(at_home) > 0.6
+    # the observation's UE counts are normalised by the same expected number at every DU, so
+    # the hotspot shows about twice the average
+    assert env._observe()[:, 0, 3:6].sum(-1).mean() > 1.5 * env._observe()[:, 3, 3:6].sum(-1).mean()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(du_ue_weights=(1.0, 2.0)), "du_ue_weights: expected .* 6 finite weights"),
+    (dict(du_ue_weights=(1.0, -1, 1, 1, 1, 1)), "du_ue_weights"),
+    (dict(du_ue_weights=(0.0,) * 6), "du_ue_weights"),
+    (dict(du_ue_weights=(float("nan"),) * 6), "du_ue_weights"),
+    (dict(du_ue_weights="abcdef"), "du_ue_weights"),
+    (dict(du_slice_mix=((0.5, 0.5, 0.5),) * 6), "du_slice_mix: expected .* summing to 1"),
+    (dict(du_slice_mix=((1.0, 0.0),) * 6), "du_slice_mix"),
+    (dict(du_slice_mix=((1.0, 0.0, 0.0),) * 5), "du_slice_mix"),
+    (dict(home_radius_m=400.0), "home_radius_m"),
+    (dict(home_radius_m=-1.0), "home_radius_m"),
+])
+def test_bad_du_profile_raises_naming_the_field(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        oe.make_config("paper", **overrides)
