@@ -421,6 +421,17 @@ def reward(q, overuse, num_rbs: int, alpha, zeta: float, qos_min):
             - zeta * np.maximum(0.0, qos_min - q).sum(-1))
 
 
+def global_slice_shares(config: ORANConfig, shifted: bool = False):
+    """Slice shares over all UEs (L,): slice_shares, or with per-DU profiles the DUs' mixes
+    weighted by their UE density (shift_slice_shares after a non-stationary shift)."""
+    if shifted:
+        return np.array(config.shift_slice_shares)
+    if not config.du_slice_mix:
+        return np.array(config.slice_shares)
+    w = np.asarray(config.du_ue_weights or [1.0] * config.num_dus)
+    return (w / w.sum()) @ np.array(config.du_slice_mix)
+
+
 def split_counts(shares, total: int):
     """Integer counts (L,) summing to total, in proportion to shares (L,) (largest remainder,
     ties to the first)."""
@@ -484,7 +495,7 @@ class ORANEnv:
         self.home = np.zeros((E, U), dtype=np.intp) if homed else None  # home DU of each UE
         self.home_radius = c.home_radius_m or radius
         weights = np.asarray(c.du_ue_weights or [1.0] * N)
-        self._du_weights = weights / weights.sum()
+        self._du_weights = weights / weights.sum()  # share of the UEs homed at each DU
         self.shifted = False
         self._seed(seed)
         self.reset()
@@ -511,9 +522,7 @@ class ORANEnv:
         return np.array(c.slice_load), np.array(c.du_slice_mix or [c.slice_shares] * N)
 
     def _global_shares(self):
-        """Slice shares over all UEs (L,): the per-DU mixes weighted by the UE density."""
-        _, mix = self._traffic_profile()
-        return self._du_weights @ mix
+        return global_slice_shares(self.config, self.shifted)
 
     def _new_episode(self):
         c, rng = self.config, self.rng
@@ -523,7 +532,7 @@ class ORANEnv:
         slice_load, mix = self._traffic_profile()
         if self.home is None:
             # slice membership: exact shares (largest remainder), shuffled per environment
-            base = np.repeat(np.arange(L), split_counts(self._global_shares(), U))
+            base = np.repeat(np.arange(L), split_counts(mix[0], U))
             self.slice_of = rng.permuted(np.broadcast_to(base, (E, U)), axis=1).astype(np.intp)
         else:
             # home DUs in proportion to du_ue_weights, slices by each DU's mix, shuffled per env
@@ -677,7 +686,8 @@ class ORANEnv:
             mean_sinr = np.bincount(g, sinr_db, E * N * L).reshape(E, N, L) / np.maximum(self.ue_count, 1)
             scale = np.maximum(mean_arr, 1.0)
             parts += [np.log1p(backlog / scale), arrivals / scale, mean_sinr / 20.0]
-        return np.concatenate(parts, axis=-1).astype(np.float32)
+        self.last_obs = np.concatenate(parts, axis=-1).astype(np.float32)  # for observation-only rules
+        return self.last_obs
 
     # -- actions ------------------------------------------------------------------------------
     def _check_actions(self, actions):
@@ -1082,6 +1092,27 @@ def pf_no_slicing(env, rounds: int = 4):
     return encode_allocation(env, rb_slice, win)
 
 
+def ue_count_rbs(obs, config: ORANConfig, rbs_per_urllc: float = 1.5, rbs_per_mmtc: float = 0.3):
+    """The UE-count rule, from the observation alone: (E, N, L) RB counts. The UEs per slice at
+    the DU are read from the observation's second block (count over the expected number, the
+    same at every DU, known from the config); URLLC gets ceil(rbs_per_urllc x URLLC UEs), mMTC
+    ceil(rbs_per_mmtc x mMTC UEs), eMBB the rest. obs: (E, N, obs_dim) of any obs_mode."""
+    L, K = 3, config.num_rbs
+    expected = global_slice_shares(config) * config.num_ues / config.num_dus
+    ues = np.rint(np.asarray(obs)[..., L:2 * L] * expected)
+    n_u = np.minimum(np.ceil(rbs_per_urllc * ues[..., URLLC] - 1e-9), K).astype(np.int64)
+    n_m = np.minimum(np.ceil(rbs_per_mmtc * ues[..., MMTC] - 1e-9).astype(np.int64), K - n_u)
+    return np.stack([K - n_u - n_m, n_m, n_u], -1)
+
+
+def ue_count_split(env, rbs_per_urllc: float = 1.5, rbs_per_mmtc: float = 0.3):
+    """The UE-count rule (`ue_count_rbs`) on the env's latest observation, as contiguous blocks;
+    PF inside each slice (in rb_slice_ue mode the UE bits are the env's PF winners, as for the
+    other block heuristics). Observation-only: it reads nothing the agents do not see."""
+    counts = ue_count_rbs(env.last_obs, env.config, rbs_per_urllc, rbs_per_mmtc)
+    return encode_allocation(env, counts_to_rb_slice(counts, env.config.num_rbs))
+
+
 def random_policy(env):
     """Uniform random actions in [-1, 1] (from the env's separate policy generator)."""
     return env.policy_rng.uniform(-1, 1, (env.num_envs, env.n_agents, env.act_dim)).astype(np.float32)
@@ -1092,8 +1123,39 @@ HEURISTICS = {
     "demand_proportional": demand_proportional,
     "urllc_first": urllc_first,
     "pf_no_slicing": pf_no_slicing,
+    "ue_count": ue_count_split,
     "random": random_policy,
 }
+
+
+# Heuristics that read only what the agents observe (the rest read the DU's buffer status,
+# arrivals or channel: information an RL policy of obs_mode "paper" does not get)
+OBSERVATION_ONLY = ("static_equal", "ue_count", "random")
+FULL_INFO_MARGINS = (0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+def full_information_reference(env, candidates=None):
+    """A per-step search over each DU's slice split that sees the step (SPEC A.7 reference).
+
+    Every candidate allocation (default: urllc_first with each margin in FULL_INFO_MARGINS,
+    demand_proportional, pf_no_slicing, static_equal and ue_count) is applied at all DUs and the
+    step simulated on a copy of the env: the step's arrivals, serving-link fading and
+    interfering-link draws are those the real step will use. Each DU then takes the candidate
+    that gave it the largest reward. It is NOT an upper bound: it is myopic (no look-ahead
+    over the backlog it leaves), searches a small family of splits, and each DU is scored
+    against the others playing the same candidate, not what they end up choosing (so the
+    executed step differs from every simulated one). The true bound is the episode maximum of
+    the reward, episode_length x sum_l sigmoid(alpha_l). Cost: one simulated step per
+    candidate."""
+    import copy
+
+    if candidates is None:
+        candidates = [lambda e, m=m: urllc_first(e, m) for m in FULL_INFO_MARGINS]
+        candidates += [demand_proportional, pf_no_slicing, static_equal_split, ue_count_split]
+    actions = np.stack([policy(env) for policy in candidates])  # (M, E, N, act_dim)
+    rewards = np.stack([copy.deepcopy(env).step(a)[1] for a in actions])  # (M, E, N)
+    best = rewards.argmax(0)
+    return np.take_along_axis(actions, best[None, ..., None], 0)[0]
 
 
 # ---------------------------------------------------------------------------------------------
