@@ -342,9 +342,11 @@ def make_config(scenario: str = "paper", **overrides) -> ORANConfig:
     return dataclasses.replace(SCENARIOS[scenario], **overrides)
 
 
-def make_env(scenario: str = "paper", num_envs: int = 1, seed: int | None = None, **overrides):
+def make_env(scenario: str = "paper", num_envs: int = 1, seed: int | None = None,
+             render_mode: str | None = None, **overrides):
     """Vectorised environment of a preset (see make_config)."""
-    return ORANEnv(make_config(scenario, **overrides), num_envs=num_envs, seed=seed)
+    return ORANEnv(make_config(scenario, **overrides), num_envs=num_envs, seed=seed,
+                   render_mode=render_mode)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,13 +458,19 @@ def counts_to_rb_slice(counts, num_rbs: int):
 class ORANEnv:
     """E independent copies of the O-RAN slicing system, stepped together (see module docstring)."""
 
-    def __init__(self, config: ORANConfig | None = None, num_envs: int = 1, seed: int | None = None):
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, config: ORANConfig | None = None, num_envs: int = 1, seed: int | None = None,
+                 render_mode: str | None = None):
         if config is None:
             config = ORANConfig()
         if not isinstance(config, ORANConfig):
             raise ValueError(f"config: expected an ORANConfig, got {type(config).__name__}")
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs: expected an int >= 1, got {num_envs!r}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode: expected None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
         c = self.config = config
         self.num_envs, self.n_agents, self.episode_length = int(num_envs), c.num_dus, c.episode_length
         E, N, U, K, L = self.num_envs, c.num_dus, c.num_ues, c.num_rbs, 3
@@ -574,6 +582,9 @@ class ORANEnv:
         self.last_frac = np.zeros((E, N, L))
         self.last_action = np.zeros((E, N, self.act_dim), dtype=np.float32)
         self.last_arrivals = np.zeros((E, U))
+        self.last_rb_slice = np.full((E, N, K), -1, dtype=np.int8)  # for render()
+        self.last_rb_ue = np.full((E, N, K), -1)
+        self.last_reward = np.zeros((E, N))
         self._draw_next()
 
     def _drop(self, which):
@@ -963,6 +974,7 @@ class ORANEnv:
         self.last_arrivals = arrivals
         ue_thr = (served / (dt * 1e6)).astype(np.float32)
         rb_ue = np.where(used, self._order.take(wr) % U, -1)  # before the handover reorders rows
+        self.last_rb_slice, self.last_rb_ue, self.last_reward = rb_slice, rb_ue, r
 
         # mobility (SPEC A.1): heading change, move, reflect at the area edges, handover
         self.heading = self.heading + self._turns[rng.integers(0, len(self._turns), size=(E, U))]
@@ -1000,6 +1012,73 @@ class ORANEnv:
             self._new_episode()
             obs = self._observe()
         return obs, r.astype(np.float32), terminated, truncated, info
+
+    # -- pictures -------------------------------------------------------------------------------
+    def render(self):
+        """Gymnasium convention: with render_mode="rgb_array", an (H, W, 3) uint8 picture of
+        environment copy 0 (matplotlib, Agg; imported here only): left, the sites and their cells,
+        the UEs coloured by slice with a line to their serving DU (a UE that got no RB in the last
+        step is drawn hollow); right, each DU's RB split of the last step per slice (solid: RBs
+        that carried data, pale: RBs of the slice left idle, grey: RBs given to no slice). Without
+        a render_mode it warns and returns None, as Gymnasium environments do."""
+        if self.render_mode is None:
+            import warnings
+
+            warnings.warn("ORANEnv.render: no render_mode was given; use render_mode='rgb_array'")
+            return None
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.patches import RegularPolygon
+
+        E, N, U, K, L = self._shape
+        colours = ("#1f77b4", "#2ca02c", "#d62728")  # eMBB, mMTC, URLLC
+        fig = Figure(figsize=(10, 5), dpi=100)
+        FigureCanvasAgg(fig)
+        ax, bars = fig.add_axes((0.01, 0.02, 0.55, 0.84)), fig.add_axes((0.66, 0.12, 0.32, 0.72))
+        radius = self.config.inter_site_distance_m / math.sqrt(3)
+        for n, (x, y) in enumerate(self.sites):
+            ax.add_patch(RegularPolygon((x, y), 6, radius=radius, orientation=math.pi / 6, fill=False,
+                                        lw=0.6, ec="0.6"))
+            ax.annotate(f"du_{n}", (x, y), xytext=(6, 6), textcoords="offset points", fontsize=9)
+        pos, serving, sl = self.pos[0], self.serving[0], self.slice_of[0]
+        got_rb = np.zeros(U, dtype=bool)
+        got_rb[self.last_rb_ue[0][self.last_rb_ue[0] >= 0]] = True
+        for l in range(L):
+            ue = np.flatnonzero(sl == l)
+            for u in ue:
+                (x0, y0), (x1, y1) = pos[u], self.sites[serving[u]]
+                ax.plot((x0, x1), (y0, y1), color=colours[l], lw=0.4, alpha=0.35)
+            ax.scatter(pos[ue, 0], pos[ue, 1], s=14, edgecolors=colours[l], linewidths=1.0,
+                       c=[colours[l] if g else "none" for g in got_rb[ue]], zorder=3)
+            ax.scatter([], [], s=14, c=colours[l], label=SLICES[l])
+        ax.scatter(self.sites[:, 0], self.sites[:, 1], marker="^", s=90, c="k", zorder=4)
+        ax.set_xlim(self.area_lo[0], self.area_hi[0])
+        ax.set_ylim(self.area_lo[1], self.area_hi[1])
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.scatter([], [], s=14, edgecolors="k", c="none", label="no RB")
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=8, ncol=4, frameon=False)
+        rb_slice, used = self.last_rb_slice[0], self.last_rb_ue[0] >= 0
+        left = np.zeros(N)
+        for l in range(L):
+            for count, alpha, label in (((rb_slice == l) & used, 1.0, SLICES[l]),
+                                        ((rb_slice == l) & ~used, 0.3, None)):
+                width = count.sum(-1)
+                bars.barh(np.arange(N), width, left=left, color=colours[l], alpha=alpha, label=label)
+                left += width
+        bars.barh(np.arange(N), K - left, left=left, color="0.85", label="no slice")
+        bars.set_yticks(np.arange(N), [f"du_{n}\n" + " ".join(f"{q:.2f}" for q in self.last_q[0, n])
+                                       for n in range(N)], fontsize=7)
+        bars.set_ylabel("DU, Q eMBB mMTC URLLC", fontsize=8)
+        bars.invert_yaxis()
+        bars.set_xlim(0, K)
+        bars.set_xlabel("RBs of the last step (pale: idle)", fontsize=8)
+        bars.legend(loc="upper center", bbox_to_anchor=(0.5, 1.16), ncol=4, fontsize=7, frameon=False)
+        fig.suptitle(f"{self.config.num_dus} DUs, {U} UEs, step {self.t}/{self.episode_length}: "
+                     f"last reward per DU {self.last_reward[0].mean():.2f}", fontsize=10)
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 # ---------------------------------------------------------------------------------------------

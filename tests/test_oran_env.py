@@ -476,3 +476,76 @@ def test_hetero_profile_counts_mix_and_home_sites():
 def test_bad_du_profile_raises_naming_the_field(overrides, message):
     with pytest.raises(ValueError, match=message):
         oe.make_config("paper", **overrides)
+
+
+# --- observation-only heuristic, full-information reference, pictures -----------------------------
+def test_ue_count_rule_reads_the_observation_alone():
+    env = oe.make_env("hetero", num_envs=2, seed=6)
+    for _ in range(3):
+        obs, *_ = env.step(oe.urllc_first(env))
+    counts = oe.ue_count_rbs(obs.copy(), env.config)  # the observation and the config, no env
+    np.testing.assert_array_equal(counts[..., 2], np.ceil(1.5 * env.ue_count[..., 2] - 1e-9))
+    np.testing.assert_array_equal(counts[..., 1], np.ceil(0.3 * env.ue_count[..., 1] - 1e-9))
+    assert (counts.sum(-1) == env.config.num_rbs).all()
+    action = oe.ue_count_split(env)
+    np.testing.assert_array_equal(action, oe.encode_allocation(env, oe.counts_to_rb_slice(counts, 100)))
+    # the state the agents do not observe (backlog, arrivals, fading) does not move it
+    env.backlog[:] = 1e7
+    env.arrivals[:] = 0
+    env._fading_rows[:] = 1
+    np.testing.assert_array_equal(oe.ue_count_split(env), action)
+    assert "ue_count" in oe.OBSERVATION_ONLY and "urllc_first" not in oe.OBSERVATION_ONLY
+
+
+def test_full_information_reference_picks_per_du_the_best_candidate_and_leaves_env_alone():
+    env = small_env(num_envs=2, seed=3)
+    for _ in range(2):
+        env.step(oe.urllc_first(env))
+    cands = [oe.static_equal_split, oe.urllc_first, oe.pf_no_slicing]
+    before = (env.backlog.copy(), env.t, env.rng.bit_generator.state)
+    a = oe.full_information_reference(env, cands)
+    assert np.array_equal(env.backlog, before[0]) and env.t == before[1]
+    assert env.rng.bit_generator.state == before[2]
+    rewards = []
+    for policy in cands:
+        twin = __import__("copy").deepcopy(env)
+        rewards.append(twin.step(policy(env))[1])
+    best = np.argmax(rewards, 0)
+    for e in range(2):
+        for n in range(env.n_agents):
+            np.testing.assert_array_equal(a[e, n], cands[best[e, n]](env)[e, n])
+
+
+@pytest.mark.parametrize("scenario", ["small", "hetero"])
+def test_render_rgb_array(scenario):
+    env = oe.make_env(scenario, seed=0, render_mode="rgb_array")
+    env.step(oe.urllc_first(env))
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    assert frame.shape[0] >= 300 and frame.shape[1] >= 600
+    assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 10  # a picture, not a blank canvas
+    with pytest.warns(UserWarning, match="render_mode"):
+        assert oe.make_env("small").render() is None
+    with pytest.raises(ValueError, match="render_mode"):
+        oe.make_env("small", render_mode="human")
+
+
+def test_render_episode_command_writes_a_gif_from_a_saved_model(tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+    from PIL import Image
+
+    from sac_marl_baseline import Actor
+
+    env = oe.make_env("small")
+    torch.save({"actor": Actor(env.n_agents, env.obs_dim, env.act_dim, (8,)).state_dict(),
+                "hidden_sizes": [8]}, tmp_path / "model.pt")
+    out = tmp_path / "ep.gif"
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, str(root / "benchmarks" / "render_episode.py"), "--policy",
+                    str(tmp_path / "model.pt"), "--scenario", "small", "--steps", "4", "--every", "2",
+                    "--out", str(out)], check=True, capture_output=True, cwd=tmp_path)
+    gif = Image.open(out)
+    assert gif.n_frames == 2 and gif.size == (1000, 500)
