@@ -530,9 +530,9 @@ def test_render_rgb_array(scenario):
         oe.make_env("small", render_mode="human")
 
 
-def test_render_episode_command_writes_a_gif_from_a_saved_model(tmp_path):
-    import subprocess
-    import sys
+def test_render_episode_command_writes_a_gif_from_a_saved_model(tmp_path, monkeypatch):
+    import pathlib
+    import runpy
 
     import torch
     from PIL import Image
@@ -543,9 +543,9 @@ def test_render_episode_command_writes_a_gif_from_a_saved_model(tmp_path):
     torch.save({"actor": Actor(env.n_agents, env.obs_dim, env.act_dim, (8,)).state_dict(),
                 "hidden_sizes": [8]}, tmp_path / "model.pt")
     out = tmp_path / "ep.gif"
-    root = __import__("pathlib").Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, str(root / "benchmarks" / "render_episode.py"), "--policy",
-                    str(tmp_path / "model.pt"), "--scenario", "small", "--steps", "4", "--every", "2",
-                    "--out", str(out)], check=True, capture_output=True, cwd=tmp_path)
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "render_episode.py"
+    monkeypatch.setattr("sys.argv", ["render_episode.py", "--policy", str(tmp_path / "model.pt"),
+                                     "--scenario", "small", "--steps", "4", "--every", "2", "--out", str(out)])
+    runpy.run_path(str(script), run_name="__main__")
     gif = Image.open(out)
     assert gif.n_frames == 2 and gif.size == (1000, 500)
