@@ -30,6 +30,10 @@ System model (SPEC A.1-A.5; [paper] = stated by the paper, [ours] = our document
   step, satisfied when its backlog is empty after the step.
 - Reward per DU (`reward`, SPEC A.5): sum_l sigmoid(alpha_l Q_l) - zeta overuse / K
   - zeta sum_l max(0, Qmin_l - Q_l).
+- Heterogeneous DUs [ours] (``du_ue_weights``, ``du_slice_mix``, ``home_radius_m``; the `hetero`
+  scenario): each UE has a home DU (counts in proportion to the weights, slices by the DU's mix),
+  is dropped in the disk of radius home_radius_m around the home site and turns back toward it
+  when it leaves that disk; it is still served by the DU of largest gain.
 
 Scheduling and fading samples (the speed design, [ours]):
 - Proportional fair inside a slice, demand-aware: RB k of DU n, given to slice l, goes to the UE
@@ -41,7 +45,9 @@ Scheduling and fading samples (the speed design, [ours]):
   plain per-RB PF would hand a UE with 2.5 kbit to send ten RBs while a neighbour gets none: after
   each PF pass, a UE keeps its RBs (in frequency order) only until their estimated capacity covers
   ``sched_margin`` x its backlog, and the released RBs go, in the next pass, to the UEs still
-  short (``sched_rounds`` passes, default 2). RBs nobody needs stay idle and radiate nothing.
+  short. The passes repeat until no free RB of a slice has a short UE of that slice at its DU
+  (work-conserving, SPEC A.5; ``sched_rounds`` > 0 caps them). RBs nobody needs stay idle and
+  radiate nothing.
 - The scheduler knows the step's arrivals (buffer status) and its serving-link fading (CSI) when
   it allocates: both are drawn at the end of the previous step (or at reset) and kept in
   ``env.arrivals`` (E, U) and ``env.fading`` (E, U, K), so heuristic policies may read them;
@@ -62,7 +68,10 @@ Heuristic baselines (``HEURISTICS``, SPEC A.7; `policy(env) -> actions` in the e
 RBs needed for backlog + arrivals at its UEs' wideband rate, at least one per URLLC/mMTC UE with
 data), ``urllc_first`` (URLLC, then mMTC, get 2x their RBs needed, eMBB the rest),
 ``pf_no_slicing`` (the demand-aware PF over the whole band, each RB labelled with its winner's
-slice) and ``random`` (uniform actions). A slice split becomes contiguous RB blocks; in
+slice), ``ue_count`` (from the observation alone: 1.5 RB per URLLC UE and 0.3 per mMTC UE,
+rounded up, eMBB the rest) and ``random`` (uniform actions). ``OBSERVATION_ONLY`` names those
+that read nothing beyond the agents' observation; ``full_information_reference`` is a per-step
+search that sees the step's arrivals and fading (a reference, not an upper bound). A slice split becomes contiguous RB blocks; in
 ``rb_slice`` mode the blocks are +1/-1 scores, in ``slice_share`` the fractions, in
 ``rb_slice_ue`` the scores plus +1 on the slot of the UE the env's PF would pick.
 
@@ -88,6 +97,9 @@ return. Other info arrays: ``ue_throughput_mbps`` (E, U); ``qos`` (E, N, L); ``o
 RB claims above K; ``rb_slice`` (E, N, K) slice of each RB (-1 idle); ``rb_ue`` (E, N, K) UE that
 got the RB (-1 idle); ``sinr`` (E, N, K) linear SINR of each RB (0 idle); ``ue_arrival_bits``,
 ``ue_served_bits``, ``ue_dropped_bits`` (E, U) for the step.
+
+Pictures: ``ORANEnv(..., render_mode="rgb_array").render()`` returns an (H, W, 3) uint8 frame
+of environment copy 0 (Gymnasium convention; matplotlib, imported only then).
 """
 
 from __future__ import annotations
@@ -1143,8 +1155,8 @@ def demand_proportional(env):
 
 
 def urllc_first(env, margin: float = 2.0):
-    """Strict priority URLLC > mMTC > eMBB: URLLC and mMTC get `margin` x their RBs needed (PF
-    inside a slice is not demand-aware, hence the margin), eMBB every RB left."""
+    """Strict priority URLLC > mMTC > eMBB: URLLC and mMTC get `margin` x their RBs needed (a
+    margin for the fading of the RBs they get), eMBB every RB left."""
     E, N, U, K, L = env._shape
     need = np.ceil(margin * _rbs_needed(env)).astype(np.int64)
     n_u = np.minimum(need[..., URLLC], K)
@@ -1153,10 +1165,10 @@ def urllc_first(env, margin: float = 2.0):
     return encode_allocation(env, counts_to_rb_slice(counts, K))
 
 
-def pf_no_slicing(env, rounds: int = 4):
+def pf_no_slicing(env, rounds: int | None = None):
     """PF over the whole band: every UE of the DU competes for every RB (no slice isolation), each
-    RB is labelled with its winner's slice. Low-rate UEs (URLLC, mMTC) have a tiny PF average and
-    win the first pass, hence more release passes (`rounds`) than inside slices. Exact in
+    RB is labelled with its winner's slice. `rounds` caps the PF passes (None: the scheduler's
+    work-conserving default). Exact in
     rb_slice_ue mode; rb_slice and slice_share pass the labels (or per-slice counts) to the
     env's PF inside the slices, which may pick other UEs for them."""
     E, N, U, K, L = env._shape
