@@ -644,24 +644,15 @@ class ORANEnv:
         self._row_of_ue[order] = np.arange(E * U)
         self._row_key = du_key[order]
         self._row_group = self._ue_group[order]
-        # padded layouts for the PF pass: row -> (position in group, group), per slice group
-        # and per DU (whole-band PF); position-major, so that the max over positions is an
-        # element-wise max of contiguous (group, RB) slabs
-        du_counts = group_counts.reshape(E * N, L).sum(-1)
-        self._pad = {}
-        for name, key, counts in (("slice", self._row_group, group_counts),
-                                  ("du", self._row_key, du_counts)):
-            starts = np.cumsum(counts) - counts
-            pos = np.arange(E * U) - starts[key]
-            size = max(int(counts.max()), 1)
-            self._pad[name] = (pos * len(counts) + key, size, starts, pos.astype(np.int32))
+        self._group_counts = group_counts
+        self._pad = {}  # padded PF layouts of this association, built when first used (`_padded`)
         # per row, the gains from the N-1 DUs that do not serve it, in `others` order (E*U, N-1)
         self._gain_int_rows = self.gain.ravel().take(order[:, None] * N + self.others[self._row_key % N])
         self._gserv_rows = g_serv.ravel()[order]
         self._sinr_rows = self.sinr_geom.ravel()[order]
         if c.action_mode == "rb_slice_ue":
             S = c.num_ue_slots
-            du_starts = self._pad["du"][2]
+            du_starts = self._padded("du")[2]
             rank = np.arange(E * U) - du_starts[self._row_key]
             ok = rank < S
             slot = np.full(E * N * S, -1, dtype=np.intp)
@@ -752,6 +743,21 @@ class ORANEnv:
         return rb_slice, overuse, ue_scores
 
     # -- scheduling (rows = UEs sorted by (env, serving DU, slice)) ---------------------------
+    def _padded(self, name):
+        """Padded layout for the PF pass over the groups "slice" (env, DU, slice) or "du" (env, DU;
+        whole-band PF): row -> (position in group, group), position-major, so that the max over
+        positions is an element-wise max of contiguous (group, RB) slabs. Built once per
+        association, when first needed."""
+        if name not in self._pad:
+            E, N, U, K, L = self._shape
+            counts = self._group_counts if name == "slice" else self._group_counts.reshape(E * N, L).sum(-1)
+            key = self._row_group if name == "slice" else self._row_key
+            starts = np.cumsum(counts) - counts
+            pos = np.arange(E * U) - starts[key]
+            size = max(int(counts.max()), 1)
+            self._pad[name] = (pos * len(counts) + key, size, starts, pos.astype(np.int32))
+        return self._pad[name]
+
     def _pf_rows(self, rb_slice, prio, match_slice):
         """One proportional-fair pass over every RB: for RB (n, k) with a slice, the row of
         largest metric prio_u x |h_uk|^2 among the UEs of DU n (of the RB's slice when
@@ -763,7 +769,7 @@ class ORANEnv:
         array yields the maximum and its argmax together; the metric keeps 23 - b significant
         bits (b = bits of the largest group size), ties going to the later UE."""
         E, N, U, K, L = self._shape
-        pos_flat, size, starts, pos = self._pad["slice" if match_slice else "du"]
+        pos_flat, size, starts, pos = self._padded("slice" if match_slice else "du")
         if self.config.pf_metric == "linear":
             m = self._fading_rows * prio[:, None]
         else:
