@@ -102,7 +102,8 @@ def main():
     rows, headroom, per_du = [], [], []
     print(f"episodes per cell: {args.episodes} (seed {args.seed}); tuning: {args.tune_episodes} episodes "
           f"per grid point (seed {args.tune_seed}); action mode: {args.action_mode}; "
-          "mean [95% bootstrap CI]\n")
+          "mean [95% bootstrap CI]; tuned parameters in brackets: "
+          + "; ".join(f"{name} ({', '.join(space)})" for name, space in TUNING.items()) + "\n")
     print("| scenario | heuristic | Q eMBB | Q mMTC | Q URLLC | episode return |")
     print("| --- | --- | --- | --- | --- | --- |")
     for scenario in args.scenarios:
@@ -111,7 +112,7 @@ def main():
         for name in args.heuristics:
             params = tune(scenario, name, args.tune_episodes, args.tune_seed, args.action_mode) \
                 if name in TUNING else {}
-            label = name + "".join(f" {k}={v:g}" for k, v in params.items())
+            label = f"{name} ({', '.join(f'{v:g}' for v in params.values())})" if params else name
             policies[label] = (name, functools.partial(oran_env.HEURISTICS[name], **params))
         if not args.no_full_info:
             policies["full_info"] = ("full_info", oran_env.full_information_reference)
