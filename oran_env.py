@@ -71,9 +71,10 @@ data), ``urllc_first`` (URLLC, then mMTC, get 2x their RBs needed, eMBB the rest
 slice), ``ue_count`` (from the observation alone: 1.5 RB per URLLC UE and 0.3 per mMTC UE,
 rounded up, eMBB the rest) and ``random`` (uniform actions). ``OBSERVATION_ONLY`` names those
 that read nothing beyond the agents' observation; ``full_information_reference`` is a per-step
-search that sees the step's arrivals and fading (a reference, not an upper bound). A slice split becomes contiguous RB blocks; in
-``rb_slice`` mode the blocks are +1/-1 scores, in ``slice_share`` the fractions, in
-``rb_slice_ue`` the scores plus +1 on the slot of the UE the env's PF would pick.
+search that sees the step's arrivals and fading (a reference, not an upper bound). A slice
+split becomes contiguous RB blocks; in ``rb_slice`` mode the blocks are +1/-1 scores, in
+``slice_share`` the fractions, in ``rb_slice_ue`` the scores plus +1 on the slot of the UE the
+env's PF would pick.
 
 Action modes (actions in [-1, 1]^act_dim per DU; thresholds at 0 as SAC's tanh output):
 - ``rb_slice`` (default): K x L scores, RB k is claimed by slice l when score > 0 and goes to the
@@ -557,7 +558,8 @@ class ORANEnv:
         else:
             # home DUs in proportion to du_ue_weights, slices by each DU's mix, shuffled per env
             per_du = split_counts(self._du_weights, U)
-            base = np.concatenate([np.repeat(np.arange(L), split_counts(mix[n], per_du[n])) for n in range(N)])
+            base = np.concatenate([np.repeat(np.arange(L), split_counts(mix[n], per_du[n]))
+                                   for n in range(N)])
             perm = rng.permuted(np.broadcast_to(np.arange(U), (E, U)), axis=1)
             self.home = np.repeat(np.arange(N), per_du)[perm]
             self.slice_of = base[perm].astype(np.intp)

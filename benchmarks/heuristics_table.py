@@ -133,10 +133,9 @@ def main():
         obs_only = [k for k in heur if heur[k]["name"] in oran_env.OBSERVATION_ONLY]
         best_obs = max(obs_only, key=lambda k: heur[k]["return"].mean()) if obs_only else None
         static = next((k for k in heur if heur[k]["name"] == "static_equal"), None)
-        env = oran_env.make_env(scenario)
-        c = env.config
-        headroom.append({"scenario": scenario,
-                         "episode_max": float(c.episode_length * oran_env.sigmoid(np.array(c.reward_alpha)).sum()),
+        c = oran_env.make_config(scenario)
+        episode_max = c.episode_length * oran_env.sigmoid(np.array(c.reward_alpha)).sum()
+        headroom.append({"scenario": scenario, "episode_max": float(episode_max),
                          "full_info": cells.get("full_info"), "best": best, "best_obs": best_obs,
                          "static": static, "cells": cells})
         if scenario in args.per_du:

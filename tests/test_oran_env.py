@@ -184,7 +184,9 @@ def test_scheduler_is_work_conserving_and_demand_aware(scenario, match_slice):
             group_of_ue = group_of_ue + env.slice_of.ravel()
         short_groups = np.unique(group_of_ue[short])
         ie, i_n, ik = np.nonzero((win < 0) & (rb_slice >= 0))
-        idle_group = (ie * N + i_n) * (L if match_slice else 1) + (rb_slice[ie, i_n, ik] if match_slice else 0)
+        idle_group = (ie * N + i_n) * (L if match_slice else 1)
+        if match_slice:
+            idle_group = idle_group + rb_slice[ie, i_n, ik]
         assert not np.isin(idle_group, short_groups).any(), "an RB idles while a UE of its slice is short"
         assert short.any() and (win < 0).any()  # the random cases do exercise both sides
 
@@ -544,8 +546,8 @@ def test_render_episode_command_writes_a_gif_from_a_saved_model(tmp_path, monkey
                 "hidden_sizes": [8]}, tmp_path / "model.pt")
     out = tmp_path / "ep.gif"
     script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "render_episode.py"
-    monkeypatch.setattr("sys.argv", ["render_episode.py", "--policy", str(tmp_path / "model.pt"),
-                                     "--scenario", "small", "--steps", "4", "--every", "2", "--out", str(out)])
+    argv = ["--policy", str(tmp_path / "model.pt"), "--scenario", "small", "--steps", "4", "--every", "2"]
+    monkeypatch.setattr("sys.argv", ["render_episode.py", *argv, "--out", str(out)])
     runpy.run_path(str(script), run_name="__main__")
     gif = Image.open(out)
     assert gif.n_frames == 2 and gif.size == (1000, 500)
