@@ -832,20 +832,21 @@ class ORANEnv:
         return rate_bps(self._sinr_rows[rows] * h, self.bandwidth, c.max_spectral_efficiency,
                         c.min_sinr_db) * self.dt
 
-    def _keep_needed(self, rbs, rows, want):
+    def _keep_needed(self, rbs, rows, need, kept):
         """Of the RBs rbs offered to rows (flat, in RB order), each row keeps its RBs in frequency
-        order while the estimated capacity of the ones it kept before is below want[row] (bits):
-        the last kept RB may overshoot, no RB beyond it is held. Returns (keep mask, capacity)."""
+        order while the estimated capacity of the ones it kept before (kept[row] bits from earlier
+        passes plus the RBs before in this offer) is below need[row]: the last kept RB may
+        overshoot, no RB beyond it is held. Returns (keep mask, capacity per RB)."""
         est = self._rb_capacity_est(rbs, rows)
         # stable sort by row; a 16-bit key lets numpy use its radix sort
-        o = np.argsort(rows.astype(np.int16) if len(want) < 2 ** 15 else rows, kind="stable")
+        o = np.argsort(rows.astype(np.int16) if len(need) < 2 ** 15 else rows, kind="stable")
         ws, es = rows[o], est[o]
         before = np.cumsum(es) - es
         first = np.ones(len(ws), dtype=bool)
         first[1:] = ws[1:] != ws[:-1]
         before -= np.maximum.accumulate(np.where(first, before, 0.0))
         keep = np.empty(len(ws), dtype=bool)
-        keep[o] = before < want[ws]
+        keep[o] = before < need[ws] - kept[ws]
         return keep, est
 
     def _schedule_rows(self, rb_slice, demand, match_slice=True, rounds=None):
@@ -873,16 +874,17 @@ class ORANEnv:
         max_rounds = rounds if rounds is not None else c.sched_rounds
         passes = 1
         while True:
-            keep, est = self._keep_needed(rbs, rows, need - kept)
-            win[rbs[keep]] = rows[keep]
-            kept += np.bincount(rows[keep], est[keep], minlength=len(need))
+            keep, est = self._keep_needed(rbs, rows, need, kept)
+            got = rows[keep]
+            win[rbs[keep]] = got
+            kept += np.bincount(got, est[keep], minlength=len(need))
             # a pass gives every free RB with a short UE of its group to one of them, so only
             # the RBs just released can still find a taker
             free = rbs[~keep]
             win[free] = -1
             if len(free) == 0 or passes == max_rounds:
                 break
-            prio = prio * (kept < need)
+            prio[got[kept[got] >= need[got]]] = 0  # the UEs this pass covered leave the race
             offer = self._pf_free(free, rb_slice, prio, match_slice)
             if offer is None:
                 break
