@@ -1200,13 +1200,15 @@ def pf_no_slicing(env, rounds: int | None = None):
     return encode_allocation(env, rb_slice, win)
 
 
-def ue_count_rbs(obs, config: ORANConfig, rbs_per_urllc: float = 1.5, rbs_per_mmtc: float = 0.3):
+def ue_count_rbs(obs, config: ORANConfig, rbs_per_urllc: float = 1.5, rbs_per_mmtc: float = 0.3,
+                 shifted: bool = False):
     """The UE-count rule, from the observation alone: (E, N, L) RB counts. The UEs per slice at
     the DU are read from the observation's second block (count over the expected number, the
-    same at every DU, known from the config); URLLC gets ceil(rbs_per_urllc x URLLC UEs), mMTC
-    ceil(rbs_per_mmtc x mMTC UEs), eMBB the rest. obs: (E, N, obs_dim) of any obs_mode."""
+    same at every DU, known from the config; `shifted`: after a non-stationary shift, whose
+    shares the observation is then normalised by); URLLC gets ceil(rbs_per_urllc x URLLC UEs),
+    mMTC ceil(rbs_per_mmtc x mMTC UEs), eMBB the rest. obs: (E, N, obs_dim) of any obs_mode."""
     L, K = 3, config.num_rbs
-    expected = global_slice_shares(config) * config.num_ues / config.num_dus
+    expected = global_slice_shares(config, shifted) * config.num_ues / config.num_dus
     ues = np.rint(np.asarray(obs)[..., L:2 * L] * expected)
     n_u = np.minimum(np.ceil(rbs_per_urllc * ues[..., URLLC] - 1e-9), K).astype(np.int64)
     n_m = np.minimum(np.ceil(rbs_per_mmtc * ues[..., MMTC] - 1e-9).astype(np.int64), K - n_u)
@@ -1217,7 +1219,7 @@ def ue_count_split(env, rbs_per_urllc: float = 1.5, rbs_per_mmtc: float = 0.3):
     """The UE-count rule (`ue_count_rbs`) on the env's latest observation, as contiguous blocks;
     PF inside each slice (in rb_slice_ue mode the UE bits are the env's PF winners, as for the
     other block heuristics). Observation-only: it reads nothing the agents do not see."""
-    counts = ue_count_rbs(env.last_obs, env.config, rbs_per_urllc, rbs_per_mmtc)
+    counts = ue_count_rbs(env.last_obs, env.config, rbs_per_urllc, rbs_per_mmtc, env.shifted)
     return encode_allocation(env, counts_to_rb_slice(counts, env.config.num_rbs))
 
 

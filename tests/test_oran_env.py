@@ -497,6 +497,13 @@ def test_ue_count_rule_reads_the_observation_alone():
     env._fading_rows[:] = 1
     np.testing.assert_array_equal(oe.ue_count_split(env), action)
     assert "ue_count" in oe.OBSERVATION_ONLY and "urllc_first" not in oe.OBSERVATION_ONLY
+    # after a non-stationary shift the observation is normalised by the new shares
+    env = small_env(num_envs=2, seed=1, shift_after_steps=1, episode_length=2)
+    for _ in range(2):
+        obs, *_ = env.step(oe.static_equal_split(env))
+    assert env.shifted
+    counts = oe.ue_count_rbs(obs, env.config, shifted=True)
+    np.testing.assert_array_equal(counts[..., 2], np.minimum(np.ceil(1.5 * env.ue_count[..., 2] - 1e-9), 25))
 
 
 def test_full_information_reference_picks_per_du_the_best_candidate_and_leaves_env_alone():
