@@ -30,6 +30,10 @@ System model (SPEC A.1-A.5; [paper] = stated by the paper, [ours] = our document
   step, satisfied when its backlog is empty after the step.
 - Reward per DU (`reward`, SPEC A.5): sum_l sigmoid(alpha_l Q_l) - zeta overuse / K
   - zeta sum_l max(0, Qmin_l - Q_l).
+- Heterogeneous DUs [ours] (``du_ue_weights``, ``du_slice_mix``, ``home_radius_m``; the `hetero`
+  scenario): each UE has a home DU (counts in proportion to the weights, slices by the DU's mix),
+  is dropped in the disk of radius home_radius_m around the home site and turns back toward it
+  when it leaves that disk; it is still served by the DU of largest gain.
 
 Scheduling and fading samples (the speed design, [ours]):
 - Proportional fair inside a slice, demand-aware: RB k of DU n, given to slice l, goes to the UE
@@ -41,7 +45,9 @@ Scheduling and fading samples (the speed design, [ours]):
   plain per-RB PF would hand a UE with 2.5 kbit to send ten RBs while a neighbour gets none: after
   each PF pass, a UE keeps its RBs (in frequency order) only until their estimated capacity covers
   ``sched_margin`` x its backlog, and the released RBs go, in the next pass, to the UEs still
-  short (``sched_rounds`` passes, default 2). RBs nobody needs stay idle and radiate nothing.
+  short. The passes repeat until no free RB of a slice has a short UE of that slice at its DU
+  (work-conserving, SPEC A.5; ``sched_rounds`` > 0 caps them). RBs nobody needs stay idle and
+  radiate nothing.
 - The scheduler knows the step's arrivals (buffer status) and its serving-link fading (CSI) when
   it allocates: both are drawn at the end of the previous step (or at reset) and kept in
   ``env.arrivals`` (E, U) and ``env.fading`` (E, U, K), so heuristic policies may read them;
@@ -62,9 +68,13 @@ Heuristic baselines (``HEURISTICS``, SPEC A.7; `policy(env) -> actions` in the e
 RBs needed for backlog + arrivals at its UEs' wideband rate, at least one per URLLC/mMTC UE with
 data), ``urllc_first`` (URLLC, then mMTC, get 2x their RBs needed, eMBB the rest),
 ``pf_no_slicing`` (the demand-aware PF over the whole band, each RB labelled with its winner's
-slice) and ``random`` (uniform actions). A slice split becomes contiguous RB blocks; in
-``rb_slice`` mode the blocks are +1/-1 scores, in ``slice_share`` the fractions, in
-``rb_slice_ue`` the scores plus +1 on the slot of the UE the env's PF would pick.
+slice), ``ue_count`` (from the observation alone: 1.5 RB per URLLC UE and 0.3 per mMTC UE,
+rounded up, eMBB the rest) and ``random`` (uniform actions). ``OBSERVATION_ONLY`` names those
+that read nothing beyond the agents' observation; ``full_information_reference`` is a per-step
+search that sees the step's arrivals and fading (a reference, not an upper bound). A slice
+split becomes contiguous RB blocks; in ``rb_slice`` mode the blocks are +1/-1 scores, in
+``slice_share`` the fractions, in ``rb_slice_ue`` the scores plus +1 on the slot of the UE the
+env's PF would pick.
 
 Action modes (actions in [-1, 1]^act_dim per DU; thresholds at 0 as SAC's tanh output):
 - ``rb_slice`` (default): K x L scores, RB k is claimed by slice l when score > 0 and goes to the
@@ -88,6 +98,9 @@ return. Other info arrays: ``ue_throughput_mbps`` (E, U); ``qos`` (E, N, L); ``o
 RB claims above K; ``rb_slice`` (E, N, K) slice of each RB (-1 idle); ``rb_ue`` (E, N, K) UE that
 got the RB (-1 idle); ``sinr`` (E, N, K) linear SINR of each RB (0 idle); ``ue_arrival_bits``,
 ``ue_served_bits``, ``ue_dropped_bits`` (E, U) for the step.
+
+Pictures: ``ORANEnv(..., render_mode="rgb_array").render()`` returns an (H, W, 3) uint8 frame
+of environment copy 0 (Gymnasium convention; matplotlib, imported only then).
 """
 
 from __future__ import annotations
@@ -220,8 +233,9 @@ class ORANConfig:
     """PF metric: linear = rbar_u |h|^2 / T_u (fast), log = log2(1 + SINR_uk) / T_u (exact) [ours]"""
     pf_window_steps: float = 10.0
     """time constant of the PF throughput average T_u, in steps [ours]"""
-    sched_rounds: int = 2
-    """PF passes per step; after each, RBs beyond a UE's need go to UEs still short [ours]"""
+    sched_rounds: int = 0
+    """cap on the PF passes per step (after each, RBs beyond a UE's need go to UEs still short);
+    0 = no cap: pass until no free RB of a slice is wanted (work-conserving, SPEC A.5) [ours]"""
     sched_margin: float = 1.0
     """a UE's need = margin x its backlog, at the scheduler's estimated rate [ours]"""
     # non-stationarity
@@ -231,6 +245,17 @@ class ORANConfig:
     """per-slice traffic multipliers after the shift [ours]"""
     shift_slice_shares: tuple[float, float, float] = (0.5, 0.25, 0.25)
     """slice shares after the shift (half of the UEs in eMBB) [ours]"""
+    # heterogeneous DUs (the `hetero` scenario)
+    du_ue_weights: tuple[float, ...] = ()
+    """relative UE density per DU, one value per DU: each UE gets a home DU, the UE counts in
+    proportion (largest remainder); () = no home DU, UEs dropped uniformly over the area [ours]"""
+    du_slice_mix: tuple[tuple[float, float, float], ...] = ()
+    """slice shares (eMBB, mMTC, URLLC) of the UEs homed at each DU, one triple per DU, each
+    summing to 1; () = slice_shares at every DU [ours]"""
+    home_radius_m: float = 0.0
+    """UEs with a home DU (du_ue_weights or du_slice_mix set) are dropped within this distance of
+    their home site and turn back toward it when they move out of it; 0 = the cell radius
+    inter_site_distance_m / sqrt(3) [ours]"""
 
     def __post_init__(self):
         for f, kind in zip(dataclasses.fields(self), typing.get_type_hints(type(self)).values()):
@@ -289,11 +314,35 @@ class ORANConfig:
         need(self.urllc_delay_budget_ms > 0, "urllc_delay_budget_ms", "a float > 0")
         need(self.reward_zeta >= 0, "reward_zeta", "a float >= 0")
         need(self.pf_window_steps >= 1, "pf_window_steps", "a float >= 1")
-        need(isinstance(self.sched_rounds, int) and self.sched_rounds >= 1, "sched_rounds",
-             "an int >= 1")
+        need(isinstance(self.sched_rounds, int) and self.sched_rounds >= 0, "sched_rounds",
+             "an int >= 0")
         need(self.sched_margin > 0, "sched_margin", "a float > 0")
         need(isinstance(self.shift_after_steps, int) and self.shift_after_steps >= 0,
              "shift_after_steps", "an int >= 0")
+        self._check_du_profiles(need)
+
+    def _check_du_profiles(self, need):
+        """The per-DU profile fields (du_ue_weights, du_slice_mix, home_radius_m)."""
+        def floats(v, depth):  # nested tuples of floats, or None when v is not one
+            as_floats = lambda v, d: tuple(as_floats(x, d - 1) for x in v) if d else float(v)  # noqa: E731
+            try:
+                return as_floats(v, depth)
+            except (TypeError, ValueError):
+                return None
+
+        n = self.num_dus
+        w, mix = floats(self.du_ue_weights, 1), floats(self.du_slice_mix, 2)
+        need(w is not None and (not w or (len(w) == n and all(math.isfinite(x) and x >= 0 for x in w)
+                                          and sum(w) > 0)),
+             "du_ue_weights", f"() or {n} finite weights >= 0 (one per DU) with a positive sum")
+        need(mix is not None and (not mix or (len(mix) == n and all(
+            len(m) == 3 and all(math.isfinite(x) and x >= 0 for x in m) and abs(sum(m) - 1) < 1e-6
+            for m in mix))), "du_slice_mix",
+             f"() or {n} triples (eMBB, mMTC, URLLC) of finite shares >= 0 summing to 1, one per DU")
+        self.du_ue_weights, self.du_slice_mix = w, mix
+        cell_radius = self.inter_site_distance_m / math.sqrt(3)
+        need(math.isfinite(self.home_radius_m) and 0 <= self.home_radius_m <= cell_radius,
+             "home_radius_m", f"a float in [0, {cell_radius:.1f}] (0 = the cell radius)")
 
     @property
     def num_ue_slots(self) -> int:
@@ -306,6 +355,12 @@ SCENARIOS: dict[str, ORANConfig] = {
     "light": ORANConfig(load=0.5),
     "heavy": ORANConfig(load=1.5),
     "nonstationary": ORANConfig(shift_after_steps=10_000),
+    # DUs facing different tasks (README "hetero"): a hotspot with twice the average UE count,
+    # an URLLC-heavy industrial site, an mMTC-heavy site, two lightly loaded sites, one average
+    "hetero": ORANConfig(du_ue_weights=(2.0, 1.0, 1.0, 0.5, 0.5, 1.0),
+                         du_slice_mix=((0.4, 0.3, 0.3), (0.2, 0.2, 0.6), (0.1, 0.8, 0.1),
+                                       (1 / 3, 1 / 3, 1 / 3), (1 / 3, 1 / 3, 1 / 3),
+                                       (1 / 3, 1 / 3, 1 / 3))),
     **{f"du{n}": ORANConfig(num_dus=n) for n in range(2, 11)},
 }
 
@@ -321,9 +376,11 @@ def make_config(scenario: str = "paper", **overrides) -> ORANConfig:
     return dataclasses.replace(SCENARIOS[scenario], **overrides)
 
 
-def make_env(scenario: str = "paper", num_envs: int = 1, seed: int | None = None, **overrides):
+def make_env(scenario: str = "paper", num_envs: int = 1, seed: int | None = None,
+             render_mode: str | None = None, **overrides):
     """Vectorised environment of a preset (see make_config)."""
-    return ORANEnv(make_config(scenario, **overrides), num_envs=num_envs, seed=seed)
+    return ORANEnv(make_config(scenario, **overrides), num_envs=num_envs, seed=seed,
+                   render_mode=render_mode)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,6 +457,26 @@ def reward(q, overuse, num_rbs: int, alpha, zeta: float, qos_min):
             - zeta * np.maximum(0.0, qos_min - q).sum(-1))
 
 
+def global_slice_shares(config: ORANConfig, shifted: bool = False):
+    """Slice shares over all UEs (L,): slice_shares, or with per-DU profiles the DUs' mixes
+    weighted by their UE density (shift_slice_shares after a non-stationary shift)."""
+    if shifted:
+        return np.array(config.shift_slice_shares)
+    if not config.du_slice_mix:
+        return np.array(config.slice_shares)
+    w = np.asarray(config.du_ue_weights or [1.0] * config.num_dus)
+    return (w / w.sum()) @ np.array(config.du_slice_mix)
+
+
+def split_counts(shares, total: int):
+    """Integer counts (L,) summing to total, in proportion to shares (L,) (largest remainder,
+    ties to the first)."""
+    shares = np.asarray(shares, dtype=np.float64) / np.sum(shares)
+    n = np.floor(shares * total).astype(int)
+    n[np.argsort(-(shares * total - n), kind="stable")[: total - n.sum()]] += 1
+    return n
+
+
 def counts_to_rb_slice(counts, num_rbs: int):
     """Contiguous RB blocks in slice order: counts (..., L) ints summing to <= K -> (..., K) slice
     of each RB, -1 for RBs left idle."""
@@ -415,13 +492,19 @@ def counts_to_rb_slice(counts, num_rbs: int):
 class ORANEnv:
     """E independent copies of the O-RAN slicing system, stepped together (see module docstring)."""
 
-    def __init__(self, config: ORANConfig | None = None, num_envs: int = 1, seed: int | None = None):
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, config: ORANConfig | None = None, num_envs: int = 1, seed: int | None = None,
+                 render_mode: str | None = None):
         if config is None:
             config = ORANConfig()
         if not isinstance(config, ORANConfig):
             raise ValueError(f"config: expected an ORANConfig, got {type(config).__name__}")
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs: expected an int >= 1, got {num_envs!r}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode: expected None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
         c = self.config = config
         self.num_envs, self.n_agents, self.episode_length = int(num_envs), c.num_dus, c.episode_length
         E, N, U, K, L = self.num_envs, c.num_dus, c.num_ues, c.num_rbs, 3
@@ -450,6 +533,12 @@ class ORANEnv:
         self.buffer_bits = np.array(c.buffer_kbit) * 1e3
         self._turns = np.radians(np.asarray(c.heading_changes_deg))
         self.env_steps = 0  # vectorised steps since construction (drives the non-stationary shift)
+        self._env_base, self._du_base = np.arange(E)[:, None], np.arange(E * N)[:, None]
+        homed = bool(c.du_ue_weights or c.du_slice_mix)
+        self.home = np.zeros((E, U), dtype=np.intp) if homed else None  # home DU of each UE
+        self.home_radius = c.home_radius_m or radius
+        weights = np.asarray(c.du_ue_weights or [1.0] * N)
+        self._du_weights = weights / weights.sum()  # share of the UEs homed at each DU
         self.shifted = False
         self._seed(seed)
         self.reset()
@@ -468,22 +557,34 @@ class ORANEnv:
         return self._observe(), {}
 
     def _traffic_profile(self):
+        """(per-slice load multipliers (L,), slice shares of every DU's home UEs (N, L)) now."""
         c = self.config
+        N = self.n_agents
         if self.shifted:
-            return np.array(c.shift_slice_load), np.array(c.shift_slice_shares)
-        return np.array(c.slice_load), np.array(c.slice_shares)
+            return np.array(c.shift_slice_load), np.tile(c.shift_slice_shares, (N, 1))
+        return np.array(c.slice_load), np.array(c.du_slice_mix or [c.slice_shares] * N)
+
+    def _global_shares(self):
+        return global_slice_shares(self.config, self.shifted)
 
     def _new_episode(self):
         c, rng = self.config, self.rng
         E, N, U, K, L = self._shape
         if c.shift_after_steps and self.env_steps >= c.shift_after_steps:
             self.shifted = True
-        slice_load, shares = self._traffic_profile()
-        # slice membership: exact shares (largest remainder), shuffled per environment
-        n_l = np.floor(shares * U).astype(int)
-        n_l[np.argsort(-(shares * U - n_l), kind="stable")[: U - n_l.sum()]] += 1
-        base = np.repeat(np.arange(L), n_l)
-        self.slice_of = rng.permuted(np.broadcast_to(base, (E, U)), axis=1).astype(np.intp)
+        slice_load, mix = self._traffic_profile()
+        if self.home is None:
+            # slice membership: exact shares (largest remainder), shuffled per environment
+            base = np.repeat(np.arange(L), split_counts(mix[0], U))
+            self.slice_of = rng.permuted(np.broadcast_to(base, (E, U)), axis=1).astype(np.intp)
+        else:
+            # home DUs in proportion to du_ue_weights, slices by each DU's mix, shuffled per env
+            per_du = split_counts(self._du_weights, U)
+            base = np.concatenate([np.repeat(np.arange(L), split_counts(mix[n], per_du[n]))
+                                   for n in range(N)])
+            perm = rng.permuted(np.broadcast_to(np.arange(U), (E, U)), axis=1)
+            self.home = np.repeat(np.arange(N), per_du)[perm]
+            self.slice_of = base[perm].astype(np.intp)
         # mean arrivals per step per UE, bits; mMTC activity probability
         load = c.load * slice_load
         mean_bits = np.array([c.embb_rate_mbps * 1e6 * self.dt,
@@ -496,14 +597,14 @@ class ORANEnv:
         self._p_active = np.where(self.slice_of == MMTC, min(1.0, c.mmtc_activity * load[MMTC]), 0.0)
         self._ue_packet_bits = self.packet_bits[self.slice_of]
         self._ue_buffer = self.buffer_bits[self.slice_of]
-        # drop UEs uniformly, at least min distance from every site (rejection)
-        self.pos = rng.uniform(self.area_lo, self.area_hi, size=(E, U, 2))
+        # drop UEs, at least min distance from every site (rejection)
+        self.pos = self._drop(np.ones((E, U), dtype=bool)).reshape(E, U, 2)
         while True:
             d = np.linalg.norm(self.pos[:, :, None, :] - self.sites, axis=-1).min(-1)
             bad = d < c.min_ue_distance_m
             if not bad.any():
                 break
-            self.pos[bad] = rng.uniform(self.area_lo, self.area_hi, size=(int(bad.sum()), 2))
+            self.pos[bad] = self._drop(bad)
         self.heading = rng.uniform(-np.pi, np.pi, size=(E, U))
         self.speed = rng.uniform(*c.speed_mps, size=(E, U))
         self.shadow_db = rng.normal(0.0, c.shadowing_db, size=(E, U, N)).astype(np.float32)
@@ -517,7 +618,20 @@ class ORANEnv:
         self.last_frac = np.zeros((E, N, L))
         self.last_action = np.zeros((E, N, self.act_dim), dtype=np.float32)
         self.last_arrivals = np.zeros((E, U))
+        self.last_rb_slice = np.full((E, N, K), -1, dtype=np.int8)  # for render()
+        self.last_rb_ue = np.full((E, N, K), -1)
+        self.last_reward = np.zeros((E, N))
         self._draw_next()
+
+    def _drop(self, which):
+        """Positions (M, 2) for the UEs which (E, U) bool: uniform over the area, or with home DUs
+        uniform over the disk of radius home_radius around the home site."""
+        n = int(which.sum())
+        if self.home is None:
+            return self.rng.uniform(self.area_lo, self.area_hi, size=(n, 2))
+        r = self.home_radius * np.sqrt(self.rng.random(n))
+        a = self.rng.uniform(-np.pi, np.pi, n)
+        return self.sites[self.home[which]] + r[:, None] * np.stack([np.cos(a), np.sin(a)], -1)
 
     def _associate(self):
         """Long-term gains after a move; serving DU = largest gain. Rebuilds the UE order the
@@ -554,24 +668,15 @@ class ORANEnv:
         self._row_of_ue[order] = np.arange(E * U)
         self._row_key = du_key[order]
         self._row_group = self._ue_group[order]
-        # padded layouts for the PF pass: row -> (position in group, group), per slice group
-        # and per DU (whole-band PF); position-major, so that the max over positions is an
-        # element-wise max of contiguous (group, RB) slabs
-        du_counts = group_counts.reshape(E * N, L).sum(-1)
-        self._pad = {}
-        for name, key, counts in (("slice", self._row_group, group_counts),
-                                  ("du", self._row_key, du_counts)):
-            starts = np.cumsum(counts) - counts
-            pos = np.arange(E * U) - starts[key]
-            size = max(int(counts.max()), 1)
-            self._pad[name] = (pos * len(counts) + key, size, starts, pos.astype(np.int32))
+        self._group_counts = group_counts
+        self._pad = {}  # padded PF layouts of this association, built when first used (`_padded`)
         # per row, the gains from the N-1 DUs that do not serve it, in `others` order (E*U, N-1)
         self._gain_int_rows = self.gain.ravel().take(order[:, None] * N + self.others[self._row_key % N])
         self._gserv_rows = g_serv.ravel()[order]
         self._sinr_rows = self.sinr_geom.ravel()[order]
         if c.action_mode == "rb_slice_ue":
             S = c.num_ue_slots
-            du_starts = self._pad["du"][2]
+            du_starts = self._padded("du")[2]
             rank = np.arange(E * U) - du_starts[self._row_key]
             ok = rank < S
             slot = np.full(E * N * S, -1, dtype=np.intp)
@@ -604,8 +709,7 @@ class ORANEnv:
     def _observe(self):
         c = self.config
         E, N, U, K, L = self._shape
-        _, shares = self._traffic_profile()
-        expected = np.maximum(shares * U / N, 1e-9)
+        expected = np.maximum(self._global_shares() * U / N, 1e-9)
         parts = [self.last_q, self.ue_count / expected]
         if c.obs_mode == "full_action":
             parts.append(self.last_action)
@@ -620,7 +724,8 @@ class ORANEnv:
             mean_sinr = np.bincount(g, sinr_db, E * N * L).reshape(E, N, L) / np.maximum(self.ue_count, 1)
             scale = np.maximum(mean_arr, 1.0)
             parts += [np.log1p(backlog / scale), arrivals / scale, mean_sinr / 20.0]
-        return np.concatenate(parts, axis=-1).astype(np.float32)
+        self.last_obs = np.concatenate(parts, axis=-1).astype(np.float32)  # for observation-only rules
+        return self.last_obs
 
     # -- actions ------------------------------------------------------------------------------
     def _check_actions(self, actions):
@@ -662,6 +767,21 @@ class ORANEnv:
         return rb_slice, overuse, ue_scores
 
     # -- scheduling (rows = UEs sorted by (env, serving DU, slice)) ---------------------------
+    def _padded(self, name):
+        """Padded layout for the PF pass over the groups "slice" (env, DU, slice) or "du" (env, DU;
+        whole-band PF): row -> (position in group, group), position-major, so that the max over
+        positions is an element-wise max of contiguous (group, RB) slabs. Built once per
+        association, when first needed."""
+        if name not in self._pad:
+            E, N, U, K, L = self._shape
+            counts = self._group_counts if name == "slice" else self._group_counts.reshape(E * N, L).sum(-1)
+            key = self._row_group if name == "slice" else self._row_key
+            starts = np.cumsum(counts) - counts
+            pos = np.arange(E * U) - starts[key]
+            size = max(int(counts.max()), 1)
+            self._pad[name] = (pos * len(counts) + key, size, starts, pos.astype(np.int32))
+        return self._pad[name]
+
     def _pf_rows(self, rb_slice, prio, match_slice):
         """One proportional-fair pass over every RB: for RB (n, k) with a slice, the row of
         largest metric prio_u x |h_uk|^2 among the UEs of DU n (of the RB's slice when
@@ -673,7 +793,7 @@ class ORANEnv:
         array yields the maximum and its argmax together; the metric keeps 23 - b significant
         bits (b = bits of the largest group size), ties going to the later UE."""
         E, N, U, K, L = self._shape
-        pos_flat, size, starts, pos = self._pad["slice" if match_slice else "du"]
+        pos_flat, size, starts, pos = self._padded("slice" if match_slice else "du")
         if self.config.pf_metric == "linear":
             m = self._fading_rows * prio[:, None]
         else:
@@ -693,14 +813,15 @@ class ORANEnv:
         ok = (b > mask) & (rb_slice.reshape(E * N, K) >= 0)  # a candidate with metric > 0
         return np.where(ok, starts.take(g) + (b & mask), -1).ravel()
 
-    def _pf_free(self, win, rb_slice, prio, match_slice):
-        """Later PF pass, only over the free RBs (slice given, no UE) and the UEs still short:
-        every (free RB, candidate UE of its group) pair is listed and the best per RB wins."""
+    def _pf_free(self, free, rb_slice, prio, match_slice):
+        """Later PF pass, over the free RBs free (flat (e, n, k), sorted) and the UEs still short
+        (prio > 0): every (free RB, candidate UE of its group) pair is listed and the best per RB
+        wins. Returns (flat RBs, their winning rows) in RB order, or None when no free RB has a
+        candidate."""
         E, N, U, K, L = self._shape
-        free = np.flatnonzero((win < 0) & (rb_slice.ravel() >= 0))  # flat (e, n, k)
         cand = np.flatnonzero(prio > 0)  # rows, sorted by group
-        if len(free) == 0 or len(cand) == 0:
-            return win
+        if len(cand) == 0:
+            return None
         if match_slice:
             rb_group = (free // K) * L + rb_slice.ravel()[free]
             row_group, n_groups = self._row_group, E * N * L
@@ -711,7 +832,7 @@ class ORANEnv:
         n_i = counts[rb_group]  # candidates per free RB
         total = int(n_i.sum())
         if total == 0:
-            return win
+            return None
         pair_rb = np.repeat(free, n_i)  # flat (e, n, k) of each pair
         first = np.cumsum(n_i) - n_i
         # pair j of a free RB takes the RB group's j-th candidate in cand
@@ -720,47 +841,77 @@ class ORANEnv:
         has = n_i > 0
         seg_max = np.maximum.reduceat(val, first[has])
         is_max = np.flatnonzero(val == np.repeat(seg_max, n_i[has]))
-        win = win.copy()
-        win[pair_rb[is_max]] = pair_row[is_max]
-        return win
+        rb = pair_rb[is_max]
+        first_max = np.ones(len(rb), dtype=bool)  # one winner per RB should metrics tie
+        first_max[1:] = rb[1:] != rb[:-1]
+        return rb[first_max], pair_row[is_max[first_max]]
 
-    def _trim(self, win, need):
-        """Release the RBs a UE does not need: walking its RBs in frequency order, keep an RB
-        while the estimated capacity of the earlier ones (wideband SINR x the RB's fading) is
-        below the UE's need (bits). Returns (win, kept capacity per row)."""
+    def _rb_capacity_est(self, rbs, rows):
+        """The scheduler's capacity estimate of flat RBs (e, n, k) for their rows, bits: the rate
+        at the row's wideband SINR (every other DU active) times the RB's fading power."""
         c = self.config
-        K = self.config.num_rbs
-        idx = np.flatnonzero(win >= 0)
-        w = win[idx]
-        h = self._fading_rows.ravel().take(w * K + idx % K)
-        est = rate_bps(self._sinr_rows[w] * h, self.bandwidth, c.max_spectral_efficiency,
-                       c.min_sinr_db) * self.dt
+        h = self._fading_rows.ravel().take(rows * c.num_rbs + rbs % c.num_rbs)
+        return rate_bps(self._sinr_rows[rows] * h, self.bandwidth, c.max_spectral_efficiency,
+                        c.min_sinr_db) * self.dt
+
+    def _keep_needed(self, rbs, rows, need, kept):
+        """Of the RBs rbs offered to rows (flat, in RB order), each row keeps its RBs in frequency
+        order while the estimated capacity of the ones it kept before (kept[row] bits from earlier
+        passes plus the RBs before in this offer) is below need[row]: the last kept RB may
+        overshoot, no RB beyond it is held. Returns (keep mask, capacity per RB)."""
+        est = self._rb_capacity_est(rbs, rows)
         # stable sort by row; a 16-bit key lets numpy use its radix sort
-        o = np.argsort(w.astype(np.int16) if len(need) < 2 ** 15 else w, kind="stable")
-        ws, es = w[o], est[o]
+        o = np.argsort(rows.astype(np.int16) if len(need) < 2 ** 15 else rows, kind="stable")
+        ws, es = rows[o], est[o]
         before = np.cumsum(es) - es
         first = np.ones(len(ws), dtype=bool)
         first[1:] = ws[1:] != ws[:-1]
         before -= np.maximum.accumulate(np.where(first, before, 0.0))
-        keep = before < need[ws]
-        win = win.copy()
-        win[idx[o[~keep]]] = -1
-        return win, np.bincount(ws[keep], es[keep], minlength=len(need))
+        keep = np.empty(len(ws), dtype=bool)
+        keep[o] = before < need[ws] - kept[ws]
+        return keep, est
 
     def _schedule_rows(self, rb_slice, demand, match_slice=True, rounds=None):
-        """PF inside each slice, demand-aware (SPEC A.5 'rb_slice', [ours]): ``sched_rounds``
-        passes; after each, RBs beyond a UE's need (``sched_margin`` x its backlog) are released
-        and offered to the UEs still short of theirs; RBs nobody needs stay idle (no power)."""
+        """PF inside each slice, demand-aware and work-conserving (SPEC A.5, [ours]). A UE's need
+        is ``sched_margin`` x its backlog at the estimated rate (`_rb_capacity_est`). The first
+        PF pass offers every RB of a slice to the slice's UEs with data; each UE keeps its RBs
+        only up to its need (`_keep_needed`). Each later pass offers the RBs still free to the
+        UEs still short, who again keep only what they need, until no free RB has a short UE
+        of its slice at its DU (or ``rounds`` passes, default ``sched_rounds``; 0 = no cap).
+        A pass gives every free RB that has a short UE of its group to one of them, so only the
+        RBs released by the last pass can still find a taker; a pass that releases RBs leaves at
+        least one more UE covered, so this ends after at most one pass per UE (on `paper` 3-4
+        passes per step, the later ones over the few RBs just released). RBs nobody needs stay
+        idle and radiate nothing."""
         c = self.config
         demand_rows = demand.ravel()[self._order]
         need = c.sched_margin * demand_rows
         pf_avg = np.maximum(self.pf_avg.ravel()[self._order], 1.0)
         prio = self.rate_geom.ravel()[self._order] / pf_avg if c.pf_metric == "linear" else 1.0 / pf_avg
         prio = (prio * (demand_rows > 0)).astype(np.float32)
-        win, kept = self._trim(self._pf_rows(rb_slice, prio, match_slice), need)
-        for _ in range((rounds or c.sched_rounds) - 1):
-            prio = prio * (kept < need)
-            win, kept = self._trim(self._pf_free(win, rb_slice, prio, match_slice), need)
+        win = self._pf_rows(rb_slice, prio, match_slice)
+        rbs = np.flatnonzero(win >= 0)
+        rows = win[rbs]
+        kept = np.zeros(len(need))
+        max_rounds = rounds if rounds is not None else c.sched_rounds
+        passes = 1
+        while True:
+            keep, est = self._keep_needed(rbs, rows, need, kept)
+            got = rows[keep]
+            win[rbs[keep]] = got
+            kept += np.bincount(got, est[keep], minlength=len(need))
+            # a pass gives every free RB with a short UE of its group to one of them, so only
+            # the RBs just released can still find a taker
+            free = rbs[~keep]
+            win[free] = -1
+            if len(free) == 0 or passes == max_rounds:
+                break
+            prio[got[kept[got] >= need[got]]] = 0  # the UEs this pass covered leave the race
+            offer = self._pf_free(free, rb_slice, prio, match_slice)
+            if offer is None:
+                break
+            rbs, rows = offer
+            passes += 1
         return win.reshape(rb_slice.shape)
 
     def schedule(self, rb_slice, demand, match_slice: bool = True, rounds: int | None = None):
@@ -842,12 +993,15 @@ class ORANEnv:
         r = reward(q, overuse, K, c.reward_alpha, c.reward_zeta, c.qos_min)
 
         # metrics (each averaged over DUs)
-        thr_slice = np.stack([(served * (sl == l)).sum(-1) for l in range(L)], -1) / (dt * 1e6 * N)
+        # per-(env, slice) and per-(env, DU, slice) sums as bincounts (fewer calls than a slice loop)
+        thr_slice = np.bincount((self._env_base * L + sl).ravel(), served.ravel(), E * L).reshape(E, L) \
+            / (dt * 1e6 * N)
         is_urllc = (sl == URLLC) & has_data
         mmtc_act = active.sum(-1)
+        q_env = q.mean(1)  # (E, L)
         metrics = {
-            "qos_embb": q[..., EMBB].mean(-1), "qos_mmtc": q[..., MMTC].mean(-1),
-            "qos_urllc": q[..., URLLC].mean(-1), "qos_mean": q.mean((1, 2)),
+            "qos_embb": q_env[:, EMBB], "qos_mmtc": q_env[:, MMTC],
+            "qos_urllc": q_env[:, URLLC], "qos_mean": q_env.mean(-1),
             "throughput_embb_mbps": thr_slice[:, EMBB], "throughput_mmtc_mbps": thr_slice[:, MMTC],
             "throughput_urllc_mbps": thr_slice[:, URLLC],
             "urllc_delay_ms": (np.minimum(delay, c.delay_report_cap_ms) * is_urllc).sum(-1)
@@ -863,11 +1017,14 @@ class ORANEnv:
         beta = 1.0 / c.pf_window_steps
         self.pf_avg = (1 - beta) * self.pf_avg + beta * served / dt
         self.last_q = q
-        self.last_frac = np.stack([(rb_slice == l).sum(-1) for l in range(L)], -1) / K
+        rbs_per_slice = np.bincount((self._du_base * (L + 1) + rb_slice.reshape(E * N, K) + 1).ravel(),
+                                    minlength=E * N * (L + 1))  # slice -1 (idle) counted first
+        self.last_frac = rbs_per_slice.reshape(E, N, L + 1)[..., 1:] / K
         self.last_action = a.astype(np.float32)
         self.last_arrivals = arrivals
         ue_thr = (served / (dt * 1e6)).astype(np.float32)
         rb_ue = np.where(used, self._order.take(wr) % U, -1)  # before the handover reorders rows
+        self.last_rb_slice, self.last_rb_ue, self.last_reward = rb_slice, rb_ue, r
 
         # mobility (SPEC A.1): heading change, move, reflect at the area edges, handover
         self.heading = self.heading + self._turns[rng.integers(0, len(self._turns), size=(E, U))]
@@ -881,6 +1038,10 @@ class ORANEnv:
         vel = np.where(below | above, -vel, vel)
         self.heading = np.arctan2(vel[..., 1], vel[..., 0])
         self.pos = np.clip(pos, lo, hi)
+        if self.home is not None:  # a UE that left its home disk turns back toward the site
+            away = self.pos - self.sites[self.home]
+            out = np.einsum("eui,eui->eu", away, away) > self.home_radius ** 2
+            self.heading = np.where(out, np.arctan2(-away[..., 1], -away[..., 0]), self.heading)
         metrics["handovers"] = self._associate() / N
         self._draw_next()
 
@@ -901,6 +1062,73 @@ class ORANEnv:
             self._new_episode()
             obs = self._observe()
         return obs, r.astype(np.float32), terminated, truncated, info
+
+    # -- pictures -------------------------------------------------------------------------------
+    def render(self):
+        """Gymnasium convention: with render_mode="rgb_array", an (H, W, 3) uint8 picture of
+        environment copy 0 (matplotlib, Agg; imported here only): left, the sites and their cells,
+        the UEs coloured by slice with a line to their serving DU (a UE that got no RB in the last
+        step is drawn hollow); right, each DU's RB split of the last step per slice (solid: RBs
+        that carried data, pale: RBs of the slice left idle, grey: RBs given to no slice). Without
+        a render_mode it warns and returns None, as Gymnasium environments do."""
+        if self.render_mode is None:
+            import warnings
+
+            warnings.warn("ORANEnv.render: no render_mode was given; use render_mode='rgb_array'")
+            return None
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.patches import RegularPolygon
+
+        E, N, U, K, L = self._shape
+        colours = ("#1f77b4", "#2ca02c", "#d62728")  # eMBB, mMTC, URLLC
+        fig = Figure(figsize=(10, 5), dpi=100)
+        FigureCanvasAgg(fig)
+        ax, bars = fig.add_axes((0.01, 0.02, 0.55, 0.84)), fig.add_axes((0.66, 0.12, 0.32, 0.72))
+        radius = self.config.inter_site_distance_m / math.sqrt(3)
+        for n, (x, y) in enumerate(self.sites):
+            ax.add_patch(RegularPolygon((x, y), 6, radius=radius, orientation=math.pi / 6, fill=False,
+                                        lw=0.6, ec="0.6"))
+            ax.annotate(f"du_{n}", (x, y), xytext=(6, 6), textcoords="offset points", fontsize=9)
+        pos, serving, sl = self.pos[0], self.serving[0], self.slice_of[0]
+        got_rb = np.zeros(U, dtype=bool)
+        got_rb[self.last_rb_ue[0][self.last_rb_ue[0] >= 0]] = True
+        for l in range(L):
+            ue = np.flatnonzero(sl == l)
+            for u in ue:
+                (x0, y0), (x1, y1) = pos[u], self.sites[serving[u]]
+                ax.plot((x0, x1), (y0, y1), color=colours[l], lw=0.4, alpha=0.35)
+            ax.scatter(pos[ue, 0], pos[ue, 1], s=14, edgecolors=colours[l], linewidths=1.0,
+                       c=[colours[l] if g else "none" for g in got_rb[ue]], zorder=3)
+            ax.scatter([], [], s=14, c=colours[l], label=SLICES[l])
+        ax.scatter(self.sites[:, 0], self.sites[:, 1], marker="^", s=90, c="k", zorder=4)
+        ax.set_xlim(self.area_lo[0], self.area_hi[0])
+        ax.set_ylim(self.area_lo[1], self.area_hi[1])
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.scatter([], [], s=14, edgecolors="k", c="none", label="no RB")
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=8, ncol=4, frameon=False)
+        rb_slice, used = self.last_rb_slice[0], self.last_rb_ue[0] >= 0
+        left = np.zeros(N)
+        for l in range(L):
+            for count, alpha, label in (((rb_slice == l) & used, 1.0, SLICES[l]),
+                                        ((rb_slice == l) & ~used, 0.3, None)):
+                width = count.sum(-1)
+                bars.barh(np.arange(N), width, left=left, color=colours[l], alpha=alpha, label=label)
+                left += width
+        bars.barh(np.arange(N), K - left, left=left, color="0.85", label="no slice")
+        bars.set_yticks(np.arange(N), [f"du_{n}\n" + " ".join(f"{q:.2f}" for q in self.last_q[0, n])
+                                       for n in range(N)], fontsize=7)
+        bars.set_ylabel("DU, Q eMBB mMTC URLLC", fontsize=8)
+        bars.invert_yaxis()
+        bars.set_xlim(0, K)
+        bars.set_xlabel("RBs of the last step (pale: idle)", fontsize=8)
+        bars.legend(loc="upper center", bbox_to_anchor=(0.5, 1.16), ncol=4, fontsize=7, frameon=False)
+        fig.suptitle(f"{self.config.num_dus} DUs, {U} UEs, step {self.t}/{self.episode_length}: "
+                     f"last reward per DU {self.last_reward[0].mean():.2f}", fontsize=10)
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -965,8 +1193,8 @@ def demand_proportional(env):
 
 
 def urllc_first(env, margin: float = 2.0):
-    """Strict priority URLLC > mMTC > eMBB: URLLC and mMTC get `margin` x their RBs needed (PF
-    inside a slice is not demand-aware, hence the margin), eMBB every RB left."""
+    """Strict priority URLLC > mMTC > eMBB: URLLC and mMTC get `margin` x their RBs needed (a
+    margin for the fading of the RBs they get), eMBB every RB left."""
     E, N, U, K, L = env._shape
     need = np.ceil(margin * _rbs_needed(env)).astype(np.int64)
     n_u = np.minimum(need[..., URLLC], K)
@@ -975,10 +1203,10 @@ def urllc_first(env, margin: float = 2.0):
     return encode_allocation(env, counts_to_rb_slice(counts, K))
 
 
-def pf_no_slicing(env, rounds: int = 4):
+def pf_no_slicing(env, rounds: int | None = None):
     """PF over the whole band: every UE of the DU competes for every RB (no slice isolation), each
-    RB is labelled with its winner's slice. Low-rate UEs (URLLC, mMTC) have a tiny PF average and
-    win the first pass, hence more release passes (`rounds`) than inside slices. Exact in
+    RB is labelled with its winner's slice. `rounds` caps the PF passes (None: the scheduler's
+    work-conserving default). Exact in
     rb_slice_ue mode; rb_slice and slice_share pass the labels (or per-slice counts) to the
     env's PF inside the slices, which may pick other UEs for them."""
     E, N, U, K, L = env._shape
@@ -993,6 +1221,29 @@ def pf_no_slicing(env, rounds: int = 4):
     return encode_allocation(env, rb_slice, win)
 
 
+def ue_count_rbs(obs, config: ORANConfig, rbs_per_urllc: float = 1.5, rbs_per_mmtc: float = 0.3,
+                 shifted: bool = False):
+    """The UE-count rule, from the observation alone: (E, N, L) RB counts. The UEs per slice at
+    the DU are read from the observation's second block (count over the expected number, the
+    same at every DU, known from the config; `shifted`: after a non-stationary shift, whose
+    shares the observation is then normalised by); URLLC gets ceil(rbs_per_urllc x URLLC UEs),
+    mMTC ceil(rbs_per_mmtc x mMTC UEs), eMBB the rest. obs: (E, N, obs_dim) of any obs_mode."""
+    L, K = 3, config.num_rbs
+    expected = global_slice_shares(config, shifted) * config.num_ues / config.num_dus
+    ues = np.rint(np.asarray(obs)[..., L:2 * L] * expected)
+    n_u = np.minimum(np.ceil(rbs_per_urllc * ues[..., URLLC] - 1e-9), K).astype(np.int64)
+    n_m = np.minimum(np.ceil(rbs_per_mmtc * ues[..., MMTC] - 1e-9).astype(np.int64), K - n_u)
+    return np.stack([K - n_u - n_m, n_m, n_u], -1)
+
+
+def ue_count_split(env, rbs_per_urllc: float = 1.5, rbs_per_mmtc: float = 0.3):
+    """The UE-count rule (`ue_count_rbs`) on the env's latest observation, as contiguous blocks;
+    PF inside each slice (in rb_slice_ue mode the UE bits are the env's PF winners, as for the
+    other block heuristics). Observation-only: it reads nothing the agents do not see."""
+    counts = ue_count_rbs(env.last_obs, env.config, rbs_per_urllc, rbs_per_mmtc, env.shifted)
+    return encode_allocation(env, counts_to_rb_slice(counts, env.config.num_rbs))
+
+
 def random_policy(env):
     """Uniform random actions in [-1, 1] (from the env's separate policy generator)."""
     return env.policy_rng.uniform(-1, 1, (env.num_envs, env.n_agents, env.act_dim)).astype(np.float32)
@@ -1003,8 +1254,39 @@ HEURISTICS = {
     "demand_proportional": demand_proportional,
     "urllc_first": urllc_first,
     "pf_no_slicing": pf_no_slicing,
+    "ue_count": ue_count_split,
     "random": random_policy,
 }
+
+
+# Heuristics that read only what the agents observe (the rest read the DU's buffer status,
+# arrivals or channel: information an RL policy of obs_mode "paper" does not get)
+OBSERVATION_ONLY = ("static_equal", "ue_count", "random")
+FULL_INFO_MARGINS = (0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+def full_information_reference(env, candidates=None):
+    """A per-step search over each DU's slice split that sees the step (SPEC A.7 reference).
+
+    Every candidate allocation (default: urllc_first with each margin in FULL_INFO_MARGINS,
+    demand_proportional, pf_no_slicing, static_equal and ue_count) is applied at all DUs and the
+    step simulated on a copy of the env: the step's arrivals, serving-link fading and
+    interfering-link draws are those the real step will use. Each DU then takes the candidate
+    that gave it the largest reward. It is NOT an upper bound: it is myopic (no look-ahead
+    over the backlog it leaves), searches a small family of splits, and each DU is scored
+    against the others playing the same candidate, not what they end up choosing (so the
+    executed step differs from every simulated one). The true bound is the episode maximum of
+    the reward, episode_length x sum_l sigmoid(alpha_l). Cost: one simulated step per
+    candidate."""
+    import copy
+
+    if candidates is None:
+        candidates = [lambda e, m=m: urllc_first(e, m) for m in FULL_INFO_MARGINS]
+        candidates += [demand_proportional, pf_no_slicing, static_equal_split, ue_count_split]
+    actions = np.stack([policy(env) for policy in candidates])  # (M, E, N, act_dim)
+    rewards = np.stack([copy.deepcopy(env).step(a)[1] for a in actions])  # (M, E, N)
+    best = rewards.argmax(0)
+    return np.take_along_axis(actions, best[None, ..., None], 0)[0]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -144,6 +144,75 @@ def test_queues_conserve_bits():
     assert dropped_total > 0, "the overload case should exercise the drop path"
 
 
+def scheduler_estimate(env, winners):
+    """Per-UE list of the scheduler's capacity estimates (bits) of the RBs it got."""
+    E, N, U, K, L = env._shape
+    e, n, k = np.nonzero(winners >= 0)
+    u = winners[e, n, k]  # flat e * U + u
+    h = env.fading.reshape(E * U, K)[u, k]
+    est = oe.rate_bps(env.sinr_geom.ravel()[u] * h, env.bandwidth, env.config.max_spectral_efficiency,
+                      env.config.min_sinr_db) * env.dt
+    return u, n, k, e, est
+
+
+@pytest.mark.parametrize("scenario, match_slice", [("small", True), ("paper", True), ("small", False)])
+def test_scheduler_is_work_conserving_and_demand_aware(scenario, match_slice):
+    """On random allocations and states: (1) no RB of a slice stays idle while a UE of that slice
+    at that DU is short of its need (scheduler's estimate); (2) no UE holds an RB beyond the one
+    that covers its need (capacity of its RBs without its largest one < need)."""
+    rng = np.random.default_rng(7)
+    env = oe.make_env(scenario, num_envs=3, seed=11, load=rng.uniform(0.5, 2.0))
+    E, N, U, K, L = env._shape
+    for t in range(8):
+        env.step(rng.uniform(-1, 1, (E, N, env.act_dim)).astype(np.float32))  # random states
+        rb_slice = rng.integers(-1, L, (E, N, K)).astype(np.int8)
+        demand = (env.backlog + env.arrivals) * (rng.random((E, U)) < 0.8)  # some UEs without data
+        win = env.schedule(rb_slice, demand, match_slice=match_slice)
+        u, n, k, e, est = scheduler_estimate(env, win)
+        assert (env.serving.ravel()[u] == n).all()
+        if match_slice:
+            assert (env.slice_of.ravel()[u] == rb_slice[e, n, k]).all()
+        assert (demand.ravel()[u] > 0).all(), "an RB went to a UE with nothing to send"
+        need = env.config.sched_margin * demand.ravel()
+        cap = np.bincount(u, est, E * U)
+        top = np.zeros(E * U)
+        np.maximum.at(top, u, est)
+        assert (cap - top < need * (1 + 1e-6) + 1e-6)[cap > 0].all(), "a UE holds RBs beyond its need"
+        short = (demand.ravel() > 0) & (cap < need * (1 - 1e-6))
+        group_of_ue = (np.arange(E * U) // U * N + env.serving.ravel()) * (L if match_slice else 1)
+        if match_slice:
+            group_of_ue = group_of_ue + env.slice_of.ravel()
+        short_groups = np.unique(group_of_ue[short])
+        ie, i_n, ik = np.nonzero((win < 0) & (rb_slice >= 0))
+        idle_group = (ie * N + i_n) * (L if match_slice else 1)
+        if match_slice:
+            idle_group = idle_group + rb_slice[ie, i_n, ik]
+        assert not np.isin(idle_group, short_groups).any(), "an RB idles while a UE of its slice is short"
+        assert short.any() and (win < 0).any()  # the random cases do exercise both sides
+
+
+def test_urllc_first_leaves_no_embb_rb_idle_while_an_embb_ue_is_short():
+    """The SPEC A.5 property on the real KPI: under urllc_first, DU-steps with an idle eMBB RB while
+    an eMBB UE of the DU ends below its KPI are rare (the estimate the scheduler works with is not
+    the realised interference, so not never); the old non-work-conserving cap of 2 passes shows it."""
+    def idle_while_short(**overrides):
+        env = oe.make_env("paper", num_envs=2, seed=3, episode_length=20, **overrides)
+        E, N, U, K, L = env._shape
+        hits = 0
+        for _ in range(20):
+            demand, serving, embb = env.backlog + env.arrivals, env.serving.copy(), env.slice_of == 0
+            _, _, _, _, info = env.step(oe.urllc_first(env))
+            target = np.minimum(demand, env.config.embb_target_mbps * 1e6 * env.dt) * (1 - 1e-9)
+            short = embb & (info["ue_served_bits"] < target)
+            du_short = np.zeros((E, N), dtype=bool)
+            du_short[np.nonzero(short)[0], serving[short]] = True
+            hits += int((((info["rb_slice"] == 0) & (info["rb_ue"] < 0)).any(-1) & du_short).sum())
+        return hits / (20 * E * N)
+
+    assert idle_while_short() <= 0.08
+    assert idle_while_short(sched_rounds=2) >= 0.3
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("obs_mode", ("paper", "full_action", "rich"))
 def test_qos_in_unit_interval_and_observation_shape(mode, obs_mode):
@@ -366,3 +435,126 @@ def test_pettingzoo_parallel_api():
     acts = {a: env.action_space(a).sample() for a in env.agents}
     obs, rew, term, trunc, info = env.step(acts)
     assert set(rew) == {"du_0", "du_1"} and obs["du_0"].shape == (env.env.obs_dim,)
+
+
+# --- heterogeneous DUs ---------------------------------------------------------------------------
+def test_hetero_profile_counts_mix_and_home_sites():
+    env = oe.make_env("hetero", num_envs=2, seed=4)
+    c = env.config
+    E, N, U, K, L = env._shape
+    assert (N, U, K) == (6, 200, 100)
+    counts = oe.split_counts(c.du_ue_weights, U)
+    assert abs(counts[0] - 2 * U / N) < 1 and counts.sum() == U  # the hotspot: twice the average
+    for e in range(E):
+        np.testing.assert_array_equal(np.bincount(env.home[e], minlength=N), counts)
+        for n in range(N):
+            np.testing.assert_array_equal(np.bincount(env.slice_of[e][env.home[e] == n], minlength=L),
+                                          oe.split_counts(c.du_slice_mix[n], counts[n]))
+    radius = c.inter_site_distance_m / math.sqrt(3)
+    at_home = []
+    for _ in range(100):
+        env.step(oe.static_equal_split(env))
+        d = np.linalg.norm(env.pos - env.sites[env.home], axis=-1)
+        assert (d <= radius + 2 * c.speed_mps[1] * env.dt).all(), "a UE strayed from its home site"
+        at_home.append((env.serving == env.home).mean())
+    assert np.mean(at_home) > 0.6
+    # the observation's UE counts are normalised by the same expected number at every DU, so
+    # the hotspot shows about twice the average
+    assert env._observe()[:, 0, 3:6].sum(-1).mean() > 1.5 * env._observe()[:, 3, 3:6].sum(-1).mean()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(du_ue_weights=(1.0, 2.0)), "du_ue_weights: expected .* 6 finite weights"),
+    (dict(du_ue_weights=(1.0, -1, 1, 1, 1, 1)), "du_ue_weights"),
+    (dict(du_ue_weights=(0.0,) * 6), "du_ue_weights"),
+    (dict(du_ue_weights=(float("nan"),) * 6), "du_ue_weights"),
+    (dict(du_ue_weights="abcdef"), "du_ue_weights"),
+    (dict(du_slice_mix=((0.5, 0.5, 0.5),) * 6), "du_slice_mix: expected .* summing to 1"),
+    (dict(du_slice_mix=((1.0, 0.0),) * 6), "du_slice_mix"),
+    (dict(du_slice_mix=((1.0, 0.0, 0.0),) * 5), "du_slice_mix"),
+    (dict(home_radius_m=400.0), "home_radius_m"),
+    (dict(home_radius_m=-1.0), "home_radius_m"),
+])
+def test_bad_du_profile_raises_naming_the_field(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        oe.make_config("paper", **overrides)
+
+
+# --- observation-only heuristic, full-information reference, pictures -----------------------------
+def test_ue_count_rule_reads_the_observation_alone():
+    env = oe.make_env("hetero", num_envs=2, seed=6)
+    for _ in range(3):
+        obs, *_ = env.step(oe.urllc_first(env))
+    counts = oe.ue_count_rbs(obs.copy(), env.config)  # the observation and the config, no env
+    np.testing.assert_array_equal(counts[..., 2], np.ceil(1.5 * env.ue_count[..., 2] - 1e-9))
+    np.testing.assert_array_equal(counts[..., 1], np.ceil(0.3 * env.ue_count[..., 1] - 1e-9))
+    assert (counts.sum(-1) == env.config.num_rbs).all()
+    action = oe.ue_count_split(env)
+    np.testing.assert_array_equal(action, oe.encode_allocation(env, oe.counts_to_rb_slice(counts, 100)))
+    # the state the agents do not observe (backlog, arrivals, fading) does not move it
+    env.backlog[:] = 1e7
+    env.arrivals[:] = 0
+    env._fading_rows[:] = 1
+    np.testing.assert_array_equal(oe.ue_count_split(env), action)
+    assert "ue_count" in oe.OBSERVATION_ONLY and "urllc_first" not in oe.OBSERVATION_ONLY
+    # after a non-stationary shift the observation is normalised by the new shares
+    env = small_env(num_envs=2, seed=1, shift_after_steps=1, episode_length=2)
+    for _ in range(2):
+        obs, *_ = env.step(oe.static_equal_split(env))
+    assert env.shifted
+    counts = oe.ue_count_rbs(obs, env.config, shifted=True)
+    np.testing.assert_array_equal(counts[..., 2], np.minimum(np.ceil(1.5 * env.ue_count[..., 2] - 1e-9), 25))
+
+
+def test_full_information_reference_picks_per_du_the_best_candidate_and_leaves_env_alone():
+    env = small_env(num_envs=2, seed=3)
+    for _ in range(2):
+        env.step(oe.urllc_first(env))
+    cands = [oe.static_equal_split, oe.urllc_first, oe.pf_no_slicing]
+    before = (env.backlog.copy(), env.t, env.rng.bit_generator.state)
+    a = oe.full_information_reference(env, cands)
+    assert np.array_equal(env.backlog, before[0]) and env.t == before[1]
+    assert env.rng.bit_generator.state == before[2]
+    rewards = []
+    for policy in cands:
+        twin = __import__("copy").deepcopy(env)
+        rewards.append(twin.step(policy(env))[1])
+    best = np.argmax(rewards, 0)
+    for e in range(2):
+        for n in range(env.n_agents):
+            np.testing.assert_array_equal(a[e, n], cands[best[e, n]](env)[e, n])
+
+
+@pytest.mark.parametrize("scenario", ["small", "hetero"])
+def test_render_rgb_array(scenario):
+    env = oe.make_env(scenario, seed=0, render_mode="rgb_array")
+    env.step(oe.urllc_first(env))
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    assert frame.shape[0] >= 300 and frame.shape[1] >= 600
+    assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 10  # a picture, not a blank canvas
+    with pytest.warns(UserWarning, match="render_mode"):
+        assert oe.make_env("small").render() is None
+    with pytest.raises(ValueError, match="render_mode"):
+        oe.make_env("small", render_mode="human")
+
+
+def test_render_episode_command_writes_a_gif_from_a_saved_model(tmp_path, monkeypatch):
+    import pathlib
+    import runpy
+
+    import torch
+    from PIL import Image
+
+    from sac_marl_baseline import Actor
+
+    env = oe.make_env("small")
+    torch.save({"actor": Actor(env.n_agents, env.obs_dim, env.act_dim, (8,)).state_dict(),
+                "hidden_sizes": [8]}, tmp_path / "model.pt")
+    out = tmp_path / "ep.gif"
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "render_episode.py"
+    argv = ["--policy", str(tmp_path / "model.pt"), "--scenario", "small", "--steps", "4", "--every", "2"]
+    monkeypatch.setattr("sys.argv", ["render_episode.py", *argv, "--out", str(out)])
+    runpy.run_path(str(script), run_name="__main__")
+    gif = Image.open(out)
+    assert gif.n_frames == 2 and gif.size == (1000, 500)
