@@ -797,17 +797,26 @@ def sweep_section(name, runs: list[Run], args, rng, out, figures, notes, lines) 
 
 def generalisation_section(name, runs: list[Run], source: list[Run], args, rng, out, figures,
                            notes, lines) -> None:
-    """Return on the training scenario (from the source grid) and on the unseen scenarios."""
+    """Score on the training scenarios (the source grid's runs) and on the unseen ones: a column per
+    scenario a model was trained on, and per (evaluated on, trained on) pair."""
     cols: dict[str, dict[tuple[str, str], list[float]]] = {}
-    for r in source + runs:
+    trained_on: dict[str, set] = {}
+    for r in source:
+        cols.setdefault(f"{r.scenario} (trained there)", {}).setdefault(r.method, []).append(r.score)
+    for r in runs:
         cols.setdefault(r.scenario, {}).setdefault(r.method, []).append(r.score)
+        if not r.is_heuristic:
+            trained_on.setdefault(r.scenario, set()).add((r.summary.get("args") or {}).get("source_args", {})
+                                                         .get("scenario"))
     if not runs:
         notes.append(f"{name}: skipped (no generalisation runs)")
         return
-    scen = sorted(cols, key=lambda s: list(SCENARIOS).index(s) if s in SCENARIOS else 99)
+    scen = sorted(cols, key=lambda s: (" " not in s, list(SCENARIOS).index(s.split()[0])
+                                       if s.split()[0] in SCENARIOS else 99, s))
     methods = sorted({m for c in cols.values() for m in c}, key=method_order)
-    lines += ["", "Generalisation: models trained on `paper`, evaluated without retraining "
-              "(score, mean [95% CI]):", "",
+    lines += ["", "Generalisation: models evaluated without retraining on scenarios they were not trained on "
+              f"(trained on: {'; '.join(f'{k}: {sorted(map(str, v))[0]}' for k, v in sorted(trained_on.items()))}"
+              "; 'trained there': the source grid's own runs; score, mean [95% CI]):", "",
               "| method | " + " | ".join(scen) + " |", "|" + " --- |" * (len(scen) + 1)]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(methods) * len(scen)), 4))
     width = 0.8 / len(methods)
@@ -829,7 +838,7 @@ def generalisation_section(name, runs: list[Run], source: list[Run], args, rng, 
         lines.append(f"| {method_label(m)} | " + " | ".join(cells) + " |")
         ax.bar(np.arange(len(scen)) + (i - (len(methods) - 1) / 2) * width, mean, width, yerr=err,
                capsize=2, label=method_label(m), color=color(m[0]), edgecolor="black", lw=0.3)
-    ax.set_xticks(np.arange(len(scen)), scen)
+    ax.set_xticks(np.arange(len(scen)), scen, rotation=20, ha="right")
     ax.set_ylabel("score")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=6, ncol=2)
@@ -1029,7 +1038,7 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
             lines.append("No usable runs.")
             continue
         if grid == "generalisation":
-            source = [r for r in grids.get("paper", []) if r.scenario == "paper"]
+            source = [r for r in grids.get("paper", []) if not r.is_heuristic]
             generalisation_section(f"{grid}_returns", runs, source, args, grid_rng, args.out, figures,
                                    notes, lines)
             continue

@@ -126,10 +126,12 @@ FLAG_SHIFT = "--shift-after-steps"  # oran_env option: vectorised env steps befo
 EVAL_SEED = 10_000  # the scripts evaluate on environments seeded EVAL_SEED: the same episodes for every run
 MODEL_FILE = "model.pt"  # written by --save-model: {"actor", "qf", "hidden_sizes"}
 ENV_MODULES = {"oran": "oran_env", "comp": "comp_env"}  # env id -> simulator module
+# reference rows evaluated next to HEURISTICS: row name -> policy function of the env module
+REFERENCES = {"oran": {"full_info": "full_information_reference"}, "comp": {}}
 ENV_ID_VALUES = {"oran": None, "comp": "comp"}  # env id -> value of FLAG_ENV_ID (None: script default)
 # scenario token (the run id's third part) -> (env id, preset name of the env module's SCENARIOS)
 SCENARIOS: dict[str, tuple[str, str]] = {
-    **{name: ("oran", name) for name in ("paper", "small", "light", "heavy", "nonstationary")},
+    **{name: ("oran", name) for name in ("paper", "hetero", "small", "light", "heavy", "nonstationary")},
     **{f"du{n}": ("oran", f"du{n}") for n in range(2, 11)},  # 2..10 DUs, 200 UEs
     **{f"comp-{name}": ("comp", name) for name in ("small", "medium", "large")},
 }
@@ -147,15 +149,22 @@ class GridSpec:
     scenarios: tuple[str, ...]
     steps: int  # default --total-timesteps per run [ours]; --steps overrides
     doc: str
-    transfer_from: tuple[str, str] | None = None  # (grid, scenario) whose saved models to evaluate
+    transfer_from: tuple[str, tuple[tuple[str, str], ...]] | None = None  # (grid, ((target, source scenario), ..))
     shift_fraction: float | None = None  # traffic shift after this fraction of the budget
+    env_options: tuple[tuple[str, str], ...] = ()  # replace the CPU budget's environment options (action mode)
+    script_flags: tuple[str, ...] = ()  # more script flags, after the CPU budget's
 
 
 PAPER_METHODS = (("nosam", "none"), ("l2", "none")) + tuple(
     (v, r) for r in ("equal", "unequal", "dynamic") for v in SAM_VARIANTS)
+GENERALISATION = (("light", "paper"), ("heavy", "paper"), ("hetero", "paper"), ("paper", "hetero"))  # (target, source)
+RB_METHODS = (("nosam", "none"), ("l2", "none"), ("both-sam", "dynamic"), ("ta-sam", "dynamic"))
 GRIDS: dict[str, GridSpec] = {
-    "paper": GridSpec(PAPER_METHODS, ("paper",), 5_000,
-                      "No-SAM, L2 and the four SAM variants x three rho settings on `paper`"),
+    "paper": GridSpec(PAPER_METHODS, ("paper", "hetero"), 5_000,
+                      "No-SAM, L2 and the four SAM variants x three rho settings on `paper` and `hetero`"),
+    "rb_small": GridSpec(RB_METHODS, ("small",), 10_000,
+                         "No-SAM, L2, Both-SAM and TA-SAM with the paper's RB-level action on `small`",
+                         env_options=(("action_mode", "rb_slice"),), script_flags=("--eval-interval", "1000")),
     "rho_sweep": GridSpec(tuple((v, f"fixed{r:g}") for v in ("actor-sam", "critic-sam", "both-sam")
                                 for r in RHO_SWEEP), ("paper",), 5_000,
                           "Actor/Critic/Both-SAM with a fixed rho in 0..0.06 (actor = critic rho)"),
@@ -166,9 +175,9 @@ GRIDS: dict[str, GridSpec] = {
                               ("nonstationary",), 10_000,
                               "No-SAM, L2 and TA-SAM; the traffic shifts half-way through training",
                               shift_fraction=0.5),
-    "generalisation": GridSpec(PAPER_METHODS, ("light", "heavy"), 0,
-                               "the `paper` grid's saved models evaluated on `light`/`heavy`",
-                               transfer_from=("paper", "paper")),
+    "generalisation": GridSpec(PAPER_METHODS, tuple(t for t, _ in GENERALISATION), 0,
+                               "the `paper` grid's saved models evaluated on `light`, `heavy` and `hetero`, "
+                               "and its `hetero` models on `paper`", transfer_from=("paper", GENERALISATION)),
     "comp": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")), ("comp-medium",), 5_000,
                      "multi-agent SAC and TA-SAM on DeepCoMP's medium scenario"),
 }
@@ -176,11 +185,11 @@ GRIDS: dict[str, GridSpec] = {
 
 @dataclass
 class Args:
-    grid: Literal["paper", "rho_sweep", "du_sweep", "nonstationary", "generalisation", "comp"] = "paper"
+    grid: Literal["paper", "rb_small", "rho_sweep", "du_sweep", "nonstationary", "generalisation", "comp"] = "paper"
     """named grid to run (see the module docstring and GRIDS)"""
     results_dir: Path = Path("results")
     """root of the results folder; runs go to <results-dir>/<grid>/<run id>/"""
-    seeds: int = 5
+    seeds: int = 10
     """number of seeds per configuration (seeds first-seed .. first-seed + seeds - 1)"""
     first_seed: int = 1
     """first seed"""
@@ -307,23 +316,30 @@ def scenario_flags(scenario: str) -> list[str]:
 
 def train_command(python: str, variant: str, rho: str, scenario: str, seed: int, steps: int,
                   run_dir: Path, resume: bool, extra_args: str = "", torch_threads: int = 1,
-                  grid_flags: tuple[str, ...] = (), cpu_budget: bool = True) -> tuple[str, ...]:
-    """The training script's command line for one run (resume: continue from its checkpoint)."""
+                  grid_flags: tuple[str, ...] = (), cpu_budget: bool = True, grid: str = "paper") -> tuple[str, ...]:
+    """The training script's command line for one run of a grid (resume: continue from its checkpoint)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: expected one of {sorted(VARIANTS)}")
     script, variant_flags = VARIANTS[variant]
     cmd = [python, script, *variant_flags, *rho_flags(variant, rho), *scenario_flags(scenario),
            FLAG_SEED, str(seed), FLAG_STEPS, str(steps), FLAG_RUN_DIR, str(run_dir),
            FLAG_THREADS, str(torch_threads), *grid_flags, *COMMON_FLAGS,
-           *(budget_flags(scenario) if cpu_budget else []), *shlex.split(extra_args)]
+           *budget_flags(grid, scenario, cpu_budget), *shlex.split(extra_args)]
     if resume:
         cmd.append(FLAG_RESUME)
     return tuple(cmd)
 
 
-def budget_flags(scenario: str) -> list[str]:
-    options, flags = CPU_BUDGET[SCENARIOS[scenario][0]]
-    return env_option_flags(options) + flags
+def env_options(grid: str, scenario: str, cpu_budget: bool) -> dict:
+    """Environment options of a grid's runs and of its reference rows: the CPU budget's (with
+    --cpu-budget), then the grid's own."""
+    return {**(CPU_BUDGET[SCENARIOS[scenario][0]][0] if cpu_budget else {}), **dict(GRIDS[grid].env_options)}
+
+
+def budget_flags(grid: str, scenario: str, cpu_budget: bool) -> list[str]:
+    """Script flags of a grid's runs: its environment options, the CPU budget's flags, the grid's own."""
+    flags = CPU_BUDGET[SCENARIOS[scenario][0]][1] if cpu_budget else []
+    return env_option_flags(env_options(grid, scenario, cpu_budget)) + flags + list(GRIDS[grid].script_flags)
 
 
 def check_output_dir(path: Path, flag: str) -> None:
@@ -355,7 +371,10 @@ def run_state(run_dir: Path) -> Literal["finished", "resume", "fresh"]:
 
 
 def heuristic_names(scenario: str) -> list[str]:
-    return list(importlib.import_module(ENV_MODULES[SCENARIOS[scenario][0]]).HEURISTICS)
+    """The reference rows of a scenario: its env module's HEURISTICS and REFERENCES."""
+    env_id = SCENARIOS[scenario][0]
+    module = importlib.import_module(ENV_MODULES[env_id])
+    return list(module.HEURISTICS) + [name for name, f in REFERENCES[env_id].items() if hasattr(module, f)]
 
 
 def expand_grid(args: Args) -> list[Task]:
@@ -382,6 +401,9 @@ def expand_grid(args: Args) -> list[Task]:
     scenarios = args.scenarios or spec.scenarios
     for s in scenarios:
         scenario_flags(s)  # validates the token
+        if spec.transfer_from and s not in dict(spec.transfer_from[1]):
+            raise ValueError(f"--scenarios: grid {args.grid!r} evaluates on {sorted(dict(spec.transfer_from[1]))}, "
+                             f"not {s!r}")
     methods = [(v, r) for v, r in spec.methods
                if (not args.variants or v in args.variants) and (not args.rhos or r in args.rhos)]
     steps = args.steps or spec.steps
@@ -397,8 +419,8 @@ def expand_grid(args: Args) -> list[Task]:
             for variant, rho in methods:
                 run_dir = grid_dir / run_id(variant, rho, scenario, seed)
                 if spec.transfer_from:
-                    source_grid, source_scenario = spec.transfer_from
-                    source = args.results_dir / source_grid / run_id(variant, rho, source_scenario, seed)
+                    source_grid, sources = spec.transfer_from
+                    source = args.results_dir / source_grid / run_id(variant, rho, dict(sources)[scenario], seed)
                     tasks.append(Task("transfer", args.grid, variant, rho, scenario, seed, run_dir,
                                       source=source))
                     continue
@@ -406,7 +428,7 @@ def expand_grid(args: Args) -> list[Task]:
                 tasks.append(Task("train", args.grid, variant, rho, scenario, seed, run_dir,
                                   train_command(args.python, variant, rho, scenario, seed, steps,
                                                 run_dir, resume, args.extra_args, args.torch_threads,
-                                                grid_flags, args.cpu_budget)))
+                                                grid_flags, args.cpu_budget, args.grid)))
     return tasks
 
 
@@ -423,7 +445,7 @@ def evaluate_heuristic(scenario: str, name: str, seed: int, episodes: int,
     mean over the episode. `env_options` override fields of the preset (as the runs' flags do)."""
     env_id, preset = SCENARIOS[scenario]
     module = importlib.import_module(ENV_MODULES[env_id])
-    policy = module.HEURISTICS[name]
+    policy = module.HEURISTICS.get(name) or getattr(module, REFERENCES[env_id][name])
     env = module.make_env(preset, num_envs=episodes, seed=EVAL_SEED, **(env_options or {}))
     env.reset(seed=EVAL_SEED)
     metrics: dict[str, list[float]] = {}
@@ -496,7 +518,7 @@ def run_in_process(task: Task, episodes: int, cpu_budget: bool = True) -> None:
     start = time.time()
     if task.kind == "heuristic":
         name = task.variant[len("heuristic-"):]
-        options = CPU_BUDGET[SCENARIOS[task.scenario][0]][0] if cpu_budget else {}
+        options = env_options(task.grid, task.scenario, cpu_budget)
         final = evaluate_heuristic(task.scenario, name, task.seed, episodes, options)
         script, extra = f"heuristic:{name}", {"heuristic": name, "env_options": options}
     else:

@@ -261,8 +261,9 @@ def test_absent_inputs_are_skipped_with_a_note(tmp_path):
 # ------------------------------------------------------------------------------------------------
 def test_paper_grid_expansion(tmp_path):
     tasks = rx.expand_grid(rx.Args(results_dir=tmp_path, heuristics=False))
-    assert len(tasks) == 14 * 5  # (No-SAM, L2) + 4 SAM variants x 3 rho settings, 5 seeds
-    assert [t.seed for t in tasks[:14]] == [1] * 14  # seed-major
+    assert len(tasks) == 14 * 2 * 10  # (No-SAM, L2) + 4 SAM variants x 3 rho settings, 2 scenarios, 10 seeds
+    assert [t.seed for t in tasks[:28]] == [1] * 28  # seed-major
+    assert {t.scenario for t in tasks} == {"paper", "hetero"}
     assert len({t.run_dir for t in tasks}) == len(tasks)
     by_id = {t.run_id: t for t in tasks}
     cmd = list(by_id["ta-sam__unequal__paper__s3"].cmd)
@@ -305,6 +306,14 @@ def test_grid_filters_scaling_and_other_grids(tmp_path):
     assert all(t.cmd[t.cmd.index("--shift-after-steps") + 1] == "1500" for t in ns)
     comp = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="comp", seeds=1, heuristics=False))
     assert all(t.cmd[t.cmd.index("--env-id") + 1] == "comp" and "--action-mode" not in t.cmd for t in comp)
+    rb = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="rb_small", seeds=1))
+    assert {t.variant for t in rb if t.kind == "train"} == {"nosam", "l2", "both-sam", "ta-sam"}
+    assert all(t.cmd[t.cmd.index("--action-mode") + 1] == "rb_slice" for t in rb if t.kind == "train")
+    assert [t.run_id for t in rb if t.kind == "heuristic"][-1] == "heuristic-full_info__none__small__s0"
+    gen = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="generalisation", seeds=1, heuristics=False))
+    sources = {t.scenario: t.source.name for t in gen if t.variant == "nosam"}
+    assert sources == {"light": "nosam__none__paper__s1", "heavy": "nosam__none__paper__s1",
+                       "hetero": "nosam__none__paper__s1", "paper": "nosam__none__hetero__s1"}
     for bad in (dict(variants=("nope",)), dict(seeds=0), dict(steps=-5), dict(scenarios=("mars",))):
         with pytest.raises(ValueError):
             rx.expand_grid(rx.Args(results_dir=tmp_path, heuristics=False, **bad))
