@@ -179,7 +179,8 @@ def check_args(args: Args):
 
 def env_overrides(args: Args, load_factor: int = 1):
     """CompConfig fields set by the flags; `load_factor` k multiplies the slow and fast UE counts."""
-    overrides = {k: getattr(args, k) for k in ("num_slow_ues", "num_fast_ues", "sharing") if getattr(args, k) is not None}
+    fields = ("num_slow_ues", "num_fast_ues", "sharing")
+    overrides = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
     if load_factor != 1:
         base = comp_env.make_config(args.scenario, **overrides)
         overrides.update(num_slow_ues=load_factor * base.num_slow_ues, num_fast_ues=load_factor * base.num_fast_ues)
@@ -275,15 +276,16 @@ def clipped_policy_loss(newlogprob, oldlogprob, advantages, clip_coef):
     return torch.max(pg_loss1, pg_loss2).mean(), old_approx_kl, approx_kl, clipfrac
 
 
-def evaluate(agent, env, seed, mode):
-    """Greedy episodes, one per env copy: per-episode mean utility per UE-step, team return (mean over
-    UEs of each UE's return), mean connections per UE and unconnected fraction, each a list (E,)."""
+def evaluate(policy, env, seed):
+    """One episode per env copy, all reset with `seed`; `policy(obs, env)` gives integer choices (E, U).
+
+    Returns per-episode lists (E,): mean utility per UE-step, team return (mean over UEs of each UE's
+    return), mean connections per UE and unconnected fraction.
+    """
     obs, _ = env.reset(seed=seed)
     utility, connections, unconnected = np.zeros(env.num_envs), np.zeros(env.num_envs), np.zeros(env.num_envs)
     for _ in range(env.episode_length):
-        with torch.no_grad():
-            choice = agent.greedy_action(torch.as_tensor(agent_rows(obs, mode)))
-        obs, _, _, _, info = env.step_choices(choice.reshape(env.num_envs, env.n_agents).numpy())
+        obs, _, _, _, info = env.step_choices(policy(obs, env))
         utility += info["ue_utility"].mean(axis=1)
         connections += info["metrics"]["connections_per_ue"]
         unconnected += info["metrics"]["unconnected_fraction"]
@@ -292,11 +294,21 @@ def evaluate(agent, env, seed, mode):
             "connections_per_ue": (connections / n).tolist(), "unconnected_fraction": (unconnected / n).tolist()}
 
 
+def greedy_policy(agent, mode):
+    """The agent's argmax action of every head, as `evaluate` wants it."""
+    def policy(obs, env):
+        with torch.no_grad():
+            choice = agent.greedy_action(torch.as_tensor(agent_rows(obs, mode)))
+        return choice.reshape(env.num_envs, env.n_agents).numpy()
+    return policy
+
+
 if __name__ == "__main__":
     args = parse_args()
     args.batch_size = int(args.num_envs * args.num_steps)
     args.num_iterations = args.total_timesteps // args.batch_size
-    run_dir = args.run_dir or f"runs/comp-{args.scenario}__{args.exp_name}-{args.mode}__{args.seed}__{int(time.time())}"
+    run_name = f"comp-{args.scenario}__{args.exp_name}-{args.mode}__{args.seed}__{int(time.time())}"
+    run_dir = args.run_dir or f"runs/{run_name}"
     os.makedirs(run_dir, exist_ok=True)
     writer = SummaryWriter(run_dir)
     writer.add_text(
@@ -337,7 +349,7 @@ if __name__ == "__main__":
     eval_history = []
 
     def run_evaluation(step):
-        result = evaluate(agent, eval_env, args.eval_seed, args.mode)
+        result = evaluate(greedy_policy(agent, args.mode), eval_env, args.eval_seed)
         means = {k: float(np.mean(v)) for k, v in result.items()}
         eval_history.append({"step": step, **means})
         print(f"global_step={step}, eval_utility={means['utility']:.3f}, eval_return={means['return']:.3f}")
@@ -473,8 +485,8 @@ if __name__ == "__main__":
     for factor in args.eval_load_factors:
         env = comp_env.make_env(args.scenario, num_envs=args.eval_episodes, seed=args.eval_seed, reward="multi",
                                 **env_overrides(args, factor))
-        load_sweep[str(factor)] = {"num_ues": env.n_agents, **{k: float(np.mean(v)) for k, v in
-                                                                 evaluate(agent, env, args.eval_seed, args.mode).items()}}
+        result = evaluate(greedy_policy(agent, args.mode), env, args.eval_seed)
+        load_sweep[str(factor)] = {"num_ues": env.n_agents, **{k: float(np.mean(v)) for k, v in result.items()}}
     if args.save_model:
         model_path = os.path.join(run_dir, f"{args.exp_name}.cleanrl_model")
         torch.save(agent.state_dict(), model_path)

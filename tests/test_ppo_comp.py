@@ -2,6 +2,7 @@
 toggle mapping), flag validation, determinism for a seed, and smoke runs with updates on `small` in both modes."""
 import json
 import math
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -126,29 +127,25 @@ def test_bad_flags_exit_2_naming_the_flag(flags, message, monkeypatch, capsys):
     assert message in capsys.readouterr().err
 
 
-def run(tmp_path, name, *flags):
-    return subprocess.Popen([sys.executable, str(ROOT / "ppo_comp.py"), *TINY, "--run-dir", str(tmp_path / name),
-                             *flags], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def run_script(tmp_path, name, *flags, monkeypatch):
+    """Run ppo_comp.py's `__main__` in this process (no second torch import) and read its summary."""
+    monkeypatch.setattr(sys, "argv", ["ppo_comp.py", *TINY, "--run-dir", str(tmp_path / name), *flags])
+    runpy.run_path(str(ROOT / "ppo_comp.py"), run_name="__main__")
+    return json.loads((tmp_path / name / "summary.json").read_text())
 
 
-def finish(proc):
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    return out, err
+def test_a_bad_flag_exits_2_without_traceback():
+    proc = subprocess.run([sys.executable, str(ROOT / "ppo_comp.py"), "--update-epochs", "0"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--update-epochs must be > 0" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_runs_in_both_modes_are_deterministic_and_update(tmp_path):
-    procs = {"multi": run(tmp_path, "multi", "--eval-load-factors", "1", "2", "--save-model"),
-             "multi_again": run(tmp_path, "multi_again", "--eval-load-factors", "1", "2", "--save-model"),
-             "central": run(tmp_path, "central", "--mode", "central", "--seed", "2"),
-             "bad": subprocess.Popen([sys.executable, str(ROOT / "ppo_comp.py"), "--update-epochs", "0"], cwd=ROOT,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)}
-    out, err = procs.pop("bad").communicate(timeout=60)
-    assert "--update-epochs must be > 0" in err and "Traceback" not in err
-    summaries = {}
-    for name, proc in procs.items():
-        finish(proc)
-        summaries[name] = json.loads((tmp_path / name / "summary.json").read_text())
+def test_runs_in_both_modes_are_deterministic_and_update(tmp_path, monkeypatch):
+    summaries = {name: run_script(tmp_path, name, *flags, monkeypatch=monkeypatch) for name, flags in (
+        ("multi", ("--eval-load-factors", "1", "2", "--save-model")),
+        ("multi_again", ("--eval-load-factors", "1", "2")),
+        ("central", ("--mode", "central", "--seed", "2")))}
     multi, central = summaries["multi"], summaries["central"]
     # same seed, same run: learning curve, final per-episode results and load sweep agree exactly
     for key in ("eval_history", "final_eval", "load_sweep"):
