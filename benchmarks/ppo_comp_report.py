@@ -8,8 +8,9 @@ seed and count; UE trajectories do not depend on the actions), and writes
   95% band, the heuristics as horizontal lines,
 - docs/ppo_comp_load.png: BSs per UE and utility against the number of UEs (the runs' load sweep).
 Confidence intervals: PPO over seeds (Student t on the seeds' means), heuristics over episodes (their
-policy is fixed; 1.96 standard errors). SAC summaries (results_comp/sac-{scenario}-{seed}.json, from
-`--sac-model`) join the table when present.
+policy is fixed; 1.96 standard errors); the paired differences to best_cell and dynamic_comp take each
+episode's utility (PPO: mean over seeds) minus the heuristic's on the same episode, CI over episodes.
+SAC summaries (results_comp/{scenario}-sac-{seed}.json, from `--sac-model`) join the table when present.
 
     python benchmarks/ppo_comp_report.py                                   # ~1 min, no training
     python benchmarks/ppo_comp_report.py --sac-model runs/sac/model.pt --sac-seed 1   # add a SAC actor
@@ -40,7 +41,8 @@ def t_interval(values):
     values = np.asarray(values, float)
     if len(values) < 2:
         return float(values.mean()), float("nan")
-    return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    half_width = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean()), float(half_width)
 
 
 def normal_interval(values):
@@ -60,11 +62,11 @@ def evaluate_heuristics(scenario, episodes, seed, load_factors):
         env = comp_env.make_env(scenario, num_envs=episodes, seed=seed, reward="multi")
         out[name] = {"final": ppo_comp.evaluate(heuristic_policy(name), env, seed), "load": {}}
         for factor in load_factors:
-            base = env.config
             loaded = comp_env.make_env(scenario, num_envs=episodes, seed=seed, reward="multi",
-                                       num_slow_ues=factor * base.num_slow_ues, num_fast_ues=factor * base.num_fast_ues)
-            result = ppo_comp.evaluate(heuristic_policy(name), loaded, seed)
-            out[name]["load"][factor] = {"num_ues": loaded.n_agents, **{k: float(np.mean(v)) for k, v in result.items()}}
+                                       num_slow_ues=factor * env.config.num_slow_ues,
+                                       num_fast_ues=factor * env.config.num_fast_ues)
+            means = {k: float(np.mean(v)) for k, v in ppo_comp.evaluate(heuristic_policy(name), loaded, seed).items()}
+            out[name]["load"][factor] = {"num_ues": loaded.n_agents, **means}
     return out
 
 
@@ -119,9 +121,12 @@ def main():
 
     lines = [f"Evaluation on {episodes} fixed episodes (seed {seed}) shared by every policy; PPO: mean over "
              "seeds +- 95% t-interval over seeds; heuristics: +- 95% interval over episodes. Return: the mean "
-             "over UEs of each UE's episode return under the multi-agent (competing-set) reward.", ""]
+             "over UEs of each UE's episode return under the multi-agent (competing-set) reward. Paired "
+             "differences: per-episode utility (PPO: mean over seeds) minus the heuristic's on the same "
+             "episode, +- 95% interval over episodes.", ""]
     lines += ["| scenario | policy | seeds | env steps | utility per UE-step | episode return | BSs per UE | "
-              "unconnected | wall time per run (min) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "unconnected | utility - best_cell | utility - dynamic_comp | wall time per run (min) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     heuristics, curves = {}, {}
     for scenario in ("small", "medium", "large"):
         if not any(s == scenario for s, _ in runs):
@@ -133,7 +138,7 @@ def main():
             if policy in heuristics[scenario]:
                 final = heuristics[scenario][policy]["final"]
                 cells = [normal_interval(final[k]) for k in ("utility", "return")]
-                seeds, steps, wall = "-", "-", "-"
+                seeds, steps, wall, paired = "-", "-", "-", ["-", "-"]
                 bs = np.mean(final["connections_per_ue"])
                 unconnected = np.mean(final["unconnected_fraction"])
             elif (scenario, policy) in runs:
@@ -145,15 +150,20 @@ def main():
                 bs = np.mean([np.mean(r["final_eval"]["connections_per_ue"]) for r in group])
                 unconnected = np.mean([np.mean(r["final_eval"]["unconnected_fraction"]) for r in group])
                 curves[(scenario, policy)] = group
+                per_episode = np.mean([r["final_eval"]["utility"] for r in group], axis=0)  # mean over seeds
+                paired = ["{:+.2f} +- {:.2f}".format(*normal_interval(
+                    per_episode - np.asarray(heuristics[scenario][name]["final"]["utility"])))
+                    for name in ("best_cell", "dynamic_comp")]
             else:
                 continue
             lines.append(f"| {scenario} | {LABELS[policy]} | {seeds} | {steps} | "
                          + " | ".join(f"{m:.2f} +- {h:.2f}" for m, h in cells)
-                         + f" | {bs:.2f} | {unconnected:.3f} | {wall} |")
+                         + f" | {bs:.2f} | {unconnected:.3f} | {paired[0]} | {paired[1]} | {wall} |")
 
-    lines += ["", "Load sweep: the final multi-agent PPO policy (trained at the preset's UE count) and the heuristics "
-              "with k times the slow and fast UEs; mean over seeds / episodes.", "",
-              "| scenario | UEs | policy | BSs per UE | utility per UE-step | unconnected |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "Load sweep: the final multi-agent PPO policy (trained at the preset's UE count) and the "
+              "heuristics with k times the slow and fast UEs; mean over seeds / episodes.", "",
+              "| scenario | UEs | policy | BSs per UE | utility per UE-step | unconnected |",
+              "| --- | --- | --- | --- | --- | --- |"]
     for scenario, by_name in heuristics.items():
         group = runs.get((scenario, "multi"), [])
         for factor in sorted({int(f) for r in group for f in r["load_sweep"]}):
@@ -191,7 +201,8 @@ def draw(runs, curves, heuristics, docs):
                 if len(group) > 1:
                     ax.fill_between(steps, band[:, 0] - band[:, 1], band[:, 0] + band[:, 1], color=colour, alpha=0.2)
             for name, (colour, style) in HEURISTIC_STYLE.items():
-                ax.axhline(np.mean(heuristics[scenario][name]["final"][key]), color=colour, linestyle=style, label=name)
+                level = np.mean(heuristics[scenario][name]["final"][key])
+                ax.axhline(level, color=colour, linestyle=style, label=name)
             if key == "utility":
                 ax.set_ylim(bottom=max(ax.get_ylim()[0], -6))
             ax.set_title(f"{scenario}: {ylabel}")
