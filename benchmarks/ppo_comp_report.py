@@ -6,7 +6,7 @@ seed and count; UE trajectories do not depend on the actions), and writes
 - Markdown tables to stdout and results_comp/report.md,
 - docs/ppo_comp_curves.png: evaluation utility and return against env steps, PPO mean over seeds with a
   95% band, the heuristics as horizontal lines,
-- docs/ppo_comp_load.png: BSs per UE and utility against the number of UEs (the runs' load sweep).
+- docs/ppo_comp_load.png: BSs per UE and utility against UEs per BS (the runs' load sweep).
 Confidence intervals: PPO over seeds (Student t on the seeds' means), heuristics over episodes (their
 policy is fixed; 1.96 standard errors); the paired differences to best_cell and dynamic_comp take each
 episode's utility (PPO: mean over seeds) minus the heuristic's on the same episode, CI over episodes.
@@ -184,6 +184,7 @@ def draw(runs, curves, heuristics, docs):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     scenarios = list(heuristics)
     fig, axes = plt.subplots(2, len(scenarios), figsize=(5.5 * len(scenarios), 7), squeeze=False)
@@ -221,7 +222,7 @@ def draw(runs, curves, heuristics, docs):
         if not factors:
             continue
         for ax, key in zip(axes, ("connections_per_ue", "utility")):
-            ues = [group[0]["load_sweep"][str(f)]["num_ues"] for f in factors]
+            ues = [group[0]["load_sweep"][str(f)]["num_ues"] / group[0]["num_bs"] for f in factors]  # UEs per BS
             ax.plot(ues, [np.mean([r["load_sweep"][str(f)][key] for r in group]) for f in factors], marker=marker,
                     color="tab:blue", label=f"PPO multi-agent, {scenario}")
             for name, (colour, style) in HEURISTIC_STYLE.items():
@@ -230,8 +231,10 @@ def draw(runs, curves, heuristics, docs):
     axes[0].set_ylabel("mean BSs per UE")
     axes[1].set_ylabel("utility per UE-step")
     for ax in axes:
-        ax.set_xlabel("UEs (3 BSs medium, 7 BSs large)")
+        ax.set_xlabel("UEs per BS (load)")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
