@@ -184,7 +184,6 @@ def draw(runs, curves, heuristics, docs):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
     scenarios = list(heuristics)
     fig, axes = plt.subplots(2, len(scenarios), figsize=(5.5 * len(scenarios), 7), squeeze=False)
@@ -215,7 +214,7 @@ def draw(runs, curves, heuristics, docs):
     fig.savefig(docs / "ppo_comp_curves.png", dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for scenario, marker in zip(scenarios, "os^"):
         group = runs.get((scenario, "multi"), [])
         factors = sorted({int(f) for r in group for f in r["load_sweep"]})
@@ -232,13 +231,10 @@ def draw(runs, curves, heuristics, docs):
     axes[1].set_ylabel("utility per UE-step")
     for ax in axes:
         ax.set_xlabel("UEs per BS (load)")
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
-    fig.savefig(docs / "ppo_comp_load.png", dpi=110)
+    fig.savefig(docs / "ppo_comp_load.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     print(f"\nwrote {docs / 'ppo_comp_curves.png'} and {docs / 'ppo_comp_load.png'}")
 
