@@ -419,7 +419,7 @@ class CompEnv:
         if choice.dtype.kind not in "iu" or choice.shape != (self.num_envs, self.n_agents):
             raise ValueError(f"choices must be an integer array of shape (num_envs, n_agents) = "
                              f"{(self.num_envs, self.n_agents)}, got {choice.dtype} {choice.shape}")
-        if choice.size and (choice.min() < 0 or choice.max() > self.num_bs):
+        if choice.min() < 0 or choice.max() > self.num_bs:
             raise ValueError(f"choices must lie in 0..{self.num_bs}, got values in [{choice.min()}, {choice.max()}]")
         cfg = self.config
         # 1. all UEs act at once: choice 0 = noop, choice i toggles BS i (connect only in range)
