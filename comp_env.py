@@ -29,7 +29,8 @@ System model (SPEC Part B, [deepcomp] unless marked [ours]):
   SNR, in [0, 1], B), own utility / 20 (in [-1, 1], 1), BS utilisation (connected UEs / U, B).
 - Action per UE: one real score in [-1, 1] per choice (noop, BS 1, ..., BS B), act_dim = B + 1; the
   argmax is taken (SAC's tanh output drives the discrete choice). Choice 0 is noop, choice i toggles
-  BS i: disconnect if connected, connect if in range, else nothing.
+  BS i: disconnect if connected, connect if in range, else nothing. `step_choices` takes the integer
+  choices (E, U) directly (discrete policies such as PPO's).
 - Reward: "multi" (default) = sum of the normalised rewards u/20 of the UE's competing set, the UEs
   that share at least one BS with it (itself included; only itself when it has no connection);
   "central" = the sum over all UEs, given to every agent.
@@ -427,10 +428,22 @@ class CompEnv:
 
     def step(self, actions):
         """Apply actions (E, U, B+1) -> (obs, reward (E, U), terminated (E,), truncated (E,), info)."""
-        actions = self._check_actions(actions)
+        return self.step_choices(self._check_actions(actions).argmax(axis=2))
+
+    def step_choices(self, choice):
+        """Apply integer choices (E, U) in 0..B (0 = noop, i = toggle BS i) -> as `step`.
+
+        The entry point for discrete policies (PPO's categorical actions); `step` takes the argmax of
+        its scores and calls this.
+        """
+        choice = np.asarray(choice)
+        if choice.dtype.kind not in "iu" or choice.shape != (self.num_envs, self.n_agents):
+            raise ValueError(f"choices must be an integer array of shape (num_envs, n_agents) = "
+                             f"{(self.num_envs, self.n_agents)}, got {choice.dtype} {choice.shape}")
+        if choice.min() < 0 or choice.max() > self.num_bs:
+            raise ValueError(f"choices must lie in 0..{self.num_bs}, got values in [{choice.min()}, {choice.max()}]")
         cfg = self.config
         # 1. all UEs act at once: choice 0 = noop, choice i toggles BS i (connect only in range)
-        choice = actions.argmax(axis=2)  # (E, U)
         toggle = choice[..., None] == np.arange(1, self.act_dim)  # (E, U, B)
         self.connected ^= toggle & (self.connected | self.in_range)
         # 2. rates and rewards after the actions, before the move

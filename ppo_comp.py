@@ -1,0 +1,500 @@
+# Multi-agent and central PPO for DeepCoMP's cell selection (comp_env.py), CleanRL style (after cleanrl ppo.py).
+# docs: README.md, section "Multi-agent PPO on comp_env"; environment: SPEC Part B.
+"""PPO with categorical actions (noop or toggle BS i) on `comp_env`, DeepCoMP's learned agents.
+
+- `--mode multi` (DeepCoMP's multi-agent PPO): one policy and one value network shared by all UE
+  agents; each UE acts on its own observation (3B+1) and learns from DeepCoMP's multi-agent reward,
+  the sum of u/20 over its competing set (the UEs sharing a BS with it). Every UE of every env copy
+  is one row of the batch, so a rollout of T steps on E copies with U UEs gives T * E * U samples.
+- `--mode central` (DeepCoMP's central PPO): one agent sees all U observations concatenated (U(3B+1))
+  and picks every UE's action with U independent categorical heads (its log-probability and entropy
+  are the sums over the heads); its reward is the sum of u/20 over all UEs.
+- Both modes run one code path: an "agent row" holds the observation one network call sees and the
+  H heads it fills (multi: U rows of 1 head per env copy; central: 1 row of U heads).
+- CleanRL ppo.py's algorithm: GAE, clipped surrogate, entropy bonus, minibatch epochs, global
+  gradient-norm clipping, optional linear learning-rate annealing; separate actor and critic MLPs
+  (tanh, orthogonal initialisation). Our choices, all flags: the episodes end only by truncation at
+  100 steps, so the value of the final observation is bootstrapped into the last reward (CleanRL's
+  ppo.py treats a truncation as a termination); rewards are scaled by `--reward-scale` (default 1/U)
+  before learning, and value clipping is off by default (`--clip-vloss` turns it on), because the
+  returns span tens of units and a 0.2 value clip would make the critic crawl.
+- `global_step` counts environment steps of one env copy summed over copies (as the SAC scripts).
+- Evaluation: greedy actions (argmax of each head) on `--eval-episodes` env copies reset with
+  `--eval-seed`. UE trajectories do not depend on the actions, so every run and every heuristic with
+  the same seed sees the same episodes (benchmarks/comp_heuristics_table.py uses seed 0, 100 episodes).
+  The evaluation env always uses the multi-agent reward, so the reported return (the mean over UEs of
+  each UE's episode return) is comparable across modes, heuristics and the SAC scripts.
+- Output in the run folder: TensorBoard events with CleanRL's tags, `summary.json` (learning curve,
+  final evaluation per episode, wall time), and with `--save-model` `{exp_name}.cleanrl_model`.
+"""
+import dataclasses
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.optim as optim
+import tyro
+from torch.distributions.categorical import Categorical
+from torch.utils.tensorboard import SummaryWriter
+
+import comp_env
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment (networks, action sampling, training environments)"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    torch_threads: int = 1
+    """number of CPU threads torch uses (the networks are small; 1 is as fast as 2 here)"""
+    run_dir: Optional[str] = None
+    """run folder (TensorBoard events, summary.json, model); default
+    runs/comp-{scenario}__{exp_name}-{mode}__{seed}__{unix time}"""
+    save_model: bool = False
+    """save the final agent to {run_dir}/{exp_name}.cleanrl_model"""
+
+    # Environment and agents
+    mode: Literal["multi", "central"] = "multi"
+    """multi: one shared network for all UE agents, competing-set reward; central: one agent for all UEs,
+    summed reward (DeepCoMP's multi-agent and central PPO)"""
+    scenario: str = "medium"
+    """comp_env preset: small, medium or large"""
+    num_slow_ues: Optional[int] = None
+    """override the preset's number of slow UEs"""
+    num_fast_ues: Optional[int] = None
+    """override the preset's number of fast UEs"""
+    sharing: Optional[str] = None
+    """override the preset's sharing model (resource-fair, rate-fair, proportional-fair, max-cap, mixed)"""
+
+    # Algorithm specific arguments (CleanRL ppo.py's defaults unless marked)
+    total_timesteps: int = 500_000
+    """total environment steps of the experiment (summed over env copies)"""
+    learning_rate: float = 2.5e-4
+    """the learning rate of the optimizer"""
+    num_envs: int = 16
+    """the number of parallel env copies [ours; CleanRL 4]"""
+    num_steps: int = 128
+    """the number of steps to run in each environment per policy rollout"""
+    anneal_lr: bool = True
+    """Toggle learning rate annealing for policy and value networks"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    gae_lambda: float = 0.95
+    """the lambda for the general advantage estimation"""
+    num_minibatches: int = 4
+    """the number of mini-batches"""
+    update_epochs: int = 4
+    """the K epochs to update the policy"""
+    norm_adv: bool = True
+    """Toggles advantages normalization"""
+    clip_coef: float = 0.2
+    """the surrogate clipping coefficient"""
+    clip_vloss: bool = False
+    """Toggles whether or not to use a clipped loss for the value function [ours: off; CleanRL on]"""
+    ent_coef: float = 0.01
+    """coefficient of the entropy"""
+    vf_coef: float = 0.5
+    """coefficient of the value function"""
+    max_grad_norm: float = 0.5
+    """the maximum norm for the gradient clipping"""
+    target_kl: Optional[float] = None
+    """the target KL divergence threshold (stop the epochs of an update beyond it)"""
+    reward_scale: Optional[float] = None
+    """factor on the reward before learning [ours; default 1/U]; a positive constant leaves the optimal
+    policy unchanged and keeps value targets near unit scale"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """hidden layers of the actor and of the critic (tanh)"""
+
+    # Evaluation
+    eval_interval: int = 25_000
+    """env steps between greedy evaluations (0 = only before training and at the end)"""
+    eval_episodes: int = 100
+    """evaluation episodes (run as parallel env copies)"""
+    eval_seed: int = 0
+    """seed of the evaluation episodes; the same for all runs, so all see the same episodes"""
+    eval_load_factors: tuple[int, ...] = ()
+    """multi mode: also evaluate the final policy with k times the preset's slow and fast UEs, for each k
+    (the load sweep; the shared per-UE network does not depend on U)"""
+
+    # to be filled in runtime
+    batch_size: int = 0
+    """the batch size in env steps (computed in runtime: num_envs * num_steps)"""
+    minibatch_size: int = 0
+    """the mini-batch size in agent rows (computed in runtime)"""
+    num_iterations: int = 0
+    """the number of iterations (computed in runtime)"""
+
+
+POSITIVE = ("total_timesteps", "learning_rate", "num_envs", "num_steps", "num_minibatches", "update_epochs",
+            "clip_coef", "max_grad_norm", "eval_episodes", "torch_threads")
+NON_NEGATIVE = ("ent_coef", "vf_coef", "eval_interval")
+
+
+def check_args(args: Args):
+    """Problems with the flags as `(flag, message)` pairs; empty when the run can start."""
+    problems = [(n, f"must be > 0, got {getattr(args, n)}") for n in POSITIVE if not getattr(args, n) > 0]
+    problems += [(n, f"must be >= 0, got {getattr(args, n)}") for n in NON_NEGATIVE if not getattr(args, n) >= 0]
+    for name in ("gamma", "gae_lambda"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            problems.append((name, f"must lie in [0, 1], got {getattr(args, name)}"))
+    if args.reward_scale is not None and not args.reward_scale > 0:
+        problems.append(("reward_scale", f"must be > 0, got {args.reward_scale}"))
+    if args.target_kl is not None and not args.target_kl > 0:
+        problems.append(("target_kl", f"must be > 0, got {args.target_kl}"))
+    if not args.hidden_sizes or min(args.hidden_sizes) < 1:
+        problems.append(("hidden_sizes", f"must be one or more positive ints, got {args.hidden_sizes}"))
+    if args.eval_load_factors and (args.mode == "central" or min(args.eval_load_factors) < 1):
+        problems.append(("eval_load_factors", "must be ints >= 1 and needs --mode multi (the central agent's "
+                                              f"input size is fixed by U), got {args.eval_load_factors}"))
+    if not problems and args.num_envs * args.num_steps > args.total_timesteps:
+        problems.append(("total_timesteps", f"must be at least --num-envs * --num-steps = "
+                                            f"{args.num_envs * args.num_steps} (one rollout)"))
+    if not problems and args.num_minibatches > args.num_envs * args.num_steps:
+        problems.append(("num_minibatches", f"must be at most --num-envs * --num-steps, got {args.num_minibatches}"))
+    if args.scenario not in comp_env.SCENARIOS:
+        return problems + [("scenario", f"must be one of {sorted(comp_env.SCENARIOS)}, got {args.scenario!r}")]
+    overrides = env_overrides(args)
+    for name, value in overrides.items():  # comp_env validates its config; name the flag that caused a complaint
+        try:
+            comp_env.make_config(args.scenario, **{name: value})
+        except ValueError as e:
+            problems.append((name, str(e)))
+    if not problems:
+        try:
+            comp_env.make_config(args.scenario, **overrides)
+        except ValueError as e:
+            problems.append(("num_slow_ues", str(e)))
+    return problems
+
+
+def env_overrides(args: Args, load_factor: int = 1):
+    """CompConfig fields set by the flags; `load_factor` k multiplies the slow and fast UE counts."""
+    fields = ("num_slow_ues", "num_fast_ues", "sharing")
+    overrides = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
+    if load_factor != 1:
+        base = comp_env.make_config(args.scenario, **overrides)
+        overrides.update(num_slow_ues=load_factor * base.num_slow_ues, num_fast_ues=load_factor * base.num_fast_ues)
+    return overrides
+
+
+def parse_args() -> Args:
+    """tyro's parse, then `check_args`: a bad flag exits with status 2 and a message naming it."""
+    args = tyro.cli(Args)
+    problems = check_args(args)
+    if problems:
+        for name, message in problems:
+            print(f"error: --{name.replace('_', '-')} {message}", file=sys.stderr)
+        sys.exit(2)
+    return args
+
+
+def layer_init(layer, std=np.sqrt(2), bias_const=0.0):
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+def mlp(in_dim, hidden, out_dim, out_std):
+    sizes = (in_dim, *hidden)
+    layers = [m for i, o in zip(sizes[:-1], sizes[1:]) for m in (layer_init(nn.Linear(i, o)), nn.Tanh())]
+    return nn.Sequential(*layers, layer_init(nn.Linear(hidden[-1], out_dim), std=out_std))
+
+
+class Agent(nn.Module):
+    """Actor (H categorical heads over `n_choices`) and critic on agent rows: x (..., obs_dim)."""
+
+    def __init__(self, obs_dim, n_heads, n_choices, hidden):
+        super().__init__()
+        self.n_heads, self.n_choices = n_heads, n_choices
+        self.critic = mlp(obs_dim, hidden, 1, out_std=1.0)
+        self.actor = mlp(obs_dim, hidden, n_heads * n_choices, out_std=0.01)
+
+    def get_value(self, x):
+        return self.critic(x).squeeze(-1)
+
+    def logits(self, x):
+        return self.actor(x).view(*x.shape[:-1], self.n_heads, self.n_choices)
+
+    def get_action_and_value(self, x, action=None):
+        """action (..., H) sampled when None; log-probability and entropy summed over the heads (...)."""
+        probs = Categorical(logits=self.logits(x))
+        if action is None:
+            action = probs.sample()
+        return action, probs.log_prob(action).sum(-1), probs.entropy().sum(-1), self.get_value(x)
+
+    def greedy_action(self, x):
+        return self.logits(x).argmax(-1)
+
+
+def agent_rows(obs, mode):
+    """Environment observations (E, U, D) -> agent rows: multi (E, U, D); central (E, 1, U * D)."""
+    return obs if mode == "multi" else obs.reshape(obs.shape[0], 1, -1)
+
+
+# ALGO LOGIC: advantage estimation and the clipped objective (tested on hand-made cases)
+def gae(rewards, values, dones, next_value, gamma, gae_lambda):
+    """Generalised advantage estimates (Schulman et al. 2016) over a rollout of T steps.
+
+    rewards, values, dones (T, ...): dones[t] = 1 when the episode ended with step t (whatever value
+    the end should carry is already in rewards[t]); next_value (...): V of the observation after the
+    last step. Returns (advantages, returns), both (T, ...), returns = advantages + values.
+    """
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros_like(next_value)
+    for t in reversed(range(len(rewards))):
+        nextvalues = next_value if t == len(rewards) - 1 else values[t + 1]
+        nextnonterminal = 1.0 - dones[t]
+        delta = rewards[t] + gamma * nextvalues * nextnonterminal - values[t]
+        advantages[t] = lastgaelam = delta + gamma * gae_lambda * nextnonterminal * lastgaelam
+    return advantages, advantages + values
+
+
+def clipped_policy_loss(newlogprob, oldlogprob, advantages, clip_coef):
+    """PPO's clipped surrogate as a loss: mean of max(-A r, -A clip(r, 1 - eps, 1 + eps)), r = pi/pi_old.
+
+    Returns (loss, old_approx_kl, approx_kl, clipfrac); approx_kl = mean((r - 1) - log r) (Schulman's
+    low-variance estimator, as CleanRL logs it).
+    """
+    logratio = newlogprob - oldlogprob
+    ratio = logratio.exp()
+    pg_loss1 = -advantages * ratio
+    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
+    with torch.no_grad():
+        old_approx_kl = (-logratio).mean()
+        approx_kl = ((ratio - 1) - logratio).mean()
+        clipfrac = ((ratio - 1.0).abs() > clip_coef).float().mean()
+    return torch.max(pg_loss1, pg_loss2).mean(), old_approx_kl, approx_kl, clipfrac
+
+
+def evaluate(policy, env, seed):
+    """One episode per env copy, all reset with `seed`; `policy(obs, env)` gives integer choices (E, U).
+
+    Returns per-episode lists (E,): mean utility per UE-step, team return (mean over UEs of each UE's
+    return), mean connections per UE and unconnected fraction.
+    """
+    obs, _ = env.reset(seed=seed)
+    utility, connections, unconnected = np.zeros(env.num_envs), np.zeros(env.num_envs), np.zeros(env.num_envs)
+    for _ in range(env.episode_length):
+        obs, _, _, _, info = env.step_choices(policy(obs, env))
+        utility += info["ue_utility"].mean(axis=1)
+        connections += info["metrics"]["connections_per_ue"]
+        unconnected += info["metrics"]["unconnected_fraction"]
+    n = env.episode_length
+    return {"utility": (utility / n).tolist(), "return": info["episode"]["return"].mean(axis=1).tolist(),
+            "connections_per_ue": (connections / n).tolist(), "unconnected_fraction": (unconnected / n).tolist()}
+
+
+def greedy_policy(agent, mode):
+    """The agent's argmax action of every head, as `evaluate` wants it."""
+    def policy(obs, env):
+        with torch.no_grad():
+            choice = agent.greedy_action(torch.as_tensor(agent_rows(obs, mode)))
+        return choice.reshape(env.num_envs, env.n_agents).numpy()
+    return policy
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    args.batch_size = int(args.num_envs * args.num_steps)
+    args.num_iterations = args.total_timesteps // args.batch_size
+    run_name = f"comp-{args.scenario}__{args.exp_name}-{args.mode}__{args.seed}__{int(time.time())}"
+    run_dir = args.run_dir or f"runs/{run_name}"
+    os.makedirs(run_dir, exist_ok=True)
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
+
+    # TRY NOT TO MODIFY: seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_num_threads(args.torch_threads)
+
+    # env setup: training copies with the mode's reward; evaluation copies always with the multi-agent reward
+    overrides = env_overrides(args)
+    envs = comp_env.make_env(args.scenario, num_envs=args.num_envs, seed=args.seed, reward=args.mode, **overrides)
+    eval_env = comp_env.make_env(args.scenario, num_envs=args.eval_episodes, seed=args.eval_seed, reward="multi",
+                                 **overrides)
+    n_ues, obs_dim, n_choices = envs.n_agents, envs.obs_dim, envs.act_dim
+    n_rows, n_heads = (n_ues, 1) if args.mode == "multi" else (1, n_ues)  # agent rows per env copy, heads per row
+    row_dim = obs_dim * n_ues // n_rows
+    args.minibatch_size = int(args.batch_size * n_rows // args.num_minibatches)
+    reward_scale = args.reward_scale if args.reward_scale is not None else 1.0 / n_ues
+
+    agent = Agent(row_dim, n_heads, n_choices, args.hidden_sizes)
+    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+
+    # ALGO LOGIC: Storage setup, (T, E, rows, ...)
+    shape = (args.num_steps, args.num_envs, n_rows)
+    obs = torch.zeros(shape + (row_dim,))
+    actions = torch.zeros(shape + (n_heads,), dtype=torch.long)
+    logprobs = torch.zeros(shape)
+    rewards = torch.zeros(shape)
+    dones = torch.zeros(shape)
+    values = torch.zeros(shape)
+
+    eval_history = []
+
+    def run_evaluation(step):
+        result = evaluate(greedy_policy(agent, args.mode), eval_env, args.eval_seed)
+        means = {k: float(np.mean(v)) for k, v in result.items()}
+        eval_history.append({"step": step, **means})
+        print(f"global_step={step}, eval_utility={means['utility']:.3f}, eval_return={means['return']:.3f}")
+        writer.add_scalar("eval/episodic_return", means["return"], step)
+        for k in ("utility", "connections_per_ue", "unconnected_fraction"):
+            writer.add_scalar(f"eval/{k}", means[k], step)
+        return result
+
+    # TRY NOT TO MODIFY: start the game
+    global_step = 0
+    run_evaluation(global_step)
+    start_time = time.time()
+    eval_time = 0.0
+    next_obs = torch.as_tensor(agent_rows(envs.reset(seed=args.seed)[0], args.mode))
+
+    for iteration in range(1, args.num_iterations + 1):
+        # Annealing the rate if instructed to do so.
+        if args.anneal_lr:
+            frac = 1.0 - (iteration - 1.0) / args.num_iterations
+            optimizer.param_groups[0]["lr"] = frac * args.learning_rate
+
+        for step in range(0, args.num_steps):
+            global_step += args.num_envs
+            obs[step] = next_obs
+
+            # ALGO LOGIC: action logic
+            with torch.no_grad():
+                action, logprob, _, value = agent.get_action_and_value(next_obs)
+            values[step] = value
+            actions[step] = action
+            logprobs[step] = logprob
+
+            # TRY NOT TO MODIFY: execute the game and log data.
+            raw_obs, reward, terminations, truncations, infos = envs.step_choices(
+                action.reshape(args.num_envs, n_ues).numpy())
+            next_obs = torch.as_tensor(agent_rows(raw_obs, args.mode))
+            # central: every UE holds the summed reward, so the first column is the agent's reward
+            step_reward = torch.as_tensor(reward[:, :n_rows]) * reward_scale
+            done = torch.as_tensor(terminations | truncations, dtype=torch.float32)[:, None].expand(-1, n_rows)
+            if truncations.any():  # bootstrap the value of the state the time limit cut off
+                with torch.no_grad():
+                    final_value = agent.get_value(torch.as_tensor(agent_rows(infos["final_obs"], args.mode)))
+                step_reward = step_reward + args.gamma * final_value * torch.as_tensor(
+                    truncations & ~terminations, dtype=torch.float32)[:, None]
+            rewards[step] = step_reward
+            dones[step] = done
+
+            if "episode" in infos:
+                episodic_return = float(infos["episode"]["return"].mean())
+                writer.add_scalar("charts/episodic_return", episodic_return, global_step)
+                writer.add_scalar("charts/episodic_length", float(np.mean(infos["episode"]["length"])), global_step)
+
+            if args.eval_interval > 0 and global_step // args.eval_interval != (global_step - args.num_envs) // \
+                    args.eval_interval and iteration < args.num_iterations:
+                eval_start = time.time()
+                run_evaluation(global_step)
+                eval_time += time.time() - eval_start
+
+        # bootstrap value if not done
+        with torch.no_grad():
+            next_value = agent.get_value(next_obs)
+            advantages, returns = gae(rewards, values, dones, next_value, args.gamma, args.gae_lambda)
+
+        # flatten the batch: every (step, env copy, agent row) is one sample
+        b_obs = obs.reshape(-1, row_dim)
+        b_logprobs = logprobs.reshape(-1)
+        b_actions = actions.reshape(-1, n_heads)
+        b_advantages = advantages.reshape(-1)
+        b_returns = returns.reshape(-1)
+        b_values = values.reshape(-1)
+
+        # Optimizing the policy and value network
+        b_inds = np.arange(len(b_obs))
+        clipfracs = []
+        for epoch in range(args.update_epochs):
+            np.random.shuffle(b_inds)
+            for start in range(0, len(b_obs), args.minibatch_size):
+                end = start + args.minibatch_size
+                mb_inds = b_inds[start:end]
+
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
+                mb_advantages = b_advantages[mb_inds]
+                if args.norm_adv:
+                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+
+                # Policy loss
+                pg_loss, old_approx_kl, approx_kl, clipfrac = clipped_policy_loss(
+                    newlogprob, b_logprobs[mb_inds], mb_advantages, args.clip_coef)
+                clipfracs.append(clipfrac.item())
+
+                # Value loss
+                if args.clip_vloss:
+                    v_loss_unclipped = (newvalue - b_returns[mb_inds]) ** 2
+                    v_clipped = b_values[mb_inds] + torch.clamp(newvalue - b_values[mb_inds], -args.clip_coef,
+                                                                args.clip_coef)
+                    v_loss_clipped = (v_clipped - b_returns[mb_inds]) ** 2
+                    v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
+                else:
+                    v_loss = 0.5 * ((newvalue - b_returns[mb_inds]) ** 2).mean()
+
+                entropy_loss = entropy.mean()
+                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                optimizer.step()
+
+            if args.target_kl is not None and approx_kl > args.target_kl:
+                break
+
+        y_pred, y_true = b_values.numpy(), b_returns.numpy()
+        var_y = np.var(y_true)
+        explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
+
+        # TRY NOT TO MODIFY: record rewards for plotting purposes
+        sps = int(global_step / (time.time() - start_time - eval_time))
+        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+        writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+        writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+        writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
+        writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
+        writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+        writer.add_scalar("losses/clipfrac", np.mean(clipfracs), global_step)
+        writer.add_scalar("losses/explained_variance", explained_var, global_step)
+        writer.add_scalar("charts/SPS", sps, global_step)
+        if iteration % 20 == 0 or iteration == args.num_iterations:
+            print(f"global_step={global_step}, SPS={sps}")
+
+    train_time = time.time() - start_time
+    final_eval = run_evaluation(global_step)
+    load_sweep = {}
+    for factor in args.eval_load_factors:
+        env = comp_env.make_env(args.scenario, num_envs=args.eval_episodes, seed=args.eval_seed, reward="multi",
+                                **env_overrides(args, factor))
+        result = evaluate(greedy_policy(agent, args.mode), env, args.eval_seed)
+        load_sweep[str(factor)] = {"num_ues": env.n_agents, **{k: float(np.mean(v)) for k, v in result.items()}}
+    if args.save_model:
+        model_path = os.path.join(run_dir, f"{args.exp_name}.cleanrl_model")
+        torch.save(agent.state_dict(), model_path)
+        print(f"model saved to {model_path}")
+    summary = {"script": os.path.basename(__file__), "args": dataclasses.asdict(args), "global_step": global_step,
+               "num_ues": n_ues, "num_bs": envs.num_bs, "wall_time_s": train_time, "eval_time_s": eval_time,
+               "eval_history": eval_history, "final_eval": final_eval, "load_sweep": load_sweep}
+    with open(os.path.join(run_dir, "summary.json.tmp"), "w") as f:
+        json.dump(summary, f)
+    os.replace(os.path.join(run_dir, "summary.json.tmp"), os.path.join(run_dir, "summary.json"))
+    writer.close()

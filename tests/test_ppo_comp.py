@@ -1,0 +1,170 @@
+"""ppo_comp.py: GAE and the clipped objective on hand-made cases, comp_env's integer-action entry point (noop /
+toggle mapping), flag validation, determinism for a seed, and smoke runs with updates on `small` in both modes."""
+import json
+import math
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import comp_env  # noqa: E402
+import ppo_comp  # noqa: E402
+
+TINY = ("--scenario", "small", "--total-timesteps", "256", "--num-envs", "2", "--num-steps", "64",
+        "--hidden-sizes", "16", "--eval-episodes", "3", "--eval-interval", "128", "--torch-threads", "1")
+
+
+def test_gae_matches_hand_computation():
+    rewards, values = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.5, 1.0, 1.5])
+    next_value, gamma, lam = torch.tensor(2.0), 0.9, 0.5
+    # delta_t = r_t + gamma V_{t+1} - V_t: 1.4, 2.35, 3.3; A_t = delta_t + gamma lam A_{t+1}
+    adv, ret = ppo_comp.gae(rewards, values, torch.zeros(3), next_value, gamma, lam)
+    torch.testing.assert_close(adv, torch.tensor([1.4 + 0.45 * 3.835, 2.35 + 0.45 * 3.3, 3.3]))
+    torch.testing.assert_close(ret, adv + values)
+    # the episode ends with step 1: no bootstrap from V_2 there and no advantage flows back across it
+    adv, _ = ppo_comp.gae(rewards, values, torch.tensor([0.0, 1.0, 0.0]), next_value, gamma, lam)
+    torch.testing.assert_close(adv, torch.tensor([1.4 + 0.45 * 1.0, 1.0, 3.3]))
+
+
+def test_gae_limits_are_td_error_and_monte_carlo_return():
+    gen = torch.Generator().manual_seed(0)
+    rewards, values, next_value = torch.randn(5, 4, generator=gen), torch.randn(5, 4, generator=gen), torch.randn(4)
+    dones, gamma = torch.zeros(5, 4), 0.95
+    adv, _ = ppo_comp.gae(rewards, values, dones, next_value, gamma, 0.0)
+    next_values = torch.cat([values[1:], next_value[None]])
+    torch.testing.assert_close(adv, rewards + gamma * next_values - values)
+    _, ret = ppo_comp.gae(rewards, values, dones, next_value, gamma, 1.0)
+    discounts = gamma ** torch.arange(5.0)
+    torch.testing.assert_close(ret[0], (discounts[:, None] * rewards).sum(0) + gamma**5 * next_value)
+
+
+@pytest.mark.parametrize("ratio, advantage, expected_loss, clipped", [
+    (1.5, 1.0, -1.2, True),    # gain beyond 1 + eps is cut off
+    (1.5, -1.0, 1.5, False),   # the pessimistic (unclipped) side wins
+    (0.5, 1.0, -0.5, False),
+    (0.5, -1.0, 0.8, True),    # a loss below 1 - eps is cut off
+    (1.1, 2.0, -2.2, False),   # inside the trust region: plain surrogate
+])
+def test_clipped_objective_on_hand_made_cases(ratio, advantage, expected_loss, clipped):
+    newlogprob = torch.tensor([math.log(ratio)], requires_grad=True)
+    loss, _, approx_kl, clipfrac = ppo_comp.clipped_policy_loss(newlogprob, torch.zeros(1),
+                                                                torch.tensor([advantage]), 0.2)
+    assert loss.item() == pytest.approx(expected_loss)
+    assert clipfrac.item() == (1.0 if abs(ratio - 1) > 0.2 else 0.0)
+    assert approx_kl.item() == pytest.approx((ratio - 1) - math.log(ratio), abs=1e-6)
+    loss.backward()  # d loss / d log pi = -A r where the unclipped term is active, 0 where the clip binds
+    assert newlogprob.grad.item() == pytest.approx(0.0 if clipped else -advantage * ratio)
+
+
+def test_integer_choices_map_to_noop_and_toggles():
+    env = comp_env.make_env("small", num_envs=1, seed=0, num_slow_ues=1, num_fast_ues=0)
+    env.position[:] = [[[50.0, 50.0]]]  # on BS 1 (index 0), 50 m from BS 2: in range of both
+    env._update_radio()
+    env.waypoint[:] = env.position
+    env.speed[:] = 0.0
+    env.step_choices(np.array([[1]]))
+    assert env.connected.tolist() == [[[True, False]]]
+    env.step_choices(np.array([[2]]))
+    assert env.connected.tolist() == [[[True, True]]]
+    env.step_choices(np.array([[0]]))  # noop keeps both
+    assert env.connected.tolist() == [[[True, True]]]
+    env.step_choices(np.array([[1]]))  # toggling a connected BS disconnects it
+    assert env.connected.tolist() == [[[False, True]]]
+    env.position[:] = [[[50.0, 130.0]]]  # 80 m from BS 1: out of range, so "connect" does nothing
+    env._update_radio()
+    env.connected[:] = False
+    env.step_choices(np.array([[1]]))
+    assert not env.connected.any()
+    for bad in (np.array([[3]]), np.array([[-1]]), np.array([[0.0]]), np.array([0])):
+        with pytest.raises(ValueError, match="choices"):
+            env.step_choices(bad)
+
+
+def test_scores_and_integer_choices_step_identically():
+    a, b = comp_env.make_env("medium", num_envs=4, seed=3), comp_env.make_env("medium", num_envs=4, seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(150):  # crosses an episode end (100 steps)
+        scores = rng.uniform(-1, 1, (4, a.n_agents, a.act_dim))
+        out_a, out_b = a.step(scores), b.step_choices(scores.argmax(axis=2))
+        for x, y in zip(out_a[:4], out_b[:4]):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_central_rows_concatenate_every_ue_observation():
+    obs = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    assert ppo_comp.agent_rows(obs, "multi") is obs
+    np.testing.assert_array_equal(ppo_comp.agent_rows(obs, "central"), obs.reshape(2, 1, 12))
+    agent = ppo_comp.Agent(12, n_heads=3, n_choices=5, hidden=(8,))
+    action, logprob, entropy, value = agent.get_action_and_value(torch.as_tensor(obs.reshape(2, 1, 12)))
+    assert action.shape == (2, 1, 3) and logprob.shape == entropy.shape == value.shape == (2, 1)
+    # near-uniform initial heads (output std 0.01): the joint entropy is about 3 log 5
+    assert entropy.detach().numpy() == pytest.approx(3 * math.log(5), rel=1e-3)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--total-timesteps", "0"], "--total-timesteps must be > 0"),
+    (["--num-envs", "4", "--num-steps", "128", "--total-timesteps", "100"], "--total-timesteps must be at least"),
+    (["--gae-lambda", "1.5"], "--gae-lambda must lie in [0, 1]"),
+    (["--clip-coef", "-0.1"], "--clip-coef must be > 0"),
+    (["--scenario", "huge"], "--scenario must be one of"),
+    (["--num-slow-ues", "-1"], "--num-slow-ues"),
+    (["--num-slow-ues", "0", "--num-fast-ues", "0"], "--num-slow-ues"),
+    (["--sharing", "greedy"], "--sharing"),
+    (["--mode", "central", "--eval-load-factors", "2"], "--eval-load-factors"),
+    (["--hidden-sizes", "0"], "--hidden-sizes"),
+])
+def test_bad_flags_exit_2_naming_the_flag(flags, message, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["ppo_comp.py", *flags])
+    with pytest.raises(SystemExit) as exit_info:
+        ppo_comp.parse_args()
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def run_script(tmp_path, name, *flags, monkeypatch):
+    """Run ppo_comp.py's `__main__` in this process (no second torch import) and read its summary."""
+    monkeypatch.setattr(sys, "argv", ["ppo_comp.py", *TINY, "--run-dir", str(tmp_path / name), *flags])
+    runpy.run_path(str(ROOT / "ppo_comp.py"), run_name="__main__")
+    return json.loads((tmp_path / name / "summary.json").read_text())
+
+
+def test_a_bad_flag_exits_2_without_traceback():
+    proc = subprocess.run([sys.executable, str(ROOT / "ppo_comp.py"), "--update-epochs", "0"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--update-epochs must be > 0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_runs_in_both_modes_are_deterministic_and_update(tmp_path, monkeypatch):
+    summaries = {name: run_script(tmp_path, name, *flags, monkeypatch=monkeypatch) for name, flags in (
+        ("multi", ("--eval-load-factors", "1", "2", "--save-model")),
+        ("multi_again", ("--eval-load-factors", "1", "2")),
+        ("central", ("--mode", "central", "--seed", "2")))}
+    multi, central = summaries["multi"], summaries["central"]
+    # same seed, same run: learning curve, final per-episode results and load sweep agree exactly
+    for key in ("eval_history", "final_eval", "load_sweep"):
+        assert multi[key] == summaries["multi_again"][key]
+    for s in (multi, central):
+        assert s["global_step"] == 256 and [h["step"] for h in s["eval_history"]] == [0, 128, 256]
+        assert all(len(v) == 3 for v in s["final_eval"].values())
+        assert all(-20 <= u <= 20 for u in s["final_eval"]["utility"])
+    assert multi["load_sweep"]["2"]["num_ues"] == 2 * multi["load_sweep"]["1"]["num_ues"] == 6
+    assert multi["load_sweep"]["1"]["utility"] == pytest.approx(np.mean(multi["final_eval"]["utility"]))
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    for name in ("multi", "central"):
+        events = EventAccumulator(str(tmp_path / name)).Reload()
+        tags = set(events.Tags()["scalars"])
+        assert {"charts/episodic_return", "charts/SPS", "losses/value_loss", "losses/policy_loss", "losses/entropy",
+                "losses/approx_kl", "losses/clipfrac", "eval/utility"} <= tags
+        # two iterations of 4 epochs x 4 minibatches moved the policy away from the rollout policy
+        assert all(e.value > 0 for e in events.Scalars("losses/approx_kl"))
+    weights = torch.load(tmp_path / "multi" / "ppo_comp.cleanrl_model", weights_only=True)
+    agent = ppo_comp.Agent(comp_env.make_env("small").obs_dim, 1, 3, (16,))
+    agent.load_state_dict(weights)
