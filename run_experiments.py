@@ -1,17 +1,19 @@
 """Experiment runner: one command runs a named grid of variants x rho settings x scenarios x seeds.
 
-    python run_experiments.py --grid paper                 # the main grid (see GRIDS below)
+    python run_experiments.py --grid paper --records-dir records   # the main grid; records kept in the repo
     python run_experiments.py --grid paper --dry-run       # print every command, run nothing
-    python run_experiments.py --grid paper --seeds 10 --steps 20000 --workers 4   # scale up
+    python run_experiments.py --grid paper --seeds 5 --first-seed 6   # a slice: seeds 6..10
     python run_experiments.py --grid paper --extra-args="--eval-interval 1000"    # more script flags
     python run_experiments.py --grid paper --backend ray --ray-address auto       # on a Ray cluster
 
-Grids: `paper` (No-SAM, L2, and Actor/Critic/Both/TA-SAM x rho equal 0.01/0.01, unequal 0.05/0.01,
-dynamic linear decay; on `paper`), `rho_sweep` (Actor/Critic/Both-SAM, fixed rho 0..0.06),
-`du_sweep` (No-SAM and TA-SAM, 2..10 DUs with 200 UEs), `nonstationary` (No-SAM, L2, TA-SAM; the
-traffic shifts half-way through training), `generalisation` (the `paper` grid's saved models
-evaluated on `light` and `heavy`, no training: run `paper` first), `comp` (No-SAM and TA-SAM on
-DeepCoMP's medium scenario). Each grid has 5 seeds by default.
+Grids (10 seeds by default, SPEC Part D): `paper` (No-SAM, L2, and Actor/Critic/Both/TA-SAM x rho
+equal 0.01/0.01, unequal 0.05/0.01, dynamic linear decay; on `paper` and `hetero`), `rb_small`
+(No-SAM, L2, Both-SAM and TA-SAM with the paper's RB-level action on `small`), `rho_sweep`
+(Actor/Critic/Both-SAM, fixed rho 0..0.06), `du_sweep` (No-SAM and TA-SAM, 2..10 DUs with 200
+UEs), `nonstationary` (No-SAM, L2, TA-SAM; the traffic shifts half-way through training),
+`generalisation` (the `paper` grid's saved models: paper-trained ones evaluated on `light`, `heavy`
+and `hetero`, hetero-trained ones on `paper`; no training, run `paper` first), `comp` (No-SAM and
+TA-SAM on DeepCoMP's medium scenario).
 
 Every run lands in `results/<grid>/<variant>__<rho>__<scenario>__s<seed>/` (docs/INTERFACES.md,
 section 3). Running the same command again skips finished runs (summary.json with status
@@ -32,17 +34,23 @@ Choices (ours, all overridable):
   wall time and 5m32s of CPU time together, and their evaluation returns had levelled off by step
   4,000 (2,000 updates). Measured with 2 workers for the README's results: the 30 runs of
   `--rhos dynamic none` (plus the heuristic rows) took 37 min and the 20 `equal` runs 28 min, so the
-  70 training runs of `paper` need about 1.5 hours on this 2-core machine. Scale with --steps,
-  --seeds, --workers; --no-cpu-budget runs the scripts' own defaults (e.g. with
+  70 training runs of one scenario at 5 seeds needed about 1.5 hours on this 2-core machine (before
+  the 32-episode evaluations; the README's results section gives the current times). Scale with
+  --steps, --seeds, --workers; --no-cpu-budget runs the scripts' own defaults (e.g. with
   --extra-args="--cuda").
 - Runs are ordered seed-major (all methods of seed 1, then seed 2, ...), so a grid cut short still
   holds complete seeds for every method.
 - Each worker runs one training script as a subprocess with one torch thread (--torch-threads and
   the OMP/MKL variables): on a small machine several single-threaded runs beat one multi-threaded.
-- Reference rows: the environment module's `HEURISTICS` are evaluated for every scenario and seed
-  of the grid exactly as the scripts evaluate (same evaluation seeds, `--eval-episodes` episodes,
-  same environment options) and stored as `heuristic-<name>__none__<scenario>__s<seed>/` run
-  folders with the same summary.json, so `plot_results.py` shows them next to the methods.
+- Reference rows: the environment module's `HEURISTICS` (and, for oran, the full-information
+  reference `full_info`) are evaluated once per scenario of the grid exactly as the scripts
+  evaluate (the same fixed episodes, seed EVAL_SEED, `--eval-episodes` of them, same environment
+  options) and stored as `heuristic-<name>__none__<scenario>__s0/` run folders with the same
+  summary.json, so `plot_results.py` shows them next to the methods and normalises scores with them
+  (0 = static_equal, 1 = full_info).
+- Records: with `--records-dir records` every finished run's record (records.py) is written there
+  and runs that have a record are skipped even when their run folder is gone, so a grid longer than
+  one sitting is run in slices whose records accumulate in the repository.
 - Generalisation rows: a `paper` run's model.pt (the commands pass --save-model) is rebuilt with its
   own script's `Actor` and scored with that script's `evaluate` on the target preset, keeping every
   other environment option of the run.
