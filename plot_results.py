@@ -629,9 +629,9 @@ def method_table(by_method, args: Args, rng) -> list[str]:
     for m, runs in by_method.items():
         score = np.array([r.score for r in runs])
         row = [method_label(m), str(len(score)),
-               fmt_ci(score.mean(), *bootstrap_ci(score, args.n_boot, rng)),
+               fmt_ci(score.mean(), *bootstrap_ci(score, args.n_boot, rng), 2),
                fmt_ci(rly_metrics.aggregate_iqm(score.reshape(-1, 1)), *bootstrap_ci(
-                   score, args.n_boot, rng, func=lambda s: np.array([rly_metrics.aggregate_iqm(s)])))]
+                   score, args.n_boot, rng, func=lambda s: np.array([rly_metrics.aggregate_iqm(s)])), 2)]
         if norm:
             ns = normalised(score, norm)
             row.append(fmt_ci(ns.mean(), *bootstrap_ci(ns, args.n_boot, rng)))
@@ -639,11 +639,12 @@ def method_table(by_method, args: Args, rng) -> list[str]:
                 for b, bruns in base.items()]
         if ta:
             other = [r.score for r in runs]
+            detectable = detectable_difference([r.score for r in ta], other)
             row += ["", ""] if m == TA_SAM else [
                 fmt_ci(*probability_of_improvement([r.score for r in ta], other, args.n_boot, rng), 2),
-                f"{detectable_difference([r.score for r in ta], other):.3f}"]
-        row += [f"{np.mean([rec.eval_auc(r.summary) for r in runs]):.3f}",
-                f"{np.mean([r.final_return for r in runs]):.3f}", f"{np.mean([r.best_return for r in runs]):.3f}"]
+                "-" if math.isnan(detectable) else f"{detectable:.2f}"]
+        row += [f"{np.mean([rec.eval_auc(r.summary) for r in runs]):.2f}",
+                f"{np.mean([r.final_return for r in runs]):.2f}", f"{np.mean([r.best_return for r in runs]):.2f}"]
         if has_qos:
             q = [x for x in (mean_qos(r) for r in runs) if x is not None]
             row.append(f"{np.mean(q):.3f}" if q else "-")

@@ -194,7 +194,7 @@ def test_report_writes_figures_and_table(results_root):
     assert "+20.0% [+20.0, +20.0]" in rows["TA-SAM (dynamic)"]
     assert "+11.1% [+11.1, +11.1]" in rows["TA-SAM (dynamic)"]
     # TA-SAM's score beats No-SAM's in every pair of seeds: probability of improvement 1; no spread
-    assert "| 1.00 [1.00, 1.00] | 0.000 |" in rows["No-SAM"]
+    assert "| 1.00 [1.00, 1.00] | 0.00 |" in rows["No-SAM"]
     assert "Gain of M over B = (mean_M - mean_B) / |mean_B| of the score" in md
     assert "![paper_reward_vs_steps](paper_reward_vs_steps.png)" in md
 
@@ -252,7 +252,7 @@ def test_absent_inputs_are_skipped_with_a_note(tmp_path):
                 "td_var_sam_active"):
         assert any(n.startswith(f"comp_{fig}: skipped") for n in notes), fig
     md = (tmp_path / "out" / "results.md").read_text()
-    assert "| No-SAM | 2 | 2.500 [2.000, 3.000] |" in md and md.count("utility per UE") == 1
+    assert "| No-SAM | 2 | 2.50 [2.00, 3.00] |" in md and md.count("utility per UE") == 1
     assert "| 1.500 |" in md  # mean utility
 
 
@@ -578,7 +578,7 @@ def test_readme_tables_are_rewritten_from_the_records(tmp_path):
     assert pr.update_readme(readme, args) == 1
     table = readme.read_text().split("<!-- table: paper/paper -->\n")[1].split("<!-- /table -->")[0]
     assert table.strip() in (tmp_path / "out" / "results.md").read_text()  # the same numbers
-    assert "| TA-SAM (dynamic) | 3 | -6.000 [" in table and "stale" not in table
+    assert "| TA-SAM (dynamic) | 3 | -6.00 [" in table and "stale" not in table
     readme.write_text("<!-- table: paper/heavy -->\n<!-- /table -->\n")
     with pytest.raises(ValueError, match="paper/heavy"):
         pr.update_readme(readme, args)
