@@ -103,8 +103,8 @@ class Args(Generic[EnvConfig]):
     """automatic tuning of each agent's entropy coefficient"""
     alpha: float = 0.2
     """entropy coefficient of every agent when --no-autotune"""
-    alpha_init: float = 1e-3
-    """initial temperature of each agent when autotuning [ours; CleanRL's 1.0 keeps RB-level policies near uniform]"""
+    alpha_init: Optional[float] = None
+    """initial temperatures when autotuning (default: 1e-3 [ours] for RB-level actions, else CleanRL's 1.0)"""
     init_bias: float = 1.0
     """[ours] RB-level actions start at the equal RB split: slice-score bias +-init_bias (0: CleanRL's init)"""
     net_size: Literal["auto", "paper", "cpu"] = "auto"
@@ -388,8 +388,8 @@ if __name__ == "__main__":
     q_optimizer = optim.Adam(qf_params, lr=args.q_lr, weight_decay=args.l2_coef)
     actor_optimizer = optim.Adam(actor_params, lr=args.policy_lr, weight_decay=args.l2_coef)
 
-    target_entropy = -float(act_dim)  # automatic entropy tuning, one temperature per agent
-    log_alpha = torch.full((n_agents,), math.log(args.alpha_init), requires_grad=True, device=device)
+    target_entropy, alpha_init = -float(act_dim), args.alpha_init or (1e-3 if num_rbs else 1.0)  # autotuning
+    log_alpha = torch.full((n_agents,), math.log(alpha_init), requires_grad=True, device=device)
     a_optimizer = optim.Adam([log_alpha], lr=args.alpha_lr)
     alpha = log_alpha.exp().detach() if args.autotune else torch.full((n_agents,), args.alpha, device=device)
     rb = ReplayBuffer(args.buffer_size, n_agents, obs_dim, act_dim)
