@@ -29,6 +29,7 @@ import tyro  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from records import read_scalars  # noqa: E402
 from run_experiments import evaluate_heuristic  # noqa: E402
 
 HEURISTICS = ("static_equal", "urllc_first", "pf_no_slicing", "random")
@@ -56,6 +57,9 @@ class Args:
     """figure to write"""
     only_plot: bool = False
     """use the records only: no training"""
+    record_only: bool = False
+    """train nothing: write the records from the run folders as they are (an unfinished run: partial, from the
+    evaluations in its event files)"""
 
 
 def record_path(args, scenario, seed):
@@ -65,20 +69,32 @@ def record_path(args, scenario, seed):
 def train(args, scenario, seed):
     budget = ["--total-timesteps", str(args.total_timesteps)] if args.total_timesteps else []
     run_dir = args.runs / Path(args.script).stem / f"{scenario}{''.join(budget[1:])}" / f"s{seed}"
-    if not (run_dir / "summary.json").exists():
+    if not (run_dir / "summary.json").exists() and not args.record_only:
         subprocess.run(["nice", "-n", "10", sys.executable, str(ROOT / args.script), "--scenario", scenario,
                         "--seed", str(seed), "--torch-threads", "1", "--eval-episodes", str(args.eval_episodes),
                         "--run-dir", str(run_dir), "--resume", *budget], check=True, cwd=ROOT,
                        stdout=subprocess.DEVNULL)
-    s = json.loads((run_dir / "summary.json").read_text())
     record = {"script": args.script, "scenario": scenario, "seed": seed, "eval_episodes": args.eval_episodes,
-              "total_timesteps": s["global_step"],
-              "wall_time_s": round(s["wall_time_s"], 1), "eval_history": s["eval_history"],
-              "eval_sampled_history": s["eval_sampled_history"],
-              "final_qos": {k: round(s["final_eval"]["metrics"][k], 4) for k in
-                            ("qos_embb", "qos_mmtc", "qos_urllc", "rb_overuse")}}
+              **summary_or_events(run_dir)}
     args.records.mkdir(parents=True, exist_ok=True)
     record_path(args, scenario, seed).write_text(json.dumps(record, separators=(",", ":")))
+
+
+def summary_or_events(run_dir):
+    """What a record keeps of a finished run (summary.json) or, marked partial, of one stopped before its end
+    (the evaluations in its event files)."""
+    if not (run_dir / "summary.json").exists():
+        scalars = read_scalars(run_dir)
+        history = {f"{tag}_history": [[int(s), float(v)] for s, v in zip(*scalars[f"{tag}/episodic_return"])]
+                   for tag in ("eval", "eval_sampled")}
+        last = {k: float(scalars[f"eval/{k}"][1][-1]) for k in ("qos_embb", "qos_mmtc", "qos_urllc", "rb_overuse")}
+        return {"partial": True, "total_timesteps": history["eval_history"][-1][0], "wall_time_s": None,
+                **history, "final_qos": last}
+    s = json.loads((run_dir / "summary.json").read_text())
+    return {"partial": False, "total_timesteps": s["global_step"], "wall_time_s": round(s["wall_time_s"], 1),
+            "eval_history": s["eval_history"], "eval_sampled_history": s["eval_sampled_history"],
+            "final_qos": {k: round(s["final_eval"]["metrics"][k], 4) for k in
+                          ("qos_embb", "qos_mmtc", "qos_urllc", "rb_overuse")}}
 
 
 def stable(history):
@@ -120,7 +136,8 @@ def main(args: Args) -> None:
         print(f"| {scenario} | {recs[0]['total_timesteps']} | {len(recs)} | {det.mean():.1f}±{det.std():.1f} | "
               f"{smp.mean():.1f}±{smp.std():.1f} "
               f"| {sum(stable(r['eval_history']) for r in recs)}/{len(recs)} | {q} | {heur['static_equal']:.1f} "
-              f"| {best[1]} {best[0]:.1f} | {det.mean() / best[0]:.2f} | {np.mean([r['wall_time_s'] for r in recs]):.0f} |")
+              f"| {best[1]} {best[0]:.1f} | {det.mean() / best[0]:.2f} "
+              f"| {' '.join('partial' if r['partial'] else str(round(r['wall_time_s'])) for r in recs)} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110, bbox_inches="tight")
     print(f"wrote {args.out}")
