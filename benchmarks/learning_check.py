@@ -109,7 +109,7 @@ def main(args: Args) -> None:
         jobs = [(sc, seed) for sc in args.scenarios for seed in args.seeds]
         with ThreadPoolExecutor(args.workers) as pool:
             list(pool.map(lambda job: train(args, *job), jobs))
-    fig, axes = plt.subplots(1, len(args.scenarios), figsize=(6 * len(args.scenarios), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(args.scenarios), figsize=(6.5 * len(args.scenarios), 4), squeeze=False)
     print("| scenario | steps | seeds | final det. (mean ± sd) | final sampled | stable last 20% | Q eMBB/mMTC/URLLC "
           "| static split | best heuristic | det. / best | wall (s) |\n" + "| --- " * 11 + "|")
     for ax, scenario in zip(axes[0], args.scenarios):
@@ -126,7 +126,7 @@ def main(args: Args) -> None:
         for (name, value), style in zip(heur.items(), (":", "--", "-.", (0, (1, 4)))):
             ax.axhline(value, color="grey", ls=style, lw=1, label=f"heuristic: {name}")
         ax.set(xlabel="environment steps", ylabel="evaluation return",
-               title=f"{args.script} (defaults) on `{scenario}`, {len(recs)} seed(s), band: min-max")
+               title=f"{Path(args.script).stem} on `{scenario}`, {len(recs)} seed(s) (band: min-max)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
         det = np.array([r["eval_history"][-1][1] for r in recs])
