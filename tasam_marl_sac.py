@@ -51,15 +51,15 @@ from torch.utils.tensorboard import SummaryWriter
 ENV_MODULES = {"oran": "oran_env", "comp": "comp_env"}
 DEFAULT_SCENARIO = {"oran": "paper", "comp": "medium"}
 NET_SIZES = {"paper": (300, 400, 400), "cpu": (128, 128)}
-LOG_STD_MAX, LOG_STD_MIN = 2, -5
+LOG_STD_MAX, LOG_STD_MIN = 2, -5  # log-std squashed into [MIN, MAX] by tanh (from SpinUp / Denis Yarats)
 EnvConfig = TypeVar("EnvConfig")
 EVAL_SEED = 10_000  # seed of the evaluation episodes: one fixed set for every run, seed and method
 # Valid intervals of the numeric flags ("(", ")": open ends); every other numeric flag must still be finite
 RANGES = {**dict.fromkeys(("torch_threads", "num_envs", "total_timesteps", "buffer_size", "eval_episodes",
                            "log_interval", "hidden_sizes"), "[1, inf)"), "seed": "[0, 4294967295]", "tau": "(0, 1]",
-          **dict.fromkeys(("checkpoint_interval", "learning_starts", "alpha", "eval_interval"), "[0, inf)"),
-          **dict.fromkeys(("policy_lr", "q_lr", "alpha_lr", "progress_interval"), "(0, inf)"), "gamma": "[0, 1]",
-          "batch_size": "[2, inf)"}
+          **dict.fromkeys(("checkpoint_interval", "learning_starts", "alpha", "eval_interval", "init_bias"),
+                          "[0, inf)"), "gamma": "[0, 1]", "batch_size": "[2, inf)",
+          **dict.fromkeys(("policy_lr", "q_lr", "alpha_lr", "progress_interval", "alpha_init"), "(0, inf)")}
 RANGES.update(dict.fromkeys(("rho_init", "rho_final", "rho_actor", "rho_critic", "td_var_threshold",
                              "sharpness_interval"), "[0, inf)"), td_var_ema="[0, 1)", rho_decay_steps="[1, inf)",
               sharpness_iters="[1, inf)", sharpness_tol="(0, 1)")
@@ -117,6 +117,10 @@ class Args(Generic[EnvConfig]):
     """automatic tuning of each agent's entropy coefficient"""
     alpha: float = 0.2
     """entropy coefficient of every agent when --no-autotune"""
+    alpha_init: Optional[float] = None
+    """initial temperatures when autotuning (default: 1e-3 [ours] for RB-level actions, else CleanRL's 1.0)"""
+    init_bias: float = 1.0
+    """[ours] RB-level actions start at the equal RB split: slice-score bias +-init_bias (0: CleanRL's init)"""
     net_size: Literal["auto", "paper", "cpu"] = "auto"
     """hidden layers: paper = 300-400-400 tanh, cpu = 128-128 tanh, auto = paper with --cuda, else cpu"""
     hidden_sizes: Optional[tuple[int, ...]] = None
@@ -253,18 +257,15 @@ class Actor(nn.Module):
         for layer in self.layers:
             x = torch.tanh(layer(x, agents))
         mean = self.fc_mean(x, agents)
-        log_std = torch.tanh(self.fc_logstd(x, agents))
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (log_std + 1)  # From SpinUp / Denis Yarats
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(self.fc_logstd(x, agents)) + 1)
         return mean, log_std
 
     def get_action(self, x, agents=None, noise=None):
         """Reparameterised sample, its log-probability (N, B, 1) and the deterministic action.
         `noise` ~ N(0, 1) may be given so that two passes use the same sample."""
         mean, log_std = self(x, agents)
-        if noise is None:
-            noise = torch.randn_like(mean)
-        x_t = mean + log_std.exp() * noise
-        y_t = torch.tanh(x_t)
+        noise = torch.randn_like(mean) if noise is None else noise
+        y_t = torch.tanh(mean + log_std.exp() * noise)
         log_prob = -0.5 * noise.pow(2) - log_std - 0.5 * np.log(2 * np.pi)  # Normal(mean, std).log_prob(x_t)
         log_prob = log_prob - torch.log(1 - y_t.pow(2) + 1e-6)  # Enforcing Action Bound
         return y_t, log_prob.sum(-1, keepdim=True), torch.tanh(mean)
@@ -477,9 +478,13 @@ if __name__ == "__main__":
     net_size = args.net_size if args.net_size != "auto" else ("paper" if args.cuda else "cpu")
     hidden = tuple(checkpoint["hidden"]) if checkpoint else args.hidden_sizes or NET_SIZES[net_size]  # kept on resume
     agent_ids = torch.eye(n_agents, device=device)
+    num_rbs = getattr(args.env, "num_rbs", 0) if "rb_slice" in str(getattr(args.env, "action_mode", "")) else 0
     critic_in_dim = obs_dim + act_dim + n_agents + (n_agents * obs_dim if args.critic_joint_obs else 0)
 
     actor = Actor(n_agents, obs_dim, act_dim, hidden).to(device)
+    if num_rbs and args.init_bias:  # [ours] the slice scores start at the equal RB split, +-init_bias blocks
+        static_split = envlib.HEURISTICS["static_equal"](envs)[0, :, None, : 3 * num_rbs]  # (N, 1, 3K)
+        actor.fc_mean.bias.data[..., : 3 * num_rbs] = args.init_bias * torch.as_tensor(static_split, device=device)
     qf = SoftQNetwork(critic_in_dim, hidden).to(device)
     qf_target = SoftQNetwork(critic_in_dim, hidden).to(device)
     qf_target.load_state_dict(qf.state_dict())
@@ -490,12 +495,10 @@ if __name__ == "__main__":
     td_var_ema, sam_counts, sharpness_batch = None, torch.zeros(n_agents), None
     sharpness_rng = torch.Generator().manual_seed(args.seed)  # on the CPU, apart from training's RNG stream
 
-    # Automatic entropy tuning, one temperature per agent
-    target_entropy = -float(act_dim)
-    log_alpha = torch.zeros(n_agents, requires_grad=True, device=device)
+    target_entropy, alpha_init = -float(act_dim), args.alpha_init or (1e-3 if num_rbs else 1.0)  # autotuning
+    log_alpha = torch.full((n_agents,), math.log(alpha_init), requires_grad=True, device=device)
     a_optimizer = optim.Adam([log_alpha], lr=args.alpha_lr)
     alpha = log_alpha.exp().detach() if args.autotune else torch.full((n_agents,), args.alpha, device=device)
-
     rb = ReplayBuffer(args.buffer_size, n_agents, obs_dim, act_dim)
     global_step, update, wall_time, best_eval_return = 0, 0, 0.0, -float("inf")
     history = {"eval_history": [], "eval_sampled_history": [], "eval_episode_returns": []}
@@ -556,7 +559,6 @@ if __name__ == "__main__":
             print(f"error: non-finite {', '.join(bad)} in {where} at global_step={global_step}; last checkpoint: step "
                   f"{last_checkpoint} (0: none); try lower --q-lr, --policy-lr, --alpha-lr", file=sys.stderr)
             sys.exit(3)
-
     stop_signal = []  # SIGINT/SIGTERM only raise this flag: the loop checkpoints and exits at the end of its step
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda signum, frame: stop_signal.append(signum))
@@ -604,11 +606,9 @@ if __name__ == "__main__":
                 min_qf_next_target = qf_next_target.min(0).values.view(next_state_log_pi.shape)
                 min_qf_next_target = min_qf_next_target - alpha.view(-1, 1, 1) * next_state_log_pi
                 next_q_value = data["rewards"] + (1 - data["terminated"]) * args.gamma * min_qf_next_target
-
             qf_input = critic_input(data["obs"], data["actions"], agent_ids, args.critic_joint_obs)
             qf_a_values = qf(qf_input)
             qf_loss = (qf_a_values - next_q_value.reshape(-1, 1)).pow(2).mean(dim=(1, 2)).sum()
-
             # per-agent TD-error variance of the global critic, smoothed over updates
             td_var = (qf_a_values.detach().mean(0) - next_q_value.reshape(-1, 1)).view(n_agents, -1).var(dim=1)
             td_var_ema = td_var if td_var_ema is None else torch.lerp(td_var, td_var_ema, args.td_var_ema)
@@ -622,7 +622,6 @@ if __name__ == "__main__":
                 (qf(qf_input) - next_q_value.reshape(-1, 1)).pow(2).mean(dim=(1, 2)).sum().backward()
                 sam_restore(qf_params, theta)
             q_optimizer.step()
-
             noise = torch.randn(n_agents, args.batch_size, act_dim, device=device)
             actor_loss, log_pi = actor_loss_fn(actor, qf, data["obs"], alpha, agent_ids, args.critic_joint_obs,
                                                noise=noise)
@@ -646,19 +645,16 @@ if __name__ == "__main__":
                     param.grad[selected] = grad[selected]
             sam_counts += sam_agents.cpu()
             actor_optimizer.step()
-
             if args.autotune:
                 alpha_loss = (-log_alpha.exp().view(-1, 1, 1) * (log_pi.detach() + target_entropy)).mean(dim=(1, 2))
                 a_optimizer.zero_grad()
                 alpha_loss.sum().backward()
                 a_optimizer.step()
                 alpha = log_alpha.exp().detach()
-
             # update the target networks
             with torch.no_grad():
                 for param, target_param in zip(qf_params, qf_target.parameters()):
                     target_param.lerp_(param, args.tau)
-
             check_finite(f"update {update + 1}", qf_loss=qf_loss, actor_loss=actor_loss, alpha=alpha)
             update += 1
             if update == 1:
@@ -666,10 +662,15 @@ if __name__ == "__main__":
             if update % args.log_interval == 0:  # SPS over the last log_interval updates
                 sps = int((global_step - last_log[1]) / ((now := time.time()) - last_log[0]))
                 last_log = (now, global_step)
+                mean, log_std = (t.detach()[..., : 3 * num_rbs] for t in actor(data["obs"]))  # RB-level claims:
+                claims = {"sign": mean > 0, "sampled": torch.special.ndtr(mean / log_std.exp())}  # share of K per slice
                 for tag, v in {"losses/qf_values": qf_a_values.mean().item(), "losses/qf_loss": qf_loss.item() / 2.0,
                                "losses/actor_loss": actor_loss.item() / n_agents, "losses/alpha": alpha.mean().item(),
-                               "charts/SPS": sps}.items():
+                               "charts/SPS": sps, "policy/entropy_per_dim": -log_pi.mean().item() / act_dim,
+                               **{f"rb_claims_{k}/slice_{l}": c.unflatten(-1, (num_rbs, 3))[..., l].float().mean()
+                                  .item() for k, c in claims.items() for l in range(3 if num_rbs else 0)}}.items():
                     writer.add_scalar(tag, v, global_step)
+                writer.add_histogram("policy/std", actor(data["obs"])[1].detach().exp().mean((0, 1)), global_step)
                 writer.add_scalar("charts/rho_actor", rho_actor if args.sam_actor else 0.0, global_step)
                 writer.add_scalar("charts/rho_critic", rho_critic if args.sam_critic else 0.0, global_step)
                 writer.add_scalar("charts/sam_active_fraction", sam_counts.mean().item() / args.log_interval,
@@ -702,7 +703,6 @@ if __name__ == "__main__":
                          infos["episode"]["length"], **{f"env/{k}": v for k, v in episode_metrics.items()}}.items():
                 writer.add_scalar(k, float(np.mean(v)), global_step)
             episode_metrics = {}
-
         final = global_step >= args.total_timesteps
         if not final and args.eval_interval and (global_step - args.num_envs) // args.eval_interval < \
                 global_step // args.eval_interval:  # the last num_envs steps crossed a multiple of eval_interval
@@ -733,8 +733,8 @@ if __name__ == "__main__":
         torch.save({"actor": actor.state_dict(), "qf": qf.state_dict(), "hidden_sizes": list(hidden)},
                    os.path.join(run_dir, "model.pt"))
     write_json(summary_path, {
-        "status": "finished", "script": script, "args": saved_args,
-        "global_step": global_step, "wall_time_s": wall_time + time.time() - start_time,
+        "status": "finished", "script": script, "args": saved_args, "global_step": global_step,
+        "wall_time_s": wall_time + time.time() - start_time,
         "final_eval": {"episodic_return": float(eval_returns.mean()), "episodic_returns": eval_returns.tolist(),
                        "sampled_episodic_return": float(sampled_returns.mean()), "metrics": eval_metrics,
                        "ue_throughput_mbps": ue_tput}, "best_eval_return": best_eval_return, **history})

@@ -1,0 +1,53 @@
+"""The RB-level defaults of the training scripts (README, "Learning check on the RB-level action"): the first
+deterministic policy is the equal RB split, the temperatures start at --alpha-init, and the policy's RB claims
+(sign of the mean and sampled), per-dimension std and entropy are logged."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from run_experiments import evaluate_heuristic  # noqa: E402
+
+TINY = ("--scenario", "small", "--total-timesteps", "260", "--learning-starts", "200", "--hidden-sizes", "32",
+        "--batch-size", "16", "--eval-episodes", "4", "--eval-interval", "100", "--log-interval", "20",
+        "--torch-threads", "1")
+
+
+def events(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "histograms": 0})
+    acc.Reload()
+    return acc
+
+
+def test_rb_level_defaults_start_at_the_equal_split_and_log_the_claims(tmp_path):
+    runs = {"ours": (), "cleanrl": ("--alpha-init", "1", "--init-bias", "0")}
+    procs = {name: subprocess.Popen([sys.executable, str(ROOT / "sac_marl_baseline.py"), *TINY, "--run-dir",
+                                     str(tmp_path / name), *flags], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True) for name, flags in runs.items()}
+    for name, proc in procs.items():
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    summary = {name: json.loads((tmp_path / name / "summary.json").read_text()) for name in runs}
+    static = evaluate_heuristic("small", "static_equal", 1, 4)["episodic_return"]
+    # step 100, before any update: the deterministic policy is the static equal split (the hidden layers' random
+    # weights may flip an odd score); CleanRL's init claims about half of the 75 scores, far over K
+    assert summary["ours"]["eval_history"][0][1] == pytest.approx(static, rel=0.03)
+    assert summary["cleanrl"]["eval_history"][0][1] < static - 100
+    acc = {name: events(tmp_path / name) for name in runs}
+    for name, alpha_init in (("ours", 1e-3), ("cleanrl", 1.0)):
+        first_alpha = acc[name].Scalars("losses/alpha")[0].value  # after 20 updates of at most ~lr each in log
+        assert abs(math.log(first_alpha / alpha_init)) < 0.05
+        assert "policy/std" in acc[name].Tags()["histograms"]
+        assert acc[name].Scalars("policy/entropy_per_dim")
+        for kind in ("sign", "sampled"):
+            shares = [acc[name].Scalars(f"rb_claims_{kind}/slice_{l}")[0].value for l in range(3)]
+            assert all(0.0 <= s <= 1.0 for s in shares)
+            if name == "ours":  # each RB claimed by about one slice, about a third of the RBs per slice
+                assert sum(shares) == pytest.approx(1.0, abs=0.1) and min(shares) > 0.2
+            else:  # about half of all scores positive: 1.5 claims per RB
+                assert sum(shares) > 1.2
