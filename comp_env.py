@@ -72,25 +72,12 @@ from typing import Literal
 
 import numpy as np
 
+from oran_env import has_type  # one generic field-type check for both simulators' configs
+
 SHARING_MODELS = ("resource-fair", "rate-fair", "proportional-fair", "max-cap", "mixed")
 MIXED_CYCLE = ("resource-fair", "rate-fair", "proportional-fair")  # BS i uses MIXED_CYCLE[i % 3]
 UTILITY_MIN, UTILITY_MAX = -20.0, 20.0
 EPSILON = 1e-16  # upstream's guard against log10(0) and division by zero
-
-
-def has_type(value, kind) -> bool:
-    """Whether `value` fits the field annotation `kind`: ints count as floats, bools as neither, floats must be
-    finite, tuples must have the annotated length and element types, Literals one of their values."""
-    origin, params = typing.get_origin(kind), typing.get_args(kind)
-    if origin is Literal:
-        return isinstance(value, str) and value in params
-    if origin is tuple:
-        kinds = params[:1] * len(value) if params[-1:] == (...,) else params
-        return isinstance(value, (tuple, list)) and len(value) == len(kinds) and all(map(has_type, value, kinds))
-    if kind is float:
-        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-            and math.isfinite(value)
-    return isinstance(value, (int, np.integer) if kind is int else kind) and not isinstance(value, bool)
 
 
 @dataclass
