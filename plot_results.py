@@ -108,7 +108,7 @@ class Args:
     """output folder for the PNGs and results.md"""
     main_rho: str = "dynamic"
     """rho setting of the SAM variants in the per-method figures (QoS, CDF, sharpness, TD variance)"""
-    n_boot: int = 5_000
+    n_boot: int = 2_000
     """bootstrap resamples for the confidence intervals (rliable's stratified bootstrap)"""
     curve_points: int = 50
     """bins of the step grid of dense curves (training returns of long runs)"""
@@ -939,6 +939,8 @@ def claims_table(grids: dict[str, list[Run]], args: Args) -> list[str]:
              "detectable gain | reading |", "|" + " --- |" * 7]
 
     def reading(gain, lo, hi, detectable):
+        if math.isnan(detectable):
+            return "too few seeds to tell (one run on a side)"
         if lo > 0:
             return "better, the interval excludes 0"
         if hi < 0:
@@ -958,7 +960,7 @@ def claims_table(grids: dict[str, list[Run]], args: Args) -> list[str]:
             detectable = 100 * detectable_difference(x, y) / abs(np.mean(y))
             lines.append(f"| {claim} | {scenario} | {len(x)} vs {len(y)} | {fmt_gain(gain)} | "
                          f"{fmt_ci(*probability_of_improvement(x, y, args.n_boot, rng), 2)} | "
-                         f"+-{detectable:.1f}% | {reading(*gain, detectable)} |")
+                         f"{'-' if math.isnan(detectable) else f'+-{detectable:.1f}%'} | {reading(*gain, detectable)} |")
     sweep = [r for r in grids.get("du_sweep", []) if r.method == TA_SAM]
     if sweep:
         means = {}
