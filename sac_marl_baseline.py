@@ -108,6 +108,18 @@ class Args(Generic[EnvConfig]):
     """explicit hidden layer sizes of actors and critic (overrides --net-size)"""
     critic_joint_obs: bool = False
     """also feed every agent's observation to the global critic"""
+    target_entropy_scale: float = 1.0
+    """EXPERIMENTAL: target entropy = -scale * act_dim"""
+    init_bias: float = 0.0
+    """EXPERIMENTAL: > 0: the action head's bias starts at init_bias x the static-split action"""
+    init_weight_scale: float = 1.0
+    """EXPERIMENTAL: factor on the action head's initial weights"""
+    updates_per_step: int = 1
+    """EXPERIMENTAL: gradient updates per vectorised env step"""
+    alpha_init: float = 1.0
+    """EXPERIMENTAL: initial temperature when autotuning"""
+    warmup: str = "uniform"
+    """EXPERIMENTAL: warm-up actions: uniform or policy"""
 
     # Evaluation and logging
     eval_interval: int = 2_000
@@ -278,14 +290,26 @@ class ReplayBuffer:
             getattr(self, k)[: len(state[k])] = state[k].numpy()
 
 
-def evaluate(actor, eval_envs, seed, device):
+def rb_claims(action, K, L=3):
+    """EXPERIMENTAL: per-slice fraction of RBs claimed (L,) and over-use (claims above K over K)."""
+    c = (action[..., : K * L] > 0).reshape(*action.shape[:-1], K, L).float()
+    per_du = c.sum((-2, -1))
+    return c.mean(dim=tuple(range(c.dim() - 1))).tolist(), float((per_du - K).clamp(min=0).mean() / K)
+
+
+def evaluate(actor, eval_envs, seed, device, generator=None):
     """Deterministic episodes, one per evaluation env copy (all in lockstep): team returns (E,), mean of each
     info["metrics"] entry, and each UE's mean throughput over the episode when the env reports it."""
     obs, _ = eval_envs.reset(seed=seed)
     metrics, ue_tput = {}, []
     for _ in range(eval_envs.episode_length):
         with torch.no_grad():
-            _, _, action = actor.get_action(torch.as_tensor(obs, device=device).transpose(0, 1))
+            o = torch.as_tensor(obs, device=device).transpose(0, 1)
+            if generator is None:
+                _, _, action = actor.get_action(o)
+            else:
+                mean, _ = actor(o)
+                action, _, _ = actor.get_action(o, noise=torch.randn(mean.shape, generator=generator))
         obs, _, _, _, info = eval_envs.step(action.transpose(0, 1).cpu().numpy())
         for k, v in info["metrics"].items():
             metrics.setdefault(k, []).append(np.asarray(v, np.float64))
@@ -373,8 +397,16 @@ if __name__ == "__main__":
     actor_optimizer = optim.Adam(actor_params, lr=args.policy_lr)
 
     # Automatic entropy tuning, one temperature per agent
-    target_entropy = -float(act_dim)
-    log_alpha = torch.zeros(n_agents, requires_grad=True, device=device)
+    target_entropy = -float(act_dim) * args.target_entropy_scale
+    K_rb = getattr(getattr(envs, "config", None), "num_rbs", None)
+    diag_history, eval_sampled_history = [], []
+    if args.init_bias > 0:
+        with torch.no_grad():
+            static = torch.as_tensor(envlib.HEURISTICS["static_equal"](envs)[0], device=device)  # (N, act_dim)
+            actor.fc_mean.bias.copy_(args.init_bias * static.unsqueeze(1))
+            actor.fc_mean.weight.mul_(args.init_weight_scale)
+    eval_gen = torch.Generator().manual_seed(args.seed + 20_000)
+    log_alpha = torch.full((n_agents,), float(np.log(args.alpha_init)), requires_grad=True, device=device)
     a_optimizer = optim.Adam([log_alpha], lr=args.alpha_lr)
     alpha = log_alpha.exp().detach() if args.autotune else torch.full((n_agents,), args.alpha, device=device)
 
@@ -419,6 +451,16 @@ if __name__ == "__main__":
         writer.add_scalar("eval/episodic_return", eval_return, global_step)
         for k, v in eval_metrics.items():
             writer.add_scalar(f"eval/{k}", v, global_step)
+        eval_gen.manual_seed(args.seed + 20_000)
+        s_returns, s_metrics, _ = evaluate(actor, eval_envs, args.seed + 10_000, device, eval_gen)
+        eval_sampled_history.append([global_step, float(s_returns.mean()),
+                                     {k: s_metrics[k] for k in ("qos_embb", "qos_mmtc", "qos_urllc", "rb_overuse",
+                                                                "rb_utilisation") if k in s_metrics},
+                                     {k: eval_metrics[k] for k in ("qos_embb", "qos_mmtc", "qos_urllc",
+                                                                   "rb_overuse", "rb_utilisation")
+                                      if k in eval_metrics}])
+        print(f"global_step={global_step}, eval_sampled_return={float(s_returns.mean()):.3f}")
+        writer.add_scalar("eval_sampled/episodic_return", float(s_returns.mean()), global_step)
         return eval_returns, eval_metrics, ue_tput
 
     start_time, start_step, last_checkpoint = time.time(), global_step, global_step
@@ -429,7 +471,7 @@ if __name__ == "__main__":
     while global_step < args.total_timesteps:
         global_step += args.num_envs
         # ALGO LOGIC: put action logic here
-        if global_step <= args.learning_starts:
+        if global_step <= args.learning_starts and args.warmup == "uniform":
             actions = rng.uniform(-1.0, 1.0, size=(args.num_envs, n_agents, act_dim)).astype(np.float32)
         else:
             with torch.no_grad():
@@ -452,7 +494,7 @@ if __name__ == "__main__":
         obs = next_obs
 
         # ALGO LOGIC: training.
-        if global_step > args.learning_starts:
+        for _ in range(args.updates_per_step if global_step > args.learning_starts else 0):
             data = rb.sample(args.batch_size, rng, device)
             with torch.no_grad():
                 next_state_actions, next_state_log_pi, _ = actor.get_action(data["next_obs"])
@@ -496,6 +538,18 @@ if __name__ == "__main__":
                 writer.add_scalar("losses/actor_loss", actor_loss.item() / n_agents, global_step)
                 writer.add_scalar("losses/alpha", alpha.mean().item(), global_step)
                 writer.add_scalar("charts/SPS", sps, global_step)
+                with torch.no_grad():
+                    mean_b, log_std_b = actor(data["obs"])
+                    std_b = log_std_b.exp()
+                    samp_b = mean_b + std_b * torch.randn_like(mean_b)
+                    flip = torch.special.ndtr(-mean_b.abs() / std_b).mean().item()
+                    d = {"alpha": alpha.tolist(), "entropy": -log_pi.mean().item() / act_dim,
+                         "std_q": torch.quantile(std_b.mean((0, 1)), torch.tensor([0.05, 0.5, 0.95])).tolist(),
+                         "flip": flip, "absmean": mean_b.abs().mean().item()}
+                    if K_rb and act_dim >= 3 * K_rb:
+                        d["det_claims"], d["det_over"] = rb_claims(mean_b, K_rb)
+                        d["smp_claims"], d["smp_over"] = rb_claims(samp_b, K_rb)
+                diag_history.append([global_step, d])
 
         if "episode" in infos:
             episodic_return = float(infos["episode"]["return"].mean())
@@ -528,5 +582,6 @@ if __name__ == "__main__":
         "global_step": global_step, "wall_time_s": wall_time + time.time() - start_time,
         "final_eval": {"episodic_return": float(eval_returns.mean()), "episodic_returns": eval_returns.tolist(),
                        "metrics": eval_metrics, "ue_throughput_mbps": ue_tput},
-        "best_eval_return": best_eval_return, "eval_history": eval_history})
+        "best_eval_return": best_eval_return, "eval_history": eval_history,
+        "eval_sampled_history": eval_sampled_history, "diag_history": diag_history})
     writer.close()
