@@ -305,11 +305,8 @@ def evaluate(actor, eval_envs, seed, device, generator=None):
     for _ in range(eval_envs.episode_length):
         with torch.no_grad():
             o = torch.as_tensor(obs, device=device).transpose(0, 1)
-            if generator is None:
-                _, _, action = actor.get_action(o)
-            else:
-                mean, _ = actor(o)
-                action, _, _ = actor.get_action(o, noise=torch.randn(mean.shape, generator=generator))
+            noise = torch.zeros(*o.shape[:2], eval_envs.act_dim, device=device)
+            action, _, _ = actor.get_action(o, noise=noise if generator is None else noise.normal_(generator=generator))
         obs, _, _, _, info = eval_envs.step(action.transpose(0, 1).cpu().numpy())
         for k, v in info["metrics"].items():
             metrics.setdefault(k, []).append(np.asarray(v, np.float64))

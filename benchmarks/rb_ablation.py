@@ -107,7 +107,7 @@ def table(records_dir):
 
 def main(args):
     if not args.only_table:
-        jobs = [(name, seed) for name in args.configs for seed in args.seeds]
+        jobs = [(name, seed) for seed in args.seeds for name in args.configs]
         with ThreadPoolExecutor(args.workers) as pool:
             list(pool.map(lambda job: run_one(args, *job), jobs))
     table(args.records)
