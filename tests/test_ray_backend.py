@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import run_experiments as rx  # noqa: E402
+from test_run_folder_safety import wait_for  # noqa: E402
 
 ray = pytest.importorskip("ray")
 
@@ -82,16 +82,6 @@ def training_processes(run_id: str) -> list[tuple[int, int, Path]]:
         if "--run-dir" in argv and argv[argv.index("--run-dir") + 1].endswith(run_id):
             found.append((int(proc.name), ppid, Path(argv[argv.index("--run-dir") + 1])))
     return found
-
-
-def wait_for(condition, timeout: float, what: str):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.mark.parametrize("storage", ["auto", "copy"])
