@@ -662,15 +662,15 @@ if __name__ == "__main__":
             if update % args.log_interval == 0:  # SPS over the last log_interval updates
                 sps = int((global_step - last_log[1]) / ((now := time.time()) - last_log[0]))
                 last_log = (now, global_step)
-                mean, log_std = (t.detach()[..., : 3 * num_rbs] for t in actor(data["obs"]))  # RB-level claims:
-                claims = {"sign": mean > 0, "sampled": torch.special.ndtr(mean / log_std.exp())}  # share of K per slice
+                mean, log_std = (t.detach() for t in actor(data["obs"]))  # one pass: RB claims (share of K), std
+                claims = {"sign": mean > 0, "sampled": torch.special.ndtr(mean / log_std.exp())}  # slice l: dims l::3
                 for tag, v in {"losses/qf_values": qf_a_values.mean().item(), "losses/qf_loss": qf_loss.item() / 2.0,
                                "losses/actor_loss": actor_loss.item() / n_agents, "losses/alpha": alpha.mean().item(),
                                "charts/SPS": sps, "policy/entropy_per_dim": -log_pi.mean().item() / act_dim,
-                               **{f"rb_claims_{k}/slice_{l}": c.unflatten(-1, (num_rbs, 3))[..., l].float().mean()
+                               **{f"rb_claims_{k}/slice_{l}": c[..., l : 3 * num_rbs : 3].float().mean()
                                   .item() for k, c in claims.items() for l in range(3 if num_rbs else 0)}}.items():
                     writer.add_scalar(tag, v, global_step)
-                writer.add_histogram("policy/std", actor(data["obs"])[1].detach().exp().mean((0, 1)), global_step)
+                writer.add_histogram("policy/std", log_std.exp().mean((0, 1)), global_step)
                 writer.add_scalar("charts/rho_actor", rho_actor if args.sam_actor else 0.0, global_step)
                 writer.add_scalar("charts/rho_critic", rho_critic if args.sam_critic else 0.0, global_step)
                 writer.add_scalar("charts/sam_active_fraction", sam_counts.mean().item() / args.log_interval,
