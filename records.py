@@ -82,11 +82,10 @@ def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def make_record(run_dir: Path, grid: str) -> dict:
     """The record of a finished run folder (summary.json and, for training runs, its event files)."""
-    try:
-        summary = json.loads((Path(run_dir) / "summary.json").read_text())
-    except (OSError, ValueError):
-        summary = None
-    if not isinstance(summary, dict) or summary.get("status") != "finished":
+    from run_experiments import read_summary  # here: run_experiments imports this module
+
+    summary = read_summary(Path(run_dir))
+    if summary is None or summary.get("status") != "finished":
         raise ValueError(f"{run_dir}: no finished summary.json")
     final = dict(summary.get("final_eval") or {})
     tput = np.asarray(final.pop(UE_THROUGHPUT_KEY, None) or [], dtype=float)
