@@ -276,8 +276,7 @@ def collect(results: Path, records_dir: Path, notes: list[str]) -> int:
             if run_state(path) != "finished":
                 notes.append(f"not collected {path}: no finished summary.json")
                 continue
-            target = rec.record_path(records_dir, grid_dir.name, path.name)
-            if target.exists() and target.stat().st_mtime >= (path / "summary.json").stat().st_mtime:
+            if rec.record_is_current(path, records_dir, grid_dir.name):
                 continue
             try:
                 rec.write_record(path, records_dir, grid_dir.name)

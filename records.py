@@ -116,6 +116,12 @@ def write_record(run_dir: Path, records_dir: Path, grid: str) -> Path:
     return path
 
 
+def record_is_current(run_dir: Path, records_dir: Path, grid: str) -> bool:
+    """Whether the run's record exists and is newer than its summary.json."""
+    path = record_path(records_dir, grid, Path(run_dir).name)
+    return path.exists() and path.stat().st_mtime >= (Path(run_dir) / "summary.json").stat().st_mtime
+
+
 def read_record(path: Path) -> dict | None:
     """A record, or None when the file is not a readable record of this version."""
     try:

@@ -277,8 +277,7 @@ def write_record(task: Task, args: Args) -> None:
     """The record of a finished run folder, unless there is an up-to-date one (or --records-dir none)."""
     if args.records_dir is None:
         return
-    path, summary = task.record(args.records_dir), task.run_dir / SUMMARY
-    if not path.exists() or path.stat().st_mtime < summary.stat().st_mtime:
+    if not records.record_is_current(task.run_dir, args.records_dir, task.grid):
         records.write_record(task.run_dir, args.records_dir, task.grid)
 
 
