@@ -17,14 +17,12 @@
 
 Shared multi-agent SAC core (identical in the three scripts):
 
-- Actors: one tanh-Gaussian policy per agent (CleanRL), all N as one ensemble (one batched matmul), one autotuned
-  log-alpha each. Critic: one global twin Q-network shared by all agents, input (o_m, a_m, onehot(m)) [+ every
-  agent's observation with `--critic-joint-obs`], trained on all agents' sampled transitions as N * B rows.
-- Uniform replay of joint transitions; one update per vectorised env step after `--learning-starts` random steps;
-  `global_step` counts env steps over all copies. Evaluation: the deterministic (tanh of the mean) and the sampled
-  policy on the same fixed `--eval-episodes` episodes, with its own generator (never the training RNG).
-- Checkpoints (every `--checkpoint-interval` env steps and on SIGINT/SIGTERM) hold all but the simulators' state.
-  `--net-size auto`: the paper's 300-400-400 with `--cuda`, else the CPU preset 128-128.
+- Actors: one tanh-Gaussian policy per agent (CleanRL) in one ensemble (batched matmuls), one autotuned log-alpha
+  each. Critic: one global twin Q-network, input (o_m, a_m, onehot(m)) [+ all o: `--critic-joint-obs`; + all o
+  and a (MASAC): `--critic-joint-actions`], trained on all agents' sampled transitions as N * B rows.
+- Uniform replay of joint transitions; one update per env step after `--learning-starts` random steps. Evaluation:
+  deterministic (tanh of the mean) and sampled policy on fixed episodes, with its own generator. Checkpoints (every
+  `--checkpoint-interval` env steps, on SIGINT/SIGTERM) hold all but the simulators' state.
 """
 import argparse
 import dataclasses
@@ -127,6 +125,8 @@ class Args(Generic[EnvConfig]):
     """explicit hidden layer sizes of actors and critic (overrides --net-size)"""
     critic_joint_obs: bool = False
     """also feed every agent's observation to the global critic"""
+    critic_joint_actions: bool = False
+    """centralised critic (MASAC): also every agent's observation and action (the actor loss: others' from replay)"""
 
     # Evaluation and logging
     eval_interval: int = 2_000
@@ -222,9 +222,8 @@ class EnsembleLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(n, 1, out_features).uniform_(-bound, bound))
 
     def forward(self, x, members=None):
-        if members is None:
-            return torch.baddbmm(self.bias, x, self.weight)
-        return torch.baddbmm(self.bias[members], x, self.weight[members])
+        weight, bias = (self.weight, self.bias) if members is None else (self.weight[members], self.bias[members])
+        return torch.baddbmm(bias, x, weight)
 
 
 class SoftQNetwork(nn.Module):
@@ -271,21 +270,27 @@ class Actor(nn.Module):
         return y_t, log_prob.sum(-1, keepdim=True), torch.tanh(mean)
 
 
-def critic_input(obs, actions, agent_ids, joint_obs, agents=None):
-    """Global-critic rows (o_m, a_m, onehot(m) [, o_1 .. o_N]) for the agents m in `agents` (all when None).
-    obs (N, B, obs_dim) of all agents, actions (M, B, act_dim) of those agents -> (M * B, in_dim)."""
+def critic_input(obs, actions, agent_ids, joint, agents=None, all_actions=None):
+    """Global-critic rows (o_m, a_m, onehot(m) [, o_1 .. o_N [, a_1 .. a_N]]) for the agents m in `agents` (all when
+    None), `joint` "", "obs" or "obs+actions": obs (N, B, obs_dim), actions (M, B, act_dim) -> (M * B, in_dim). The
+    joint actions are `all_actions` (N, B, act_dim; default `actions`) with row m's own slot set to a_m."""
     own_obs, ids = (obs, agent_ids) if agents is None else (obs[agents], agent_ids[agents])
     parts = [own_obs, actions, ids.unsqueeze(1).expand(-1, obs.shape[1], -1)]
-    if joint_obs:
+    if joint:
         parts.append(obs.transpose(0, 1).reshape(1, obs.shape[1], -1).expand(actions.shape[0], -1, -1))
+    if joint == "obs+actions":
+        joint_actions = (actions if all_actions is None else all_actions).transpose(0, 1).repeat(len(ids), 1, 1, 1)
+        joint_actions[torch.arange(len(ids), device=ids.device), :, ids.argmax(1)] = actions  # (M, B, N, act_dim)
+        parts.append(joint_actions.flatten(2))
     return torch.cat(parts, dim=-1).flatten(0, 1)
 
 
-def actor_loss_fn(actor, qf, obs, alpha, agent_ids, joint_obs, agents=None, noise=None):
-    """Sum over agents m of E[alpha_m log pi_m(a|o_m) - min_j Q_j(o_m, a, m)], so that each actor's gradient is
-    that of its own SAC loss; `agents` restricts the sum to those actors. Returns (loss, log_pi)."""
-    pi, log_pi, _ = actor.get_action(obs if agents is None else obs[agents], agents, noise)
-    min_qf_pi = qf(critic_input(obs, pi, agent_ids, joint_obs, agents)).min(0).values.view(log_pi.shape)
+def actor_loss_fn(actor, qf, data, alpha, agent_ids, joint, agents=None, noise=None):
+    """Sum over agents m of E[alpha_m log pi_m(a|o_m) - min_j Q_j(o_m, a, m)] on the batch `data`, so that each
+    actor's gradient is that of its own SAC loss; `agents` restricts the sum to those actors. Returns (loss, log_pi)."""
+    pi, log_pi, _ = actor.get_action(data["obs"] if agents is None else data["obs"][agents], agents, noise)
+    qf_input = critic_input(data["obs"], pi, agent_ids, joint, agents, data["actions"])
+    min_qf_pi = qf(qf_input).min(0).values.view(log_pi.shape)
     agent_alpha = alpha if agents is None else alpha[agents]
     return (agent_alpha.view(-1, 1, 1) * log_pi - min_qf_pi).mean(dim=(1, 2)).sum(), log_pi
 
@@ -395,14 +400,8 @@ def evaluate(actor, eval_envs, seed, device, generator=None):
             metrics.setdefault(k, []).append(np.asarray(v, np.float64))
         if "ue_throughput_mbps" in info:
             ue_tput.append(np.asarray(info["ue_throughput_mbps"], np.float64))
-    returns = info["episode"]["return"].mean(axis=1)
     ue_tput = np.mean(ue_tput, axis=0).ravel().tolist() if ue_tput else []
-    return returns, {k: float(np.mean(v)) for k, v in metrics.items()}, ue_tput
-
-
-def save_atomic(path, write):
-    write(f"{path}.tmp")
-    os.replace(f"{path}.tmp", path)
+    return info["episode"]["return"].mean(axis=1), {k: float(np.mean(v)) for k, v in metrics.items()}, ue_tput
 
 
 def write_json(path, obj):
@@ -410,7 +409,8 @@ def write_json(path, obj):
     found = []
     obj = json.loads(json.dumps(obj), parse_constant=found.append)  # append returns None: NaN, Infinity -> null
     text = json.dumps({**obj, "non_finite_as_null": bool(found)}, indent=1, allow_nan=False)
-    save_atomic(path, lambda tmp: pathlib.Path(tmp).write_text(text))
+    pathlib.Path(f"{path}.tmp").write_text(text)
+    os.replace(f"{path}.tmp", path)
 
 
 if __name__ == "__main__":
@@ -479,7 +479,8 @@ if __name__ == "__main__":
     hidden = tuple(checkpoint["hidden"]) if checkpoint else args.hidden_sizes or NET_SIZES[net_size]  # kept on resume
     agent_ids = torch.eye(n_agents, device=device)
     num_rbs = getattr(args.env, "num_rbs", 0) if "rb_slice" in str(getattr(args.env, "action_mode", "")) else 0
-    critic_in_dim = obs_dim + act_dim + n_agents + (n_agents * obs_dim if args.critic_joint_obs else 0)
+    joint = "obs+actions" if args.critic_joint_actions else "obs" if args.critic_joint_obs else ""  # critic's extras
+    critic_in_dim = obs_dim + act_dim + n_agents + n_agents * (obs_dim * bool(joint) + act_dim * ("actions" in joint))
 
     actor = Actor(n_agents, obs_dim, act_dim, hidden).to(device)
     if num_rbs and args.init_bias:  # [ours] the slice scores start at the equal RB split, +-init_bias blocks
@@ -500,7 +501,7 @@ if __name__ == "__main__":
     a_optimizer = optim.Adam([log_alpha], lr=args.alpha_lr)
     alpha = log_alpha.exp().detach() if args.autotune else torch.full((n_agents,), args.alpha, device=device)
     rb = ReplayBuffer(args.buffer_size, n_agents, obs_dim, act_dim)
-    global_step, update, wall_time, best_eval_return = 0, 0, 0.0, -float("inf")
+    global_step, update, wall_time = 0, 0, 0.0
     history = {"eval_history": [], "eval_sampled_history": [], "eval_episode_returns": []}
     modules = {"actor": actor, "qf": qf, "qf_target": qf_target, "q_optimizer": q_optimizer,
                "actor_optimizer": actor_optimizer, "a_optimizer": a_optimizer}
@@ -525,7 +526,7 @@ if __name__ == "__main__":
         if device.type == "cuda" and checkpoint["cuda_rng"] is not None:
             torch.cuda.set_rng_state(checkpoint["cuda_rng"])
         global_step, update, wall_time = checkpoint["global_step"], checkpoint["update"], checkpoint["wall_time"]
-        history, best_eval_return = checkpoint["history"], checkpoint["best_eval_return"]
+        history = checkpoint["history"]
         print(f"resumed {run_dir} at global_step={global_step}")
 
     def save_checkpoint(with_buffer):
@@ -533,15 +534,16 @@ if __name__ == "__main__":
                  update, "wall_time": wall_time + time.time() - start_time, "log_alpha": log_alpha.detach().cpu(),
                  **{key: module.state_dict() for key, module in modules.items()},
                  "buffer": rb.state_dict() if with_buffer else None, "numpy_rng": rng.bit_generator.state,
-                 "torch_rng": torch.get_rng_state(), "history": history, "best_eval_return": best_eval_return,
+                 "torch_rng": torch.get_rng_state(), "history": history,
                  "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None}
         state.update(sharpness_rng=sharpness_rng.get_state(), rho_decay_steps=rho_decay_steps,
                      td_var_ema=None if td_var_ema is None else td_var_ema.cpu(), sharpness_batch=None if
                      sharpness_batch is None else {k: v.cpu() for k, v in sharpness_batch.items()})
-        save_atomic(ckpt_path, lambda tmp: torch.save(state, tmp))
+        torch.save(state, f"{ckpt_path}.tmp")
+        os.replace(f"{ckpt_path}.tmp", ckpt_path)
 
     def run_evaluation():
-        global best_eval_return
+        global last_progress  # the progress window restarts after an evaluation: rates of training steps only
         results = {}
         for tag, generator in (("eval", None), ("eval_sampled", torch.Generator(device=device).manual_seed(EVAL_SEED))):
             results[tag] = returns, metrics, _ = evaluate(actor, eval_envs, EVAL_SEED, device, generator)
@@ -549,9 +551,9 @@ if __name__ == "__main__":
             for k, v in {"episodic_return": float(returns.mean()), **metrics}.items():
                 writer.add_scalar(f"{tag}/{k}", v, global_step)
         history["eval_episode_returns"].append([global_step, results["eval"][0].tolist()])
-        best_eval_return = max(best_eval_return, history["eval_history"][-1][1])
         print(f"global_step={global_step}, eval_return={history['eval_history'][-1][1]:.3f} "
               f"(sampled policy {history['eval_sampled_history'][-1][1]:.3f})")
+        last_progress = (time.time(), global_step)
         return results
 
     def check_finite(where, **values):  # the non-finite guard: stop before a NaN/inf is used or simulated
@@ -601,12 +603,11 @@ if __name__ == "__main__":
                 rho_actor, rho_critic = args.rho_actor, args.rho_critic
             with torch.no_grad():
                 next_state_actions, next_state_log_pi, _ = actor.get_action(data["next_obs"])
-                qf_next_target = qf_target(critic_input(data["next_obs"], next_state_actions, agent_ids,
-                                                        args.critic_joint_obs))
+                qf_next_target = qf_target(critic_input(data["next_obs"], next_state_actions, agent_ids, joint))
                 min_qf_next_target = qf_next_target.min(0).values.view(next_state_log_pi.shape)
                 min_qf_next_target = min_qf_next_target - alpha.view(-1, 1, 1) * next_state_log_pi
                 next_q_value = data["rewards"] + (1 - data["terminated"]) * args.gamma * min_qf_next_target
-            qf_input = critic_input(data["obs"], data["actions"], agent_ids, args.critic_joint_obs)
+            qf_input = critic_input(data["obs"], data["actions"], agent_ids, joint)
             qf_a_values = qf(qf_input)
             qf_loss = (qf_a_values - next_q_value.reshape(-1, 1)).pow(2).mean(dim=(1, 2)).sum()
             # per-agent TD-error variance of the global critic, smoothed over updates
@@ -623,8 +624,7 @@ if __name__ == "__main__":
                 sam_restore(qf_params, theta)
             q_optimizer.step()
             noise = torch.randn(n_agents, args.batch_size, act_dim, device=device)
-            actor_loss, log_pi = actor_loss_fn(actor, qf, data["obs"], alpha, agent_ids, args.critic_joint_obs,
-                                               noise=noise)
+            actor_loss, log_pi = actor_loss_fn(actor, qf, data, alpha, agent_ids, joint, noise=noise)
             actor_optimizer.zero_grad()
             actor_loss.backward(inputs=actor_params)
             # selective SAM on the actors: a second pass for the selected ones only, with the same noise
@@ -637,8 +637,7 @@ if __name__ == "__main__":
             if sam_agents.any():
                 selected = sam_agents.nonzero().flatten()
                 theta = sam_perturb(actor_params, rho_actor, sam_agents)
-                sam_loss, _ = actor_loss_fn(actor, qf, data["obs"], alpha, agent_ids, args.critic_joint_obs,
-                                            selected, noise[selected])
+                sam_loss, _ = actor_loss_fn(actor, qf, data, alpha, agent_ids, joint, selected, noise[selected])
                 sam_grads = torch.autograd.grad(sam_loss, actor_params)
                 sam_restore(actor_params, theta)
                 for param, grad in zip(actor_params, sam_grads):
@@ -688,10 +687,10 @@ if __name__ == "__main__":
                 b = sharpness_batch
                 with torch.no_grad():
                     next_actions, next_log_pi, _ = actor.get_action(b["next_obs"], noise=b["noise"])
-                    min_next = qf_target(critic_input(b["next_obs"], next_actions, agent_ids, args.critic_joint_obs))
+                    min_next = qf_target(critic_input(b["next_obs"], next_actions, agent_ids, joint))
                     min_next = min_next.min(0).values.view(next_log_pi.shape) - alpha.view(-1, 1, 1) * next_log_pi
                     target = b["rewards"] + (1 - b["terminated"]) * args.gamma * min_next
-                sharp_loss = (qf(critic_input(b["obs"], b["actions"], agent_ids, args.critic_joint_obs))
+                sharp_loss = (qf(critic_input(b["obs"], b["actions"], agent_ids, joint))
                               - target.reshape(-1, 1)).pow(2).mean(dim=(1, 2)).sum()
                 eigenvalue = hessian_top_eigenvalue(sharp_loss, qf_params, args.sharpness_iters, sharpness_rng,
                                                     args.sharpness_tol)
@@ -733,9 +732,9 @@ if __name__ == "__main__":
         torch.save({"actor": actor.state_dict(), "qf": qf.state_dict(), "hidden_sizes": list(hidden)},
                    os.path.join(run_dir, "model.pt"))
     write_json(summary_path, {
-        "status": "finished", "script": script, "args": saved_args, "global_step": global_step,
-        "wall_time_s": wall_time + time.time() - start_time,
+        "status": "finished", "script": script, "args": saved_args, "global_step": global_step, "wall_time_s":
+        wall_time + time.time() - start_time, "best_eval_return": max(r for _, r in history["eval_history"]),
         "final_eval": {"episodic_return": float(eval_returns.mean()), "episodic_returns": eval_returns.tolist(),
                        "sampled_episodic_return": float(sampled_returns.mean()), "metrics": eval_metrics,
-                       "ue_throughput_mbps": ue_tput}, "best_eval_return": best_eval_return, **history})
+                       "ue_throughput_mbps": ue_tput}, **history})
     writer.close()

@@ -12,9 +12,11 @@ each, without start-up, evaluation or checkpoint costs. Figures reported:
 - SAM overhead: Both-SAM / baseline step time, target <= 2.1x;
 - TA-SAM: its step time against Critic-SAM + f (Both-SAM - Critic-SAM), f the measured fraction of actors
   selected (charts/sam_active_fraction), i.e. the second actor pass costs in proportion to the actors it runs on.
-- torch threads: the baseline at the CPU preset with --torch-threads 1 and 2.
+- torch threads: the baseline at the CPU preset with --torch-threads 1 and 2;
+- the centralised (MASAC) critic: the baseline with --critic-joint-actions over the baseline.
 
-Usage: python benchmarks/bench_train.py [--updates 200] [--sizes cpu paper] [--out bench_train.json]
+Usage: python benchmarks/bench_train.py [--updates 200] [--sizes cpu paper] [--variants ...] [--out bench_train.json]
+(a ratio is reported when the variants it needs were measured)
 """
 import argparse
 import json
@@ -36,6 +38,7 @@ VARIANTS = {
     "actor_sam": ("tasam_marl_sac.py", "--no-sam-critic"),
     "both_sam": ("tasam_marl_sac.py", "--no-selective"),
     "tasam": ("tasam_marl_sac.py",),
+    "joint_critic": ("sac_marl_baseline.py", "--critic-joint-actions"),
 }
 EPISODE = 100  # oran_env's episode_length: the scripts print one line per episode end
 
@@ -78,6 +81,7 @@ def main():
     parser.add_argument("--skip-updates", type=int, default=100, help="untimed updates before timing (x100)")
     parser.add_argument("--sizes", nargs="+", default=["cpu", "paper"], choices=["cpu", "paper"])
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the variant measurements")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--out", default=None, help="also write the JSON here")
     opts = parser.parse_args()
     if opts.updates % EPISODE or opts.skip_updates % EPISODE or opts.updates <= 0:
@@ -90,23 +94,32 @@ def main():
     for size in opts.sizes:
         net = ("--net-size", size)
         rates, fraction = {}, None
-        for name, flags in VARIANTS.items():
-            rates[name], f = measure((*flags, *net))
+        for name in opts.variants:
+            rates[name], f = measure((*VARIANTS[name], *net))
             fraction = f if name == "tasam" else fraction
-            print(f"{size:5s} {name:10s} {rates[name]:7.2f} steps/s", flush=True)
-        single, _ = measure(("sac_marl_baseline.py", *net), extra=("--num-dus", "1", "--batch-size", "1536"))
-        print(f"{size:5s} {'single-net':10s} {single:7.2f} steps/s (1 agent, batch 1536)", flush=True)
-        step_time = {k: 1 / v for k, v in rates.items()}
-        predicted = step_time["critic_sam"] + fraction * (step_time["both_sam"] - step_time["critic_sam"])
-        result["steps_per_s"][size] = {**rates, "single_network_same_transitions": single}
-        result["ratios"][size] = {
-            "ensemble_6_agents_over_single_network": step_time["baseline"] * single,
-            "both_sam_over_baseline": step_time["both_sam"] / step_time["baseline"],
-            "tasam_selected_actor_fraction": fraction,
-            "tasam_over_baseline": step_time["tasam"] / step_time["baseline"],
-            "tasam_over_prediction_critic_sam_plus_fraction_of_actor_pass": step_time["tasam"] / predicted,
+            print(f"{size:5s} {name:12s} {rates[name]:7.2f} steps/s", flush=True)
+        if "baseline" in rates:
+            single, _ = measure(("sac_marl_baseline.py", *net), extra=("--num-dus", "1", "--batch-size", "1536"))
+            print(f"{size:5s} {'single-net':12s} {single:7.2f} steps/s (1 agent, batch 1536)", flush=True)
+            rates["single_network_same_transitions"] = single
+        t = {k: 1 / v for k, v in rates.items()}
+        ratios = {
+            "ensemble_6_agents_over_single_network": lambda: t["baseline"] / t["single_network_same_transitions"],
+            "both_sam_over_baseline": lambda: t["both_sam"] / t["baseline"],
+            "tasam_selected_actor_fraction": lambda: fraction,
+            "tasam_over_baseline": lambda: t["tasam"] / t["baseline"],
+            "tasam_over_prediction_critic_sam_plus_fraction_of_actor_pass":
+                lambda: t["tasam"] / (t["critic_sam"] + fraction * (t["both_sam"] - t["critic_sam"])),
+            "joint_critic_over_baseline": lambda: t["joint_critic"] / t["baseline"],
         }
-    if "cpu" in opts.sizes:
+        result["steps_per_s"][size] = rates
+        result["ratios"][size] = {}
+        for name, ratio in ratios.items():
+            try:
+                result["ratios"][size][name] = ratio()
+            except (KeyError, TypeError):  # a variant it needs was not measured
+                pass
+    if "cpu" in opts.sizes and "baseline" in opts.variants:
         two, _ = measure((*VARIANTS["baseline"], "--net-size", "cpu"), threads=2)
         one = result["steps_per_s"]["cpu"]["baseline"] if opts.threads == 1 else measure(
             (*VARIANTS["baseline"], "--net-size", "cpu"), threads=1)[0]

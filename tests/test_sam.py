@@ -70,14 +70,18 @@ def test_perturbation_has_norm_rho_and_is_undone_exactly():
     assert all(torch.equal(p, b) for p, b in zip(params, before))
 
 
-def actors_and_batch(n_agents=4, seed=0):
+JOINT = ["", "obs", "obs+actions"]  # the global critic's extra inputs: none, all observations, MASAC's all o and a
+
+
+def actors_and_batch(n_agents=4, seed=0, joint=""):
     torch.manual_seed(seed)
     obs_dim, act_dim, batch = 3, 5, 16
     actor = ts.Actor(n_agents, obs_dim, act_dim, (8,))
-    qf = ts.SoftQNetwork(obs_dim + act_dim + n_agents, (8,))
-    obs, noise = torch.randn(n_agents, batch, obs_dim), torch.randn(n_agents, batch, act_dim)
-    alpha, agent_ids = torch.rand(n_agents), torch.eye(n_agents)
-    loss = lambda agents=None, nz=noise: ts.actor_loss_fn(actor, qf, obs, alpha, agent_ids, False, agents,
+    extra = {"": 0, "obs": n_agents * obs_dim, "obs+actions": n_agents * (obs_dim + act_dim)}[joint]
+    qf = ts.SoftQNetwork(obs_dim + act_dim + n_agents + extra, (8,))
+    data = {"obs": torch.randn(n_agents, batch, obs_dim), "actions": torch.rand(n_agents, batch, act_dim) * 2 - 1}
+    noise, alpha, agent_ids = torch.randn(n_agents, batch, act_dim), torch.rand(n_agents), torch.eye(n_agents)
+    loss = lambda agents=None, nz=noise: ts.actor_loss_fn(actor, qf, data, alpha, agent_ids, joint, agents,
                                                           nz if agents is None else nz[agents])[0]
     return actor, loss
 
@@ -96,10 +100,12 @@ def test_selective_perturbation_moves_only_the_chosen_actors_by_rho_each():
     assert all(torch.equal(p, b) for p, b in zip(params, before))
 
 
-def test_second_pass_on_selected_actors_only_gives_their_full_pass_gradient():
+@pytest.mark.parametrize("joint", JOINT)
+def test_second_pass_on_selected_actors_only_gives_their_full_pass_gradient(joint):
     """Running the SAM pass on the selected actors alone (indexed ensemble weights) gives the same gradient for
-    them as a pass over all actors, and leaves the unselected actors' first-pass gradient in place."""
-    actor, loss = actors_and_batch()
+    them as a pass over all actors, and leaves the unselected actors' first-pass gradient in place; also with the
+    centralised critic, whose joint action holds the other agents' replayed actions in both passes."""
+    actor, loss = actors_and_batch(joint=joint)
     params = list(actor.parameters())
     loss().backward()
     first = [p.grad.clone() for p in params]
@@ -117,13 +123,38 @@ def test_second_pass_on_selected_actors_only_gives_their_full_pass_gradient():
         assert not torch.equal(p.grad[selected], g_first[selected])
 
 
-def test_actor_gradients_are_independent_per_agent():
-    actor, loss = actors_and_batch()
+@pytest.mark.parametrize("joint", JOINT)
+def test_actor_gradients_are_independent_per_agent(joint):
+    """Actor 2's gradient is that of its own SAC loss: the same from the sum over agents as from its term alone,
+    and unchanged when another actor's weights change (the joint critic sees the others' replayed actions)."""
+    actor, loss = actors_and_batch(joint=joint)
     params = list(actor.parameters())
     full = torch.autograd.grad(loss(), params)
     only_2 = torch.autograd.grad(loss(torch.tensor([2])), params)
     for g_full, g_2 in zip(full, only_2):
         torch.testing.assert_close(g_full[2], g_2[2])
+    with torch.no_grad():
+        for p in params:
+            p[0].add_(torch.randn_like(p[0]))
+    for g_before, g_after in zip(full, torch.autograd.grad(loss(), params)):
+        torch.testing.assert_close(g_before[2], g_after[2])
+
+
+def test_joint_critic_input_holds_every_observation_and_action_with_the_own_slot_replaced():
+    n, b, obs_dim, act_dim = 3, 2, 2, 4
+    obs, replayed, own = torch.randn(n, b, obs_dim), torch.randn(n, b, act_dim), torch.randn(n, b, act_dim)
+    rows = ts.critic_input(obs, own[[2, 0]], torch.eye(n), "obs+actions", torch.tensor([2, 0]), replayed)
+    rows = rows.view(2, b, -1)  # agents 2 and 0, each: own o, own a, one-hot, all o, all a
+    assert rows.shape[-1] == obs_dim + act_dim + n + n * (obs_dim + act_dim)
+    for row, m in zip(rows, (2, 0)):
+        o_m, a_m, one_hot, all_o, all_a = row.split([obs_dim, act_dim, n, n * obs_dim, n * act_dim], dim=-1)
+        assert torch.equal(o_m, obs[m]) and torch.equal(a_m, own[m]) and one_hot.argmax(-1).eq(m).all()
+        assert torch.equal(all_o, obs.transpose(0, 1).flatten(1))
+        expected = replayed.clone()
+        expected[m] = own[m]
+        assert torch.equal(all_a, expected.transpose(0, 1).flatten(1))
+    consistent = ts.critic_input(obs, own, torch.eye(n), "obs+actions").view(n, b, -1)[..., -n * act_dim:]
+    assert all(torch.equal(c, own.transpose(0, 1).flatten(1)) for c in consistent)  # Q loss: one joint action
 
 
 def test_rho_schedule_hits_its_end_points():

@@ -24,8 +24,8 @@ TINY = ("--total-timesteps", "300", "--learning-starts", "150", "--hidden-sizes"
 
 VARIANTS = {
     "baseline": ("sac_marl_baseline.py",),
-    "l2": ("sac_marl_l2.py", "--l2-coef", "1e-3"),
-    "tasam": ("tasam_marl_sac.py", "--sharpness-interval", "50"),
+    "l2": ("sac_marl_l2.py", "--l2-coef", "1e-3", "--critic-joint-actions"),
+    "tasam": ("tasam_marl_sac.py", "--sharpness-interval", "50", "--critic-joint-actions"),
     "critic_sam": ("tasam_marl_sac.py", "--no-sam-actor"),
     "actor_sam": ("tasam_marl_sac.py", "--no-sam-critic", "--rho-schedule", "fixed", "--rho-actor", "0.05"),
     "both_sam": ("tasam_marl_sac.py", "--no-selective", "--rho-init", "0.5", "--rho-final", "0.01"),
