@@ -116,9 +116,11 @@ def main():
         result["ratios"][size] = {}
         for name, ratio in ratios.items():
             try:
-                result["ratios"][size][name] = ratio()
+                value = ratio()
             except (KeyError, TypeError):  # a variant it needs was not measured
-                pass
+                continue
+            if value is not None:
+                result["ratios"][size][name] = value
     if "cpu" in opts.sizes and "baseline" in opts.variants:
         two, _ = measure((*VARIANTS["baseline"], "--net-size", "cpu"), threads=2)
         one = result["steps_per_s"]["cpu"]["baseline"] if opts.threads == 1 else measure(

@@ -13,7 +13,9 @@ the table regenerates without retraining:
     python benchmarks/rb_ablation.py --only-table      # the README table, from the committed records
     python benchmarks/rb_ablation.py --scenario small --configs cleanrl alpha1e-3+bias1 --seeds 1 2 3
 
-The committed records were produced by the experimental version of the script at commit e552927 (branch
+The records in docs/rb_ablation/ are of the current code. Those in docs/rb_ablation/5fc924f/ (read them with
+`--records docs/rb_ablation/5fc924f --only-table`) ran on the simulator before the work-conserving scheduler
+(oran_env of 5fc924f), 6k env steps, with the experimental version of the script at commit e552927 (branch
 issue-14-ablation), whose flags each record lists; there, evaluation episodes were seeded seed + 10000 (5 on
 `small`, 32 on `paper`). A configuration marked * used a flag that the scripts no longer have (te0.5:
 target entropy -0.5 act_dim).
@@ -41,6 +43,12 @@ CONFIGS = {  # name -> flags of the current scripts (CleanRL's init: temperature
     "alpha1e-2+bias1": ["--alpha-init", "1e-2", "--init-bias", "1"],
     "alpha1e-3+bias1": ["--alpha-init", "1e-3", "--init-bias", "1"],  # the defaults
     "alpha1e-2+bias1+lr3e-4": ["--alpha-init", "1e-2", "--init-bias", "1", "--policy-lr", "3e-4", "--q-lr", "3e-4"],
+    # one change each from the defaults (alpha1e-3+bias1)
+    "gamma0.9": ["--gamma", "0.9"],
+    "lr3e-4": ["--policy-lr", "3e-4", "--q-lr", "3e-4"],
+    "qlr1e-3": ["--q-lr", "1e-3"],
+    "batch1024": ["--batch-size", "1024"],
+    "tau0.02": ["--tau", "0.02"],
 }
 
 
@@ -52,18 +60,18 @@ class Args:
     """configurations (keys of CONFIGS) to run"""
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     """training seeds"""
-    total_timesteps: int = 6000
-    """env steps per run"""
-    eval_interval: int = 500
-    """env steps between evaluations"""
-    eval_episodes: int = 5
-    """evaluation episodes of each evaluation"""
+    total_timesteps: int = 20000
+    """env steps per run (the scripts' default budget)"""
+    eval_interval: int = 2000
+    """env steps between evaluations (the scripts' default)"""
+    eval_episodes: int = 32
+    """evaluation episodes of each evaluation (the scripts' default)"""
     workers: int = 2
     """runs in parallel (each with one torch thread, under nice)"""
     runs: Path = ROOT / "runs" / "rb_ablation"
     """run folders"""
     records: Path = ROOT / "docs" / "rb_ablation"
-    """compact JSON records, one per run (committed)"""
+    """compact JSON records, one per run (committed; docs/rb_ablation/5fc924f: the simulator before v2)"""
     only_table: bool = False
     """print the table from the records without running anything"""
 
@@ -133,7 +141,7 @@ def det_metrics(record):
 
 
 ORDER = ["cleanrl", "bias1", "alpha1e-2", "alpha1e-2+bias1", "alpha1e-2+bias1+lr3e-4",
-         "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1"]
+         "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1", "gamma0.9", "lr3e-4", "qlr1e-3", "batch1024", "tau0.02"]
 
 
 def table(records_dir):
