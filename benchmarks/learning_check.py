@@ -1,13 +1,13 @@
 """Learning check on the RB-level action: the training scripts with their defaults against the heuristics.
 
-Trains `sac_marl_baseline.py` (or `--script`) with its defaults on each scenario (`rb_slice` actions)
-for each seed; a run whose folder already holds a finished `summary.json` is reused, and a compact
+Trains each of `--scripts` (default `sac_marl_baseline.py`) with its defaults on each scenario (`rb_slice`
+actions) for each seed; a run whose folder already holds a finished `summary.json` is reused, and a compact
 record of each run (evaluation histories of the deterministic and the sampled policy, final QoS,
 wall time; no weights or event files) is kept under `--records`, so `--only-plot` redraws everything
 without training. The heuristics are scored on exactly the runs' evaluation episodes (the scripts'
-fixed EVAL_SEED, `--eval-episodes` copies). Prints one markdown table and draws the mean evaluation
-return of the deterministic and the sampled policy against env steps, with a min-max band over seeds
-and the heuristics as reference lines:
+fixed EVAL_SEED, `--eval-episodes` copies). Prints one markdown table (a row per scenario and script) and
+draws, per scenario, each script's mean evaluation return of the deterministic and the sampled policy
+against env steps, with a min-max band over seeds and the heuristics as reference lines:
 
     python benchmarks/learning_check.py                  # trains what is missing (long: see README)
     python benchmarks/learning_check.py --only-plot      # table and figure from the committed records
@@ -41,8 +41,8 @@ class Args:
     """O-RAN scenarios"""
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     """training seeds (every seed is evaluated on the same episodes, as in the scripts)"""
-    script: str = "sac_marl_baseline.py"
-    """training script, run with its defaults (plus --scenario, --seed, --torch-threads 1, --run-dir)"""
+    scripts: list[str] = field(default_factory=lambda: ["sac_marl_baseline.py"])
+    """training scripts, run with their defaults (plus --scenario, --seed, --torch-threads 1, --run-dir)"""
     total_timesteps: Optional[int] = None
     """--total-timesteps of the runs trained now (default: the script's, 20000); the records keep their own"""
     eval_episodes: int = 32
@@ -62,22 +62,22 @@ class Args:
     evaluations in its event files)"""
 
 
-def record_path(args, scenario, seed):
-    return args.records / f"{Path(args.script).stem}__{scenario}__s{seed}.json"
+def record_path(args, script, scenario, seed):
+    return args.records / f"{Path(script).stem}__{scenario}__s{seed}.json"
 
 
-def train(args, scenario, seed):
+def train(args, script, scenario, seed):
     budget = ["--total-timesteps", str(args.total_timesteps)] if args.total_timesteps else []
-    run_dir = args.runs / Path(args.script).stem / f"{scenario}{''.join(budget[1:])}" / f"s{seed}"
+    run_dir = args.runs / Path(script).stem / f"{scenario}{''.join(budget[1:])}" / f"s{seed}"
     if not (run_dir / "summary.json").exists() and not args.record_only:
-        subprocess.run(["nice", "-n", "10", sys.executable, str(ROOT / args.script), "--scenario", scenario,
+        subprocess.run(["nice", "-n", "10", sys.executable, str(ROOT / script), "--scenario", scenario,
                         "--seed", str(seed), "--torch-threads", "1", "--eval-episodes", str(args.eval_episodes),
                         "--run-dir", str(run_dir), "--resume", *budget], check=True, cwd=ROOT,
                        stdout=subprocess.DEVNULL)
-    record = {"script": args.script, "scenario": scenario, "seed": seed, "eval_episodes": args.eval_episodes,
+    record = {"script": script, "scenario": scenario, "seed": seed, "eval_episodes": args.eval_episodes,
               **summary_or_events(run_dir)}
     args.records.mkdir(parents=True, exist_ok=True)
-    record_path(args, scenario, seed).write_text(json.dumps(record, separators=(",", ":")))
+    record_path(args, script, scenario, seed).write_text(json.dumps(record, separators=(",", ":")))
 
 
 def summary_or_events(run_dir):
@@ -97,47 +97,62 @@ def summary_or_events(run_dir):
                           ("qos_embb", "qos_mmtc", "qos_urllc", "rb_overuse")}}
 
 
+def last_fifth(history):
+    """The evaluations in the last 20% of training (steps >= 0.8 T, as the records' run score)."""
+    return np.array([r for s, r in history if s >= 0.8 * history[-1][0]])
+
+
 def stable(history):
     """Every evaluation in the last 20% of training within 10% of their mean."""
-    total = history[-1][0]
-    last = np.array([r for s, r in history if s > 0.8 * total])
+    last = last_fifth(history)
     return bool(np.all(np.abs(last - last.mean()) <= 0.1 * abs(last.mean())))
 
 
 def main(args: Args) -> None:
     if not args.only_plot:
-        jobs = [(sc, seed) for sc in args.scenarios for seed in args.seeds]
+        jobs = [(script, sc, seed) for script in args.scripts for sc in args.scenarios for seed in args.seeds]
         with ThreadPoolExecutor(args.workers) as pool:
             list(pool.map(lambda job: train(args, *job), jobs))
     fig, axes = plt.subplots(1, len(args.scenarios), figsize=(6.5 * len(args.scenarios), 4), squeeze=False)
-    print("| scenario | steps | seeds | final det. (mean ± sd) | final sampled | stable last 20% | Q eMBB/mMTC/URLLC "
-          "| static split | best heuristic | det. / best | wall (s) |\n" + "| --- " * 11 + "|")
+    print("| scenario | script | steps | seeds | final det. (mean ± sd) | final sampled | last 20% (mean ± sd) "
+          "| stable last 20% | Q eMBB/mMTC/URLLC | static split | best heuristic | last 20% / best | wall (s) |\n"
+          + "| --- " * 13 + "|")
     for ax, scenario in zip(axes[0], args.scenarios):
-        recs = [json.loads(p.read_text()) for seed in args.seeds if (p := record_path(args, scenario, seed)).exists()]
-        if not recs:
+        paths = {script: [record_path(args, script, scenario, seed) for seed in args.seeds] for script in args.scripts}
+        by_script = {script: [json.loads(p.read_text()) for p in ps if p.exists()] for script, ps in paths.items()}
+        by_script = {script: recs for script, recs in by_script.items() if recs}
+        if not by_script:
             continue
-        heur = {name: evaluate_heuristic(scenario, name, 0, recs[0]["eval_episodes"])["episodic_return"]
-                for name in HEURISTICS}
-        for key, style, label in (("eval_history", "-", "deterministic"), ("eval_sampled_history", "--", "sampled")):
-            steps = [s for s, _ in min((rec[key] for rec in recs), key=len)]  # the steps all runs reached
-            returns = np.array([[r for _, r in rec[key]][: len(steps)] for rec in recs])
-            ax.plot(steps, returns.mean(0), style, marker="o", ms=3, label=f"{label} policy (mean)")
-            ax.fill_between(steps, returns.min(0), returns.max(0), alpha=0.2)
+        episodes = next(iter(by_script.values()))[0]["eval_episodes"]
+        heur = {name: evaluate_heuristic(scenario, name, 0, episodes)["episodic_return"] for name in HEURISTICS}
+        for (script, recs), color in zip(by_script.items(), ("C0", "C3", "C2")):
+            for key, style, label in (("eval_history", "-", "deterministic"),
+                                      ("eval_sampled_history", "--", "sampled")):
+                steps = [s for s, _ in min((rec[key] for rec in recs), key=len)]  # the steps all runs reached
+                returns = np.array([[r for _, r in rec[key]][: len(steps)] for rec in recs])
+                ax.plot(steps, returns.mean(0), style, color=color, marker="o", ms=3,
+                        label=f"{Path(script).stem}, {label} (mean of {len(recs)})")
+                if key == "eval_history":
+                    ax.fill_between(steps, returns.min(0), returns.max(0), color=color, alpha=0.15)
         for (name, value), style in zip(heur.items(), (":", "--", "-.", (0, (1, 4)))):
             ax.axhline(value, color="grey", ls=style, lw=1, label=f"heuristic: {name}")
         ax.set(xlabel="environment steps", ylabel="evaluation return",
-               title=f"{Path(args.script).stem} on `{scenario}`, {len(recs)} seed(s) (band: min-max)")
+               title=f"`{scenario}`, RB-level actions (band: min-max, deterministic)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
-        det = np.array([r["eval_history"][-1][1] for r in recs])
-        smp = np.array([r["eval_sampled_history"][-1][1] for r in recs])
-        q = "/".join(f"{np.mean([r['final_qos'][k] for r in recs]):.2f}" for k in ("qos_embb", "qos_mmtc", "qos_urllc"))
         best = max((v, k) for k, v in heur.items())
-        print(f"| {scenario} | {recs[0]['total_timesteps']} | {len(recs)} | {det.mean():.1f}±{det.std():.1f} | "
-              f"{smp.mean():.1f}±{smp.std():.1f} "
-              f"| {sum(stable(r['eval_history']) for r in recs)}/{len(recs)} | {q} | {heur['static_equal']:.1f} "
-              f"| {best[1]} {best[0]:.1f} | {det.mean() / best[0]:.2f} "
-              f"| {' '.join('partial' if r['partial'] else str(round(r['wall_time_s'])) for r in recs)} |")
+        for script, recs in by_script.items():
+            det = np.array([r["eval_history"][-1][1] for r in recs])
+            smp = np.array([r["eval_sampled_history"][-1][1] for r in recs])
+            late = np.array([last_fifth(r["eval_history"]).mean() for r in recs])
+            q = "/".join(f"{np.mean([r['final_qos'][k] for r in recs]):.2f}"
+                         for k in ("qos_embb", "qos_mmtc", "qos_urllc"))
+            print(f"| {scenario} | {Path(script).stem} | {recs[0]['total_timesteps']} | {len(recs)} | "
+                  f"{det.mean():.1f}±{det.std():.1f} | {smp.mean():.1f}±{smp.std():.1f} | "
+                  f"{late.mean():.1f}±{late.std():.1f} "
+                  f"| {sum(stable(r['eval_history']) for r in recs)}/{len(recs)} | {q} | {heur['static_equal']:.1f} "
+                  f"| {best[1]} {best[0]:.1f} | {late.mean() / best[0]:.2f} "
+                  f"| {' '.join('partial' if r['partial'] else str(round(r['wall_time_s'])) for r in recs)} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110, bbox_inches="tight")
     print(f"wrote {args.out}")

@@ -34,7 +34,7 @@ import tyro
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from learning_check import stable  # noqa: E402
+from learning_check import last_fifth, stable  # noqa: E402
 
 CONFIGS = {  # name -> flags of the current scripts (CleanRL's init: temperature 1, random action-head bias)
     "cleanrl": ["--alpha-init", "1", "--init-bias", "0"],
@@ -146,23 +146,24 @@ ORDER = ["cleanrl", "bias1", "alpha1e-2", "alpha1e-2+bias1", "alpha1e-2+bias1+lr
 
 def table(records_dir):
     """The README table: final return of the deterministic and the sampled policy (mean ± sd over seeds), their
-    gap, the expected-count decoding of the final actor, stability, and the deterministic policy's final
-    over-use and QoS."""
+    gap, the deterministic policy's mean over the last 20% of training (the run score), the expected-count
+    decoding of the final actor, stability, and the deterministic policy's final over-use and QoS."""
     groups = {}
     for path in sorted(records_dir.glob("*.json")):
         r = json.loads(path.read_text())
         groups.setdefault((r["scenario"] != "small", r["scenario"], r["total_timesteps"], r["config"]), []).append(r)
-    print("| scen. | steps | config | n | det. | sampled | gap | exp. count | stable | over-use | Q e/m/u |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| scen. | steps | config | n | det. | sampled | gap | last 20% | exp. count | stable | over-use | Q e/m/u |")
+    print("| --- " * 12 + "|")
     for (_, scen, steps, name), rs in sorted(groups.items(), key=lambda g: (g[0][:3], ORDER.index(g[0][3]))):
         det = np.array([r["eval_history"][-1][1] for r in rs])
         smp = np.array([r["eval_sampled_history"][-1][1] for r in rs])
         exp = np.array([r["posthoc"]["expected count"] for r in rs])
+        late = np.array([last_fifth(r["eval_history"]).mean() for r in rs])
         m = [det_metrics(r) for r in rs]
         q = "/".join(f"{np.mean([x[k] for x in m]):.2f}" for k in ("qos_embb", "qos_mmtc", "qos_urllc"))
         spread = (lambda x: f"{x.mean():.1f}±{x.std():.1f}") if len(rs) > 1 else (lambda x: f"{x.mean():.1f}")
         print(f"| {scen} | {steps} | {name} | {len(rs)} | {spread(det)} | {spread(smp)} | {(det - smp).mean():.1f} | "
-              f"{exp.mean():.1f} | "
+              f"{spread(late)} | {exp.mean():.1f} | "
               f"{sum(stable(r['eval_history']) for r in rs)}/{len(rs)} | {np.mean([x['rb_overuse'] for x in m]):.3f} | "
               f"{q} |")
 
