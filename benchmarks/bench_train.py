@@ -103,24 +103,19 @@ def main():
             print(f"{size:5s} {'single-net':12s} {single:7.2f} steps/s (1 agent, batch 1536)", flush=True)
             rates["single_network_same_transitions"] = single
         t = {k: 1 / v for k, v in rates.items()}
-        ratios = {
-            "ensemble_6_agents_over_single_network": lambda: t["baseline"] / t["single_network_same_transitions"],
-            "both_sam_over_baseline": lambda: t["both_sam"] / t["baseline"],
-            "tasam_selected_actor_fraction": lambda: fraction,
-            "tasam_over_baseline": lambda: t["tasam"] / t["baseline"],
-            "tasam_over_prediction_critic_sam_plus_fraction_of_actor_pass":
-                lambda: t["tasam"] / (t["critic_sam"] + fraction * (t["both_sam"] - t["critic_sam"])),
-            "joint_critic_over_baseline": lambda: t["joint_critic"] / t["baseline"],
+        ratios = {  # name: (the measurements it needs, its value)
+            "ensemble_6_agents_over_single_network": (("baseline", "single_network_same_transitions"),
+                                                      lambda: t["baseline"] / t["single_network_same_transitions"]),
+            "both_sam_over_baseline": (("both_sam", "baseline"), lambda: t["both_sam"] / t["baseline"]),
+            "tasam_selected_actor_fraction": (("tasam",), lambda: fraction),
+            "tasam_over_baseline": (("tasam", "baseline"), lambda: t["tasam"] / t["baseline"]),
+            "tasam_over_prediction_critic_sam_plus_fraction_of_actor_pass": (
+                ("tasam", "critic_sam", "both_sam"),
+                lambda: t["tasam"] / (t["critic_sam"] + fraction * (t["both_sam"] - t["critic_sam"]))),
+            "joint_critic_over_baseline": (("joint_critic", "baseline"), lambda: t["joint_critic"] / t["baseline"]),
         }
         result["steps_per_s"][size] = rates
-        result["ratios"][size] = {}
-        for name, ratio in ratios.items():
-            try:
-                value = ratio()
-            except (KeyError, TypeError):  # a variant it needs was not measured
-                continue
-            if value is not None:
-                result["ratios"][size][name] = value
+        result["ratios"][size] = {name: value() for name, (needs, value) in ratios.items() if set(needs) <= t.keys()}
     if "cpu" in opts.sizes and "baseline" in opts.variants:
         two, _ = measure((*VARIANTS["baseline"], "--net-size", "cpu"), threads=2)
         one = result["steps_per_s"]["cpu"]["baseline"] if opts.threads == 1 else measure(
