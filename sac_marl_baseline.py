@@ -39,9 +39,9 @@ EnvConfig = TypeVar("EnvConfig")
 EVAL_SEED = 10_000  # seed of the evaluation episodes: one fixed set for every run, seed and method
 # Valid intervals of the numeric flags ("(", ")": open ends); every other numeric flag must still be finite
 RANGES = {**dict.fromkeys(("torch_threads", "num_envs", "total_timesteps", "buffer_size", "eval_episodes",
-                           "log_interval", "hidden_sizes"), "[1, inf)"), "seed": "[0, 4294967295]", "tau": "(0, 1]",
+                           "log_interval", "hidden_sizes", "updates_per_step"), "[1, inf)"), "tau": "(0, 1]",
           **dict.fromkeys(("checkpoint_interval", "learning_starts", "alpha", "eval_interval", "init_bias"),
-                          "[0, inf)"), "gamma": "[0, 1]", "batch_size": "[2, inf)",
+                          "[0, inf)"), "gamma": "[0, 1]", "batch_size": "[2, inf)", "seed": "[0, 4294967295]",
           **dict.fromkeys(("policy_lr", "q_lr", "alpha_lr", "progress_interval", "alpha_init"), "(0, inf)")}
 
 
@@ -83,6 +83,8 @@ class Args(Generic[EnvConfig]):
     """replay memory size (joint transitions)"""
     batch_size: int = 256
     """transitions sampled per update; the critic sees them for every agent (N * batch rows)"""
+    updates_per_step: int = 1
+    """gradient updates per env step after the warm-up (per --num-envs transitions; fewer: raise --num-envs)"""
     gamma: float = 0.99
     """the discount factor gamma"""
     tau: float = 0.005
@@ -97,6 +99,8 @@ class Args(Generic[EnvConfig]):
     """automatic tuning of each agent's entropy coefficient"""
     alpha: float = 0.2
     """entropy coefficient of every agent when --no-autotune"""
+    target_entropy: float = -1.0
+    """target entropy per action dimension when autotuning (SAC's -act_dim in all: -1)"""
     alpha_init: Optional[float] = None
     """initial temperatures when autotuning (default: 1e-3 [ours] for RB-level actions, else CleanRL's 1.0)"""
     init_bias: float = 1.0
@@ -179,8 +183,7 @@ class SoftQNetwork(nn.Module):
 
     def __init__(self, in_dim, hidden):
         super().__init__()
-        sizes = (in_dim, *hidden)
-        self.layers = nn.ModuleList(EnsembleLinear(2, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(EnsembleLinear(2, i, o) for i, o in zip((in_dim, *hidden), hidden))
         self.fc_q = EnsembleLinear(2, hidden[-1], 1)
 
     def forward(self, x):
@@ -195,8 +198,7 @@ class Actor(nn.Module):
 
     def __init__(self, n_agents, obs_dim, act_dim, hidden):
         super().__init__()
-        sizes = (obs_dim, *hidden)
-        self.layers = nn.ModuleList(EnsembleLinear(n_agents, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(EnsembleLinear(n_agents, i, o) for i, o in zip((obs_dim, *hidden), hidden))
         self.fc_mean = EnsembleLinear(n_agents, hidden[-1], act_dim)
         self.fc_logstd = EnsembleLinear(n_agents, hidden[-1], act_dim)
 
@@ -381,10 +383,9 @@ if __name__ == "__main__":
     q_optimizer = optim.Adam(qf_params, lr=args.q_lr)
     actor_optimizer = optim.Adam(actor_params, lr=args.policy_lr)
 
-    target_entropy, alpha_init = -float(act_dim), args.alpha_init or (1e-3 if num_rbs else 1.0)  # autotuning
+    target_entropy, alpha_init = args.target_entropy * act_dim, args.alpha_init or (1e-3 if num_rbs else 1.0)
     log_alpha = torch.full((n_agents,), math.log(alpha_init), requires_grad=True, device=device)
     a_optimizer = optim.Adam([log_alpha], lr=args.alpha_lr)
-    alpha = log_alpha.exp().detach() if args.autotune else torch.full((n_agents,), args.alpha, device=device)
     rb = ReplayBuffer(args.buffer_size, n_agents, obs_dim, act_dim)
     global_step, update, wall_time = 0, 0, 0.0
     history = {"eval_history": [], "eval_sampled_history": [], "eval_episode_returns": []}
@@ -394,7 +395,6 @@ if __name__ == "__main__":
         for key, module in modules.items():
             module.load_state_dict(checkpoint[key])
         log_alpha.data.copy_(checkpoint["log_alpha"])
-        alpha = log_alpha.exp().detach() if args.autotune else alpha
         if checkpoint["buffer"] is not None:
             rb.load_state_dict(checkpoint["buffer"])
         elif checkpoint["global_step"] < args.total_timesteps:
@@ -407,6 +407,7 @@ if __name__ == "__main__":
         global_step, update, wall_time = checkpoint["global_step"], checkpoint["update"], checkpoint["wall_time"]
         history = checkpoint["history"]
         print(f"resumed {run_dir} at global_step={global_step}")
+    alpha = log_alpha.exp().detach() if args.autotune else torch.full((n_agents,), args.alpha, device=device)
 
     def save_checkpoint(with_buffer):
         state = {"script": script, "args": saved_args, "hidden": list(hidden), "global_step": global_step, "update":
@@ -471,7 +472,7 @@ if __name__ == "__main__":
         # TRY NOT TO MODIFY: CRUCIAL step easy to overlook
         obs = next_obs
         # ALGO LOGIC: training.
-        if global_step > args.learning_starts:
+        for _ in range(args.updates_per_step if global_step > args.learning_starts else 0):
             data = rb.sample(args.batch_size, rng, device)
             with torch.no_grad():
                 next_state_actions, next_state_log_pi, _ = actor.get_action(data["next_obs"])
@@ -504,8 +505,7 @@ if __name__ == "__main__":
             if update == 1:
                 print(f"global_step={global_step}: warm-up done, updates start", flush=True)
             if update % args.log_interval == 0:  # SPS over the last log_interval updates
-                sps = int((global_step - last_log[1]) / ((now := time.time()) - last_log[0]))
-                last_log = (now, global_step)
+                sps, last_log = (global_step - last_log[1]) / ((now := time.time()) - last_log[0]), (now, global_step)
                 mean, log_std = (t.detach() for t in actor(data["obs"]))  # one pass: RB claims (share of K), std
                 claims = {"sign": mean > 0, "sampled": torch.special.ndtr(mean / log_std.exp())}  # slice l: dims l::3
                 for tag, v in {"losses/qf_values": qf_a_values.mean().item(), "losses/qf_loss": qf_loss.item() / 2.0,

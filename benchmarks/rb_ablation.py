@@ -17,8 +17,8 @@ The records in docs/rb_ablation/ are of the current code. Those in docs/rb_ablat
 `--records docs/rb_ablation/5fc924f --only-table`) ran on the simulator before the work-conserving scheduler
 (oran_env of 5fc924f), 6k env steps, with the experimental version of the script at commit e552927 (branch
 issue-14-ablation), whose flags each record lists; there, evaluation episodes were seeded seed + 10000 (5 on
-`small`, 32 on `paper`). A configuration marked * used a flag that the scripts no longer have (te0.5:
-target entropy -0.5 act_dim).
+`small`, 32 on `paper`). A configuration marked * used a flag of that version (te0.5: target entropy
+-0.5 act_dim; now `--target-entropy -0.5`, config te-0.5).
 """
 import json
 import subprocess
@@ -49,6 +49,9 @@ CONFIGS = {  # name -> flags of the current scripts (CleanRL's init: temperature
     "qlr1e-3": ["--q-lr", "1e-3"],
     "batch1024": ["--batch-size", "1024"],
     "tau0.02": ["--tau", "0.02"],
+    "te-0.5": ["--target-entropy", "-0.5"],  # a higher entropy target: -0.5 act_dim
+    "utd2": ["--updates-per-step", "2"],
+    "utd0.5": ["--num-envs", "2"],  # one update per vectorised step of 2 env copies: 0.5 per env step
 }
 
 
@@ -141,7 +144,8 @@ def det_metrics(record):
 
 
 ORDER = ["cleanrl", "bias1", "alpha1e-2", "alpha1e-2+bias1", "alpha1e-2+bias1+lr3e-4",
-         "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1", "gamma0.9", "lr3e-4", "qlr1e-3", "batch1024", "tau0.02"]
+         "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1", "gamma0.9", "lr3e-4", "qlr1e-3", "batch1024", "tau0.02", "te-0.5", "utd2",
+         "utd0.5"]
 
 
 def table(records_dir):

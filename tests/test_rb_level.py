@@ -51,3 +51,24 @@ def test_rb_level_defaults_start_at_the_equal_split_and_log_the_claims(tmp_path)
                 assert sum(shares) == pytest.approx(1.0, abs=0.1) and min(shares) > 0.2
             else:  # about half of all scores positive: 1.5 claims per RB
                 assert sum(shares) > 1.2
+
+
+def test_updates_per_step_and_target_entropy(tmp_path):
+    """--updates-per-step k runs k updates per env step after the warm-up; --target-entropy moves every
+    temperature towards it: up when the target per dim lies above any reachable entropy (log 2 for an action in
+    [-1, 1]), down when it lies far below."""
+    import torch
+    runs = {"more": ("--updates-per-step", "2", "--target-entropy", "5"), "less": ("--target-entropy", "-20")}
+    procs = {name: subprocess.Popen([sys.executable, str(ROOT / "sac_marl_baseline.py"), *TINY, "--run-dir",
+                                     str(tmp_path / name), *flags], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True) for name, flags in runs.items()}
+    for name, proc in procs.items():
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    ckpt = {name: torch.load(tmp_path / name / "checkpoint.pt", weights_only=True) for name in runs}
+    assert (ckpt["more"]["update"], ckpt["less"]["update"]) == (120, 60)  # 60 env steps after the warm-up
+    alphas = {name: [s.value for s in events(tmp_path / name).Scalars("losses/alpha")] for name in runs}
+    assert len(alphas["more"]) == 6 and len(alphas["less"]) == 3
+    assert all(b > a for a, b in zip(alphas["more"], alphas["more"][1:])) and alphas["more"][0] > 1e-3
+    assert all(b < a for a, b in zip(alphas["less"], alphas["less"][1:])) and alphas["less"][0] < 1e-3
+    for name in runs:  # the temperatures are checkpointed per agent
+        assert ((ckpt[name]["log_alpha"] > math.log(1e-3)) == (name == "more")).all()
