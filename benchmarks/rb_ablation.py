@@ -49,6 +49,7 @@ CONFIGS = {  # name -> flags of the current scripts (CleanRL's init: temperature
     "qlr1e-3": ["--q-lr", "1e-3"],
     "batch1024": ["--batch-size", "1024"],
     "tau0.02": ["--tau", "0.02"],
+    "bias0": ["--init-bias", "0"],  # CleanRL's random action-head bias
     "te-0.5": ["--target-entropy", "-0.5"],  # a higher entropy target: -0.5 act_dim
     "utd2": ["--updates-per-step", "2"],
     "utd0.5": ["--num-envs", "2"],  # one update per vectorised step of 2 env copies: 0.5 per env step
@@ -144,7 +145,7 @@ def det_metrics(record):
 
 
 ORDER = ["cleanrl", "bias1", "alpha1e-2", "alpha1e-2+bias1", "alpha1e-2+bias1+lr3e-4",
-         "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1", "gamma0.9", "lr3e-4", "qlr1e-3", "batch1024", "tau0.02", "te-0.5", "utd2",
+         "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1", "gamma0.9", "lr3e-4", "qlr1e-3", "batch1024", "tau0.02", "bias0", "te-0.5", "utd2",
          "utd0.5"]
 
 
