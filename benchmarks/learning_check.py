@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from records import read_scalars  # noqa: E402
 from run_experiments import evaluate_heuristic  # noqa: E402
 
-HEURISTICS = ("static_equal", "urllc_first", "pf_no_slicing", "random")
+HEURISTICS = ("static_equal", "urllc_first", "ue_count", "pf_no_slicing", "random")
 
 
 @dataclass
@@ -134,7 +134,7 @@ def main(args: Args) -> None:
                         label=f"{Path(script).stem}, {label} (mean of {len(recs)})")
                 if key == "eval_history":
                     ax.fill_between(steps, returns.min(0), returns.max(0), color=color, alpha=0.15)
-        for (name, value), style in zip(heur.items(), (":", "--", "-.", (0, (1, 4)))):
+        for (name, value), style in zip(heur.items(), (":", "--", (0, (3, 1, 1, 1)), "-.", (0, (1, 4)))):
             ax.axhline(value, color="grey", ls=style, lw=1, label=f"heuristic: {name}")
         ax.set(xlabel="environment steps", ylabel="evaluation return",
                title=f"`{scenario}`, RB-level actions (band: min-max, deterministic)")
