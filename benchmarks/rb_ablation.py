@@ -53,6 +53,7 @@ CONFIGS = {  # name -> flags of the current scripts (CleanRL's init: temperature
     "te-0.5": ["--target-entropy", "-0.5"],  # a higher entropy target: -0.5 act_dim
     "utd2": ["--updates-per-step", "2"],
     "utd0.5": ["--num-envs", "2"],  # one update per vectorised step of 2 env copies: 0.5 per env step
+    "gamma0.9+te-0.5": ["--gamma", "0.9", "--target-entropy", "-0.5"],  # the two leads on `small` together
 }
 
 
@@ -146,7 +147,7 @@ def det_metrics(record):
 
 ORDER = ["cleanrl", "bias1", "alpha1e-2", "alpha1e-2+bias1", "alpha1e-2+bias1+lr3e-4",
          "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1", "gamma0.9", "lr3e-4", "qlr1e-3", "batch1024", "tau0.02", "bias0", "te-0.5", "utd2",
-         "utd0.5"]
+         "utd0.5", "gamma0.9+te-0.5"]
 
 
 def table(records_dir):
