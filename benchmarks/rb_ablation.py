@@ -146,8 +146,8 @@ def det_metrics(record):
 
 
 ORDER = ["cleanrl", "bias1", "alpha1e-2", "alpha1e-2+bias1", "alpha1e-2+bias1+lr3e-4",
-         "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1", "gamma0.9", "lr3e-4", "qlr1e-3", "batch1024", "tau0.02", "bias0", "te-0.5", "utd2",
-         "utd0.5", "gamma0.9+te-0.5"]
+         "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1", "gamma0.9", "lr3e-4", "qlr1e-3", "batch1024", "tau0.02",
+         "bias0", "te-0.5", "utd2", "utd0.5", "gamma0.9+te-0.5"]
 
 
 def table(records_dir):

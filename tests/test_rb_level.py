@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -16,6 +17,15 @@ from run_experiments import evaluate_heuristic  # noqa: E402
 TINY = ("--scenario", "small", "--total-timesteps", "260", "--learning-starts", "200", "--hidden-sizes", "32",
         "--batch-size", "16", "--eval-episodes", "4", "--eval-interval", "100", "--log-interval", "20",
         "--torch-threads", "1")
+
+
+def train_side_by_side(tmp_path, runs):
+    """Tiny `sac_marl_baseline.py` runs in parallel, one per entry of runs (name -> extra flags), in tmp_path/name."""
+    procs = {name: subprocess.Popen([sys.executable, str(ROOT / "sac_marl_baseline.py"), *TINY, "--run-dir",
+                                     str(tmp_path / name), *flags], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True) for name, flags in runs.items()}
+    for name, proc in procs.items():
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
 
 
 def events(run_dir):
@@ -27,11 +37,7 @@ def events(run_dir):
 
 def test_rb_level_defaults_start_at_the_equal_split_and_log_the_claims(tmp_path):
     runs = {"ours": (), "cleanrl": ("--alpha-init", "1", "--init-bias", "0")}
-    procs = {name: subprocess.Popen([sys.executable, str(ROOT / "sac_marl_baseline.py"), *TINY, "--run-dir",
-                                     str(tmp_path / name), *flags], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, text=True) for name, flags in runs.items()}
-    for name, proc in procs.items():
-        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    train_side_by_side(tmp_path, runs)
     summary = {name: json.loads((tmp_path / name / "summary.json").read_text()) for name in runs}
     static = evaluate_heuristic("small", "static_equal", 1, 4)["episodic_return"]
     # step 100, before any update: the deterministic policy is the static equal split (the hidden layers' random
@@ -57,13 +63,8 @@ def test_updates_per_step_and_target_entropy(tmp_path):
     """--updates-per-step k runs k updates per env step after the warm-up; --target-entropy moves every
     temperature towards it: up when the target per dim lies above any reachable entropy (log 2 for an action in
     [-1, 1]), down when it lies far below."""
-    import torch
     runs = {"more": ("--updates-per-step", "2", "--target-entropy", "5"), "less": ("--target-entropy", "-20")}
-    procs = {name: subprocess.Popen([sys.executable, str(ROOT / "sac_marl_baseline.py"), *TINY, "--run-dir",
-                                     str(tmp_path / name), *flags], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, text=True) for name, flags in runs.items()}
-    for name, proc in procs.items():
-        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    train_side_by_side(tmp_path, runs)
     ckpt = {name: torch.load(tmp_path / name / "checkpoint.pt", weights_only=True) for name in runs}
     assert (ckpt["more"]["update"], ckpt["less"]["update"]) == (120, 60)  # 60 env steps after the warm-up
     alphas = {name: [s.value for s in events(tmp_path / name).Scalars("losses/alpha")] for name in runs}
