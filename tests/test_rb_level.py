@@ -73,3 +73,13 @@ def test_updates_per_step_and_target_entropy(tmp_path):
     assert all(b < a for a, b in zip(alphas["less"], alphas["less"][1:])) and alphas["less"][0] < 1e-3
     for name in runs:  # the temperatures are checkpointed per agent
         assert ((ckpt[name]["log_alpha"] > math.log(1e-3)) == (name == "more")).all()
+
+
+def test_rb_level_target_entropy_defaults_to_half_act_dim(tmp_path):
+    """Without --target-entropy, an RB-level run is the run with --target-entropy -0.5 (our default, README
+    ablation), and not SAC's -1: the temperatures trained towards each target are checkpointed per agent."""
+    runs = {"default": (), "half": ("--target-entropy", "-0.5"), "sac": ("--target-entropy", "-1")}
+    train_side_by_side(tmp_path, runs)
+    log_alpha = {name: torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)["log_alpha"] for name in runs}
+    assert torch.equal(log_alpha["default"], log_alpha["half"])
+    assert (log_alpha["half"] > log_alpha["sac"]).all()  # a higher target raises every temperature more
