@@ -33,6 +33,7 @@ from records import read_scalars  # noqa: E402
 from run_experiments import evaluate_heuristic  # noqa: E402
 
 HEURISTICS = ("static_equal", "urllc_first", "ue_count", "pf_no_slicing", "random")
+FINAL_METRICS = ("qos_embb", "qos_mmtc", "qos_urllc", "rb_overuse", "rb_utilisation")  # kept of the final evaluation
 
 
 @dataclass
@@ -87,14 +88,13 @@ def summary_or_events(run_dir):
         scalars = read_scalars(run_dir)
         history = {f"{tag}_history": [[int(s), float(v)] for s, v in zip(*scalars[f"{tag}/episodic_return"])]
                    for tag in ("eval", "eval_sampled")}
-        last = {k: float(scalars[f"eval/{k}"][1][-1]) for k in ("qos_embb", "qos_mmtc", "qos_urllc", "rb_overuse")}
+        last = {k: float(scalars[f"eval/{k}"][1][-1]) for k in FINAL_METRICS}
         return {"partial": True, "total_timesteps": history["eval_history"][-1][0], "wall_time_s": None,
                 **history, "final_qos": last}
     s = json.loads((run_dir / "summary.json").read_text())
     return {"partial": False, "total_timesteps": s["global_step"], "wall_time_s": round(s["wall_time_s"], 1),
             "eval_history": s["eval_history"], "eval_sampled_history": s["eval_sampled_history"],
-            "final_qos": {k: round(s["final_eval"]["metrics"][k], 4) for k in
-                          ("qos_embb", "qos_mmtc", "qos_urllc", "rb_overuse")}}
+            "final_qos": {k: round(s["final_eval"]["metrics"][k], 4) for k in FINAL_METRICS}}
 
 
 def last_fifth(history):
@@ -115,7 +115,7 @@ def main(args: Args) -> None:
             list(pool.map(lambda job: train(args, *job), jobs))
     fig, axes = plt.subplots(1, len(args.scenarios), figsize=(6.5 * len(args.scenarios), 4), squeeze=False)
     print("| scenario | script | steps | seeds | final det. (mean ± sd) | final sampled | last 20% (mean ± sd) "
-          "| stable last 20% | Q eMBB/mMTC/URLLC | static split | best heuristic | last 20% / best | wall (s) |\n"
+          "| stable last 20% | Q eMBB/mMTC/URLLC, RB use | static split | best heuristic | last 20% / best | wall (s) |\n"
           + "| --- " * 13 + "|")
     for ax, scenario in zip(axes[0], args.scenarios):
         paths = {script: [record_path(args, script, scenario, seed) for seed in args.seeds] for script in args.scripts}
@@ -145,8 +145,8 @@ def main(args: Args) -> None:
             det = np.array([r["eval_history"][-1][1] for r in recs])
             smp = np.array([r["eval_sampled_history"][-1][1] for r in recs])
             late = np.array([last_fifth(r["eval_history"]).mean() for r in recs])
-            q = "/".join(f"{np.mean([r['final_qos'][k] for r in recs]):.2f}"
-                         for k in ("qos_embb", "qos_mmtc", "qos_urllc"))
+            q = "/".join(f"{np.mean([r['final_qos'][k] for r in recs]):.2f}" for k in FINAL_METRICS[:3])
+            q += f", {np.mean([r['final_qos']['rb_utilisation'] for r in recs]):.2f}"
             print(f"| {scenario} | {Path(script).stem} | {recs[0]['total_timesteps']} | {len(recs)} | "
                   f"{det.mean():.1f}±{det.std():.1f} | {smp.mean():.1f}±{smp.std():.1f} | "
                   f"{late.mean():.1f}±{late.std():.1f} "
