@@ -117,8 +117,8 @@ class Args(Generic[EnvConfig]):
     """automatic tuning of each agent's entropy coefficient"""
     alpha: float = 0.2
     """entropy coefficient of every agent when --no-autotune"""
-    target_entropy: Optional[float] = None
-    """target entropy per action dimension when autotuning (default: -0.5 [ours] for RB-level actions, else SAC's -1)"""
+    target_entropy: float = -1.0
+    """target entropy per action dimension when autotuning (SAC's -act_dim in all: -1)"""
     alpha_init: Optional[float] = None
     """initial temperatures when autotuning (default: 1e-3 [ours] for RB-level actions, else CleanRL's 1.0)"""
     init_bias: float = 1.0
@@ -498,11 +498,11 @@ if __name__ == "__main__":
     td_var_ema, sam_counts, sharpness_batch = None, torch.zeros(n_agents), None
     sharpness_rng = torch.Generator().manual_seed(args.seed)  # on the CPU, apart from training's RNG stream
 
-    target_entropy = act_dim * (args.target_entropy if args.target_entropy is not None else -0.5 if num_rbs else -1.0)
-    alpha_init = args.alpha_init or (1e-3 if num_rbs else 1.0)
+    target_entropy, alpha_init = args.target_entropy * act_dim, args.alpha_init or (1e-3 if num_rbs else 1.0)
     log_alpha = torch.full((n_agents,), math.log(alpha_init), requires_grad=True, device=device)
     a_optimizer = optim.Adam([log_alpha], lr=args.alpha_lr)
-    rb, global_step, update, wall_time = ReplayBuffer(args.buffer_size, n_agents, obs_dim, act_dim), 0, 0, 0.0
+    rb = ReplayBuffer(args.buffer_size, n_agents, obs_dim, act_dim)
+    global_step, update, wall_time = 0, 0, 0.0
     history = {"eval_history": [], "eval_sampled_history": [], "eval_episode_returns": []}
     modules = {"actor": actor, "qf": qf, "qf_target": qf_target, "q_optimizer": q_optimizer,
                "actor_optimizer": actor_optimizer, "a_optimizer": a_optimizer}
