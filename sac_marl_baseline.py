@@ -41,8 +41,9 @@ EVAL_SEED = 10_000  # seed of the evaluation episodes: one fixed set for every r
 RANGES = {**dict.fromkeys(("torch_threads", "num_envs", "total_timesteps", "buffer_size", "eval_episodes",
                            "log_interval", "hidden_sizes", "updates_per_step"), "[1, inf)"), "tau": "(0, 1]",
           **dict.fromkeys(("checkpoint_interval", "learning_starts", "alpha", "eval_interval", "init_bias"),
-                          "[0, inf)"), "gamma": "[0, 1]", "batch_size": "[2, inf)", "seed": "[0, 4294967295]",
-          **dict.fromkeys(("policy_lr", "q_lr", "alpha_lr", "progress_interval", "alpha_init"), "(0, inf)")}
+                          "[0, inf)"), "gamma": "[0, 1]", "lr_decay_to": "[0, 1]", "batch_size": "[2, inf)",
+          **dict.fromkeys(("policy_lr", "q_lr", "alpha_lr", "progress_interval", "alpha_init"), "(0, inf)"),
+          "seed": "[0, 4294967295]"}
 
 
 @dataclass
@@ -93,6 +94,8 @@ class Args(Generic[EnvConfig]):
     """learning rate of the actors' Adam optimiser (paper: 1e-4)"""
     q_lr: float = 1e-4
     """learning rate of the critic's Adam optimiser (paper: 1e-4)"""
+    lr_decay_to: float = 1.0
+    """[ours] actor and critic learning rates decay linearly to this fraction at the budget (1: constant, CleanRL)"""
     alpha_lr: float = 1e-3
     """learning rate of the per-agent entropy temperatures (CleanRL uses its q_lr, 1e-3)"""
     autotune: bool = True
@@ -210,8 +213,7 @@ class Actor(nn.Module):
         return mean, log_std
 
     def get_action(self, x, agents=None, noise=None):
-        """Reparameterised sample, its log-probability (N, B, 1) and the deterministic action.
-        `noise` ~ N(0, 1) may be given so that two passes use the same sample."""
+        """Reparameterised sample (of `noise` ~ N(0, 1) if given), its log-probability (N, B, 1), tanh(mean)."""
         mean, log_std = self(x, agents)
         noise = torch.randn_like(mean) if noise is None else noise
         y_t = torch.tanh(mean + log_std.exp() * noise)
@@ -380,14 +382,12 @@ if __name__ == "__main__":
     qf_target = SoftQNetwork(critic_in_dim, hidden).to(device)
     qf_target.load_state_dict(qf.state_dict())
     actor_params, qf_params = list(actor.parameters()), list(qf.parameters())
-    q_optimizer = optim.Adam(qf_params, lr=args.q_lr)
-    actor_optimizer = optim.Adam(actor_params, lr=args.policy_lr)
+    q_optimizer, actor_optimizer = optim.Adam(qf_params, lr=args.q_lr), optim.Adam(actor_params, lr=args.policy_lr)
 
     target_entropy, alpha_init = args.target_entropy * act_dim, args.alpha_init or (1e-3 if num_rbs else 1.0)
     log_alpha = torch.full((n_agents,), math.log(alpha_init), requires_grad=True, device=device)
     a_optimizer = optim.Adam([log_alpha], lr=args.alpha_lr)
-    rb = ReplayBuffer(args.buffer_size, n_agents, obs_dim, act_dim)
-    global_step, update, wall_time = 0, 0, 0.0
+    rb, global_step, update, wall_time = ReplayBuffer(args.buffer_size, n_agents, obs_dim, act_dim), 0, 0, 0.0
     history = {"eval_history": [], "eval_sampled_history": [], "eval_episode_returns": []}
     modules = {"actor": actor, "qf": qf, "qf_target": qf_target, "q_optimizer": q_optimizer,
                "actor_optimizer": actor_optimizer, "a_optimizer": a_optimizer}
@@ -404,8 +404,7 @@ if __name__ == "__main__":
         torch.set_rng_state(checkpoint["torch_rng"])
         if device.type == "cuda" and checkpoint["cuda_rng"] is not None:
             torch.cuda.set_rng_state(checkpoint["cuda_rng"])
-        global_step, update, wall_time = checkpoint["global_step"], checkpoint["update"], checkpoint["wall_time"]
-        history = checkpoint["history"]
+        global_step, update, wall_time, history = map(checkpoint.get, ("global_step", "update", "wall_time", "history"))
         print(f"resumed {run_dir} at global_step={global_step}")
     alpha = log_alpha.exp().detach() if args.autotune else torch.full((n_agents,), args.alpha, device=device)
 
@@ -448,8 +447,7 @@ if __name__ == "__main__":
           f"  step {global_step}/{args.total_timesteps} ({args.learning_starts} warm-up), folder {run_dir}", flush=True)
 
     # TRY NOT TO MODIFY: start the game
-    if hasattr(envs, "env_steps"):  # oran's traffic shift counts the run's env steps, also across a resume
-        envs.env_steps = global_step
+    envs.env_steps = global_step  # oran's traffic shift counts the run's env steps across a resume (comp: unused)
     obs, _ = envs.reset(seed=[args.seed, global_step])  # a pair: never the evaluation seed
     while global_step < args.total_timesteps:
         global_step += args.num_envs
@@ -472,6 +470,8 @@ if __name__ == "__main__":
         # TRY NOT TO MODIFY: CRUCIAL step easy to overlook
         obs = next_obs
         # ALGO LOGIC: training.
+        for opt, lr in ((q_optimizer, args.q_lr), (actor_optimizer, args.policy_lr)):  # linear to --lr-decay-to
+            opt.param_groups[0]["lr"] = lr * (1 + (args.lr_decay_to - 1) * global_step / args.total_timesteps)
         for _ in range(args.updates_per_step if global_step > args.learning_starts else 0):
             data = rb.sample(args.batch_size, rng, device)
             with torch.no_grad():

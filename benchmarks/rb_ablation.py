@@ -56,6 +56,8 @@ CONFIGS = {  # name -> flags of the current scripts (CleanRL's init: temperature
     "utd2": ["--updates-per-step", "2", *TE1],
     "utd0.5": ["--num-envs", "2", *TE1],  # one update per vectorised step of 2 env copies: 0.5 per env step
     "gamma0.9+te-0.5": ["--gamma", "0.9", "--target-entropy", "-0.5"],  # the two leads on `small` together
+    "anneal": ["--lr-decay-to", "0", *TE1],  # actor and critic learning rates decay linearly to 0
+    "gamma0.9+te-0.5+anneal": ["--gamma", "0.9", "--target-entropy", "-0.5", "--lr-decay-to", "0"],
 }
 
 
@@ -149,7 +151,8 @@ def det_metrics(record):
 
 ORDER = ["cleanrl", "bias1", "alpha1e-2", "alpha1e-2+bias1", "alpha1e-2+bias1+lr3e-4",
          "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1", "gamma0.9", "lr3e-4", "qlr1e-3", "batch1024", "tau0.02",
-         "bias0", "te-0.5", "utd2", "utd0.5", "gamma0.9+te-0.5"]
+         "bias0", "te-0.5", "utd2", "utd0.5", "gamma0.9+te-0.5", "anneal",
+         "gamma0.9+te-0.5+anneal"]
 
 
 def table(records_dir):

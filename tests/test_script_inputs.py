@@ -31,6 +31,8 @@ BAD_FLAGS = [
     (sac_marl_baseline, ["--alpha-lr", "inf"], "--alpha-lr"),
     (sac_marl_baseline, ["--no-autotune", "--alpha", "nan"], "--alpha must be a finite number"),
     (sac_marl_baseline, ["--gamma", "nan"], "--gamma"),
+    (sac_marl_baseline, ["--lr-decay-to", "1.5"], "--lr-decay-to must be a finite number in [0, 1]"),
+    (tasam_marl_sac, ["--target-entropy", "inf"], "--target-entropy must be a finite number"),
     (sac_marl_baseline, ["--seed", "-1"], "--seed must be a finite number in [0, 4294967295]"),
     (sac_marl_baseline, ["--seed", "99999999999999"], "--seed"),
     (sac_marl_baseline, ["--batch-size", "1"], "--batch-size must be a finite number in [2, inf)"),
