@@ -525,7 +525,7 @@ if __name__ == "__main__":
         torch.set_rng_state(checkpoint["torch_rng"])
         if device.type == "cuda" and checkpoint["cuda_rng"] is not None:
             torch.cuda.set_rng_state(checkpoint["cuda_rng"])
-        global_step, update, wall_time, history = map(checkpoint.get, ("global_step", "update", "wall_time", "history"))
+        global_step, update, wall_time, history = map(checkpoint.pop, "global_step update wall_time history".split())
         print(f"resumed {run_dir} at global_step={global_step}")
     alpha = log_alpha.exp().detach() if args.autotune else torch.full((n_agents,), args.alpha, device=device)
 
