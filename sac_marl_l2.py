@@ -98,8 +98,8 @@ class Args(Generic[EnvConfig]):
     """learning rate of the actors' Adam optimiser (paper: 1e-4)"""
     q_lr: float = 1e-4
     """learning rate of the critic's Adam optimiser (paper: 1e-4)"""
-    lr_decay_to: Optional[float] = None
-    """[ours] actor and critic lr decay linearly to this fraction at the budget (default: RB-level 0, else 1)"""
+    lr_decay_to: float = 1.0
+    """[ours] actor and critic learning rates decay linearly to this fraction at the budget (1: constant, CleanRL)"""
     alpha_lr: float = 1e-3
     """learning rate of the per-agent entropy temperatures (CleanRL uses its q_lr, 1e-3)"""
     autotune: bool = True
@@ -249,9 +249,10 @@ def actor_loss_fn(actor, qf, data, alpha, agent_ids, joint, agents=None, noise=N
     """Sum over agents m of E[alpha_m log pi_m(a|o_m) - min_j Q_j(o_m, a, m)] on the batch `data`, so that each
     actor's gradient is that of its own SAC loss; `agents` restricts the sum to those actors. Returns (loss, log_pi)."""
     pi, log_pi, _ = actor.get_action(data["obs"] if agents is None else data["obs"][agents], agents, noise)
-    min_qf_pi = qf(critic_input(data["obs"], pi, agent_ids, joint, agents, data["actions"])).min(0).values
+    qf_input = critic_input(data["obs"], pi, agent_ids, joint, agents, data["actions"])
+    min_qf_pi = qf(qf_input).min(0).values.view(log_pi.shape)
     agent_alpha = alpha if agents is None else alpha[agents]
-    return (agent_alpha.view(-1, 1, 1) * log_pi - min_qf_pi.view_as(log_pi)).mean(dim=(1, 2)).sum(), log_pi
+    return (agent_alpha.view(-1, 1, 1) * log_pi - min_qf_pi).mean(dim=(1, 2)).sum(), log_pi
 
 
 class ReplayBuffer:
@@ -393,7 +394,6 @@ if __name__ == "__main__":
                                     optim.Adam(actor_params, lr=args.policy_lr, weight_decay=args.l2_coef))
 
     target_entropy, alpha_init = args.target_entropy * act_dim, args.alpha_init or (1e-3 if num_rbs else 1.0)
-    lr_end = float(not num_rbs) if args.lr_decay_to is None else args.lr_decay_to  # [ours] RB-level: decay to 0
     log_alpha = torch.full((n_agents,), math.log(alpha_init), requires_grad=True, device=device)
     a_optimizer = optim.Adam([log_alpha], lr=args.alpha_lr)
     rb, global_step, update, wall_time = ReplayBuffer(args.buffer_size, n_agents, obs_dim, act_dim), 0, 0, 0.0
@@ -480,7 +480,7 @@ if __name__ == "__main__":
         obs = next_obs
         # ALGO LOGIC: training.
         for opt, lr in ((q_optimizer, args.q_lr), (actor_optimizer, args.policy_lr)):  # linear to --lr-decay-to
-            opt.param_groups[0]["lr"] = lr * (1 + (lr_end - 1) * global_step / args.total_timesteps)
+            opt.param_groups[0]["lr"] = lr * (1 + (args.lr_decay_to - 1) * global_step / args.total_timesteps)
         for _ in range(args.updates_per_step if global_step > args.learning_starts else 0):
             data = rb.sample(args.batch_size, rng, device)
             with torch.no_grad():
