@@ -76,8 +76,8 @@ class Args(Generic[EnvConfig]):
     """environment: `oran` (O-RAN slicing, oran_env.py) or `comp` (DeepCoMP cell selection, comp_env.py)"""
     scenario: Optional[str] = None
     """named preset of the environment (default: `paper` for oran, `medium` for comp)"""
-    num_envs: int = 1
-    """number of environment copies stepped together for training"""
+    num_envs: Optional[int] = None
+    """env copies stepped together, one update round per vectorised step (default: RB-level 2 [ours], else 1)"""
 
     # Algorithm
     total_timesteps: int = 20_000
@@ -171,7 +171,8 @@ def parse_args() -> Args:
         config = importlib.import_module(ENV_MODULES[known.env_id]).make_config(scenario)
     except (ImportError, ValueError) as e:  # a missing simulator module must lie next to this script
         fail(f"--env-id {known.env_id} --scenario {scenario}: {e}")
-    return tyro.cli(Args[type(config)], default=Args(env_id=known.env_id, scenario=scenario, env=config))
+    args = tyro.cli(Args[type(config)], default=Args(env_id=known.env_id, scenario=scenario, env=config))
+    return dataclasses.replace(args, num_envs=args.num_envs or 1 + ("rb_slice" in getattr(args.env, "action_mode", "")))
 
 
 class EnsembleLinear(nn.Module):
@@ -249,10 +250,9 @@ def actor_loss_fn(actor, qf, data, alpha, agent_ids, joint, agents=None, noise=N
     """Sum over agents m of E[alpha_m log pi_m(a|o_m) - min_j Q_j(o_m, a, m)] on the batch `data`, so that each
     actor's gradient is that of its own SAC loss; `agents` restricts the sum to those actors. Returns (loss, log_pi)."""
     pi, log_pi, _ = actor.get_action(data["obs"] if agents is None else data["obs"][agents], agents, noise)
-    qf_input = critic_input(data["obs"], pi, agent_ids, joint, agents, data["actions"])
-    min_qf_pi = qf(qf_input).min(0).values.view(log_pi.shape)
+    min_qf_pi = qf(critic_input(data["obs"], pi, agent_ids, joint, agents, data["actions"])).min(0).values
     agent_alpha = alpha if agents is None else alpha[agents]
-    return (agent_alpha.view(-1, 1, 1) * log_pi - min_qf_pi).mean(dim=(1, 2)).sum(), log_pi
+    return (agent_alpha.view(-1, 1, 1) * log_pi - min_qf_pi.view_as(log_pi)).mean(dim=(1, 2)).sum(), log_pi
 
 
 class ReplayBuffer:

@@ -51,7 +51,7 @@ def steps_per_second(script_flags, updates, skip_updates, threads, extra=()):
                "--learning-starts", str(learning_starts),
                "--total-timesteps", str(learning_starts + skip_updates + updates), "--eval-interval", "0",
                "--eval-episodes", "1", "--checkpoint-interval", "0", "--torch-threads", str(threads),
-               "--log-interval", "10", "--run-dir", run_dir, *extra]
+               "--log-interval", "10", "--num-envs", "1", "--run-dir", run_dir, *extra]
         if script_flags[0] == "tasam_marl_sac.py":
             cmd += ["--sharpness-interval", "0"]  # a measurement, not part of the update
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

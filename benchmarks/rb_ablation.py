@@ -36,13 +36,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from learning_check import last_fifth, stable  # noqa: E402
 
-TE1 = ["--target-entropy", "-1"]  # SAC's target, the scripts' default: explicit, so the records outlive a change
+# SAC's entropy target and one env copy (one update per env step, the RB-level default before --num-envs 2):
+# explicit, so that the records outlive a change of the defaults
+TE1 = ["--target-entropy", "-1", "--num-envs", "1"]
 CONFIGS = {  # name -> flags of the current scripts (CleanRL's init: temperature 1, random action-head bias)
     "cleanrl": ["--alpha-init", "1", "--init-bias", "0", *TE1],
     "bias1": ["--alpha-init", "1", "--init-bias", "1", *TE1],
     "alpha1e-2": ["--alpha-init", "1e-2", "--init-bias", "0", *TE1],
     "alpha1e-2+bias1": ["--alpha-init", "1e-2", "--init-bias", "1", *TE1],
-    "alpha1e-3+bias1": ["--alpha-init", "1e-3", "--init-bias", "1", *TE1],  # the defaults
+    "alpha1e-3+bias1": ["--alpha-init", "1e-3", "--init-bias", "1", *TE1],  # the RB-level defaults before --num-envs 2
     "alpha1e-2+bias1+lr3e-4": ["--alpha-init", "1e-2", "--init-bias", "1", "--policy-lr", "3e-4", "--q-lr", "3e-4",
                                *TE1],
     # one change each from alpha1e-3+bias1
@@ -52,12 +54,12 @@ CONFIGS = {  # name -> flags of the current scripts (CleanRL's init: temperature
     "batch1024": ["--batch-size", "1024", *TE1],
     "tau0.02": ["--tau", "0.02", *TE1],
     "bias0": ["--init-bias", "0", *TE1],  # CleanRL's random action-head bias
-    "te-0.5": ["--target-entropy", "-0.5"],  # a higher entropy target: -0.5 act_dim
+    "te-0.5": ["--target-entropy", "-0.5", "--num-envs", "1"],  # a higher entropy target: -0.5 act_dim
     "utd2": ["--updates-per-step", "2", *TE1],
-    "utd0.5": ["--num-envs", "2", *TE1],  # one update per vectorised step of 2 env copies: 0.5 per env step
-    "gamma0.9+te-0.5": ["--gamma", "0.9", "--target-entropy", "-0.5"],  # the two leads on `small` together
+    "utd0.5": ["--num-envs", "2", "--target-entropy", "-1"],  # the defaults now: 1 update per 2 env steps
+    "gamma0.9+te-0.5": ["--gamma", "0.9", "--target-entropy", "-0.5", "--num-envs", "1"],  # two leads on `small`
     "anneal": ["--lr-decay-to", "0", *TE1],  # actor and critic learning rates decay linearly to 0
-    "gamma0.9+te-0.5+anneal": ["--gamma", "0.9", "--target-entropy", "-0.5", "--lr-decay-to", "0"],
+    "gamma0.9+te-0.5+anneal": ["--gamma", "0.9", "--target-entropy", "-0.5", "--lr-decay-to", "0", "--num-envs", "1"],
 }
 
 

@@ -63,7 +63,9 @@ def test_updates_per_step_and_target_entropy(tmp_path):
     """--updates-per-step k runs k updates per env step after the warm-up; --target-entropy moves every
     temperature towards it: up when the target per dim lies above any reachable entropy (log 2 for an action in
     [-1, 1]), down when it lies far below."""
-    runs = {"more": ("--updates-per-step", "2", "--target-entropy", "5"), "less": ("--target-entropy", "-20")}
+    one = ("--num-envs", "1")  # one env copy: an update round per env step
+    runs = {"more": ("--updates-per-step", "2", "--target-entropy", "5", *one),
+            "less": ("--target-entropy", "-20", *one)}
     train_side_by_side(tmp_path, runs)
     ckpt = {name: torch.load(tmp_path / name / "checkpoint.pt", weights_only=True) for name in runs}
     assert (ckpt["more"]["update"], ckpt["less"]["update"]) == (120, 60)  # 60 env steps after the warm-up
@@ -76,20 +78,24 @@ def test_updates_per_step_and_target_entropy(tmp_path):
 
 
 def test_defaults_and_the_learning_rate_schedule(tmp_path):
-    """An RB-level run without flags is the run with SAC's --gamma 0.99 --target-entropy -1 and constant learning
-    rates (--lr-decay-to 1; the RB-level alternatives measured in the README's ablation are not defaults).
+    """An RB-level run without flags is the run with SAC's --gamma 0.99 --target-entropy -1, constant learning
+    rates (--lr-decay-to 1) and two env copies (--num-envs 2, our RB-level default: one update per two env
+    steps); other action modes step one copy.
     --lr-decay-to f scales the actors' and the critic's learning rate by 1 + (f - 1) step / budget (f at the last
     step) and leaves the temperatures' alone; a higher entropy target trains every temperature higher."""
-    sac = ("--gamma", "0.99", "--target-entropy", "-1", "--lr-decay-to", "1")
+    sac = ("--gamma", "0.99", "--target-entropy", "-1", "--lr-decay-to", "1", "--num-envs", "2")
     runs = {"default": (), "sac": sac, "decay0": ("--lr-decay-to", "0"), "half": ("--lr-decay-to", "0.5"),
-            "te_half": ("--target-entropy", "-0.5")}
+            "te_half": ("--target-entropy", "-0.5"), "one": ("--num-envs", "1"),
+            "share": ("--action-mode", "slice_share")}
     train_side_by_side(tmp_path, runs)
     ckpt = {name: torch.load(tmp_path / name / "checkpoint.pt", weights_only=True) for name in runs}
 
     def same(a, b):  # the same training: equal critics and temperatures at the end
         return torch.equal(ckpt[a]["log_alpha"], ckpt[b]["log_alpha"]) and all(
             torch.equal(x, y) for x, y in zip(ckpt[a]["qf"].values(), ckpt[b]["qf"].values()))
-    assert same("default", "sac") and not same("default", "decay0")
+    assert same("default", "sac") and not same("default", "decay0") and not same("default", "one")
+    assert [(ckpt[n]["args"]["num_envs"], ckpt[n]["update"]) for n in ("default", "one", "share")] == [
+        (2, 30), (1, 60), (1, 60)]  # 60 env steps after the warm-up
     lrs = {name: [c[k]["param_groups"][0]["lr"] for k in ("q_optimizer", "actor_optimizer", "a_optimizer")]
            for name, c in ckpt.items()}
     assert lrs["default"] == [1e-4, 1e-4, 1e-3] and lrs["decay0"] == [0.0, 0.0, 1e-3]

@@ -152,7 +152,7 @@ def test_sigterm_during_updates_checkpoints_and_the_printed_command_resumes(tmp_
     the first episode start after step 300 counted in the run's env steps, not restarted by the resume."""
     run_dir = tmp_path / "run"
     flags = [*TINY, "--total-timesteps", "500", "--run-dir", str(run_dir), "--shift-after-steps", "300",
-             "--shift-slice-load", "0", "0", "0", "--progress-interval", "0.5"]
+             "--shift-slice-load", "0", "0", "0", "--progress-interval", "0.5", "--num-envs", "1"]  # 100-step episodes
     proc = subprocess.Popen(script("sac_marl_baseline.py", *flags), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:
