@@ -20,9 +20,9 @@ Shared multi-agent SAC core (identical in the three scripts):
 - Actors: one tanh-Gaussian policy per agent (CleanRL) in one ensemble (batched matmuls), one autotuned log-alpha
   each. Critic: one global twin Q-network, input (o_m, a_m, onehot(m)) [+ all o: `--critic-joint-obs`; + all o
   and a (MASAC): `--critic-joint-actions`], trained on all agents' sampled transitions as N * B rows.
-- Uniform replay of joint transitions; one update per env step after `--learning-starts` random steps. Evaluation:
-  deterministic (tanh of the mean) and sampled policy on fixed episodes, with its own generator. Checkpoints (every
-  `--checkpoint-interval` env steps, on SIGINT/SIGTERM) hold all but the simulators' state.
+- Uniform replay of joint transitions; after `--learning-starts` random steps, one update per vectorised step of
+  `--num-envs` env copies (RB-level default 2). Evaluation: tanh of the mean and sampled, fixed episodes, own RNG.
+  Checkpoints (every `--checkpoint-interval` env steps, on SIGINT/SIGTERM) hold all but the simulators' state.
 """
 import argparse
 import dataclasses
@@ -103,7 +103,7 @@ class Args(Generic[EnvConfig]):
     batch_size: int = 256
     """transitions sampled per update; the critic sees them for every agent (N * batch rows)"""
     updates_per_step: int = 1
-    """gradient updates per env step after the warm-up (per --num-envs transitions; fewer: raise --num-envs)"""
+    """gradient updates per vectorised env step (--num-envs transitions) after the warm-up"""
     gamma: float = 0.99
     """the discount factor gamma"""
     tau: float = 0.005
