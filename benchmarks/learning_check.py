@@ -75,6 +75,8 @@ def train(args, script, scenario, seed):
                         "--seed", str(seed), "--torch-threads", "1", "--eval-episodes", str(args.eval_episodes),
                         "--run-dir", str(run_dir), "--resume", *budget], check=True, cwd=ROOT,
                        stdout=subprocess.DEVNULL)
+    if not run_dir.is_dir():  # --record-only for a run never started: nothing to record
+        return print(f"no run folder {run_dir}: no record")
     record = {"script": script, "scenario": scenario, "seed": seed, "eval_episodes": args.eval_episodes,
               **summary_or_events(run_dir)}
     args.records.mkdir(parents=True, exist_ok=True)
