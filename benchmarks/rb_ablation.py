@@ -58,6 +58,9 @@ CONFIGS = {  # name -> flags of the current scripts (CleanRL's init: temperature
     "utd2": ["--updates-per-step", "2", *TE1],
     "utd0.5": ["--num-envs", "2", "--target-entropy", "-1"],  # the defaults now: 1 update per 2 env steps
     "utd0.25": ["--num-envs", "4", "--target-entropy", "-1"],  # one update per 4 env steps
+    # one change each from the defaults with two env copies (utd0.5)
+    "utd0.5+batch512": ["--num-envs", "2", "--target-entropy", "-1", "--batch-size", "512"],
+    "utd0.5+bias0.3": ["--num-envs", "2", "--target-entropy", "-1", "--init-bias", "0.3"],  # scores nearer 0
     "gamma0.9+te-0.5": ["--gamma", "0.9", "--target-entropy", "-0.5", "--num-envs", "1"],  # two leads on `small`
     "anneal": ["--lr-decay-to", "0", *TE1],  # actor and critic learning rates decay linearly to 0
     "gamma0.9+te-0.5+anneal": ["--gamma", "0.9", "--target-entropy", "-0.5", "--lr-decay-to", "0", "--num-envs", "1"],
@@ -154,8 +157,8 @@ def det_metrics(record):
 
 ORDER = ["cleanrl", "bias1", "alpha1e-2", "alpha1e-2+bias1", "alpha1e-2+bias1+lr3e-4",
          "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1", "gamma0.9", "lr3e-4", "qlr1e-3", "batch1024", "tau0.02",
-         "bias0", "te-0.5", "utd2", "utd0.5", "utd0.25", "gamma0.9+te-0.5", "anneal",
-         "gamma0.9+te-0.5+anneal"]
+         "bias0", "te-0.5", "utd2", "utd0.5", "utd0.25", "utd0.5+batch512", "utd0.5+bias0.3", "gamma0.9+te-0.5",
+         "anneal", "gamma0.9+te-0.5+anneal"]
 
 
 def table(records_dir):
