@@ -38,31 +38,31 @@ from learning_check import last_fifth, stable  # noqa: E402
 
 # SAC's entropy target and one env copy (one update per env step, the RB-level default before --num-envs 2):
 # explicit, so that the records outlive a change of the defaults
-TE1 = ["--target-entropy", "-1", "--num-envs", "1"]
+BASE = ["--target-entropy", "-1", "--num-envs", "1"]
 CONFIGS = {  # name -> flags of the current scripts (CleanRL's init: temperature 1, random action-head bias)
-    "cleanrl": ["--alpha-init", "1", "--init-bias", "0", *TE1],
-    "bias1": ["--alpha-init", "1", "--init-bias", "1", *TE1],
-    "alpha1e-2": ["--alpha-init", "1e-2", "--init-bias", "0", *TE1],
-    "alpha1e-2+bias1": ["--alpha-init", "1e-2", "--init-bias", "1", *TE1],
-    "alpha1e-3+bias1": ["--alpha-init", "1e-3", "--init-bias", "1", *TE1],  # the RB-level defaults before --num-envs 2
+    "cleanrl": ["--alpha-init", "1", "--init-bias", "0", *BASE],
+    "bias1": ["--alpha-init", "1", "--init-bias", "1", *BASE],
+    "alpha1e-2": ["--alpha-init", "1e-2", "--init-bias", "0", *BASE],
+    "alpha1e-2+bias1": ["--alpha-init", "1e-2", "--init-bias", "1", *BASE],
+    "alpha1e-3+bias1": ["--alpha-init", "1e-3", "--init-bias", "1", *BASE],  # the RB-level defaults before --num-envs 2
     "alpha1e-2+bias1+lr3e-4": ["--alpha-init", "1e-2", "--init-bias", "1", "--policy-lr", "3e-4", "--q-lr", "3e-4",
-                               *TE1],
+                               *BASE],
     # one change each from alpha1e-3+bias1
-    "gamma0.9": ["--gamma", "0.9", *TE1],
-    "lr3e-4": ["--policy-lr", "3e-4", "--q-lr", "3e-4", *TE1],
-    "qlr1e-3": ["--q-lr", "1e-3", *TE1],
-    "batch1024": ["--batch-size", "1024", *TE1],
-    "tau0.02": ["--tau", "0.02", *TE1],
-    "bias0": ["--init-bias", "0", *TE1],  # CleanRL's random action-head bias
+    "gamma0.9": ["--gamma", "0.9", *BASE],
+    "lr3e-4": ["--policy-lr", "3e-4", "--q-lr", "3e-4", *BASE],
+    "qlr1e-3": ["--q-lr", "1e-3", *BASE],
+    "batch1024": ["--batch-size", "1024", *BASE],
+    "tau0.02": ["--tau", "0.02", *BASE],
+    "bias0": ["--init-bias", "0", *BASE],  # CleanRL's random action-head bias
     "te-0.5": ["--target-entropy", "-0.5", "--num-envs", "1"],  # a higher entropy target: -0.5 act_dim
-    "utd2": ["--updates-per-step", "2", *TE1],
+    "utd2": ["--updates-per-step", "2", *BASE],
     "utd0.5": ["--num-envs", "2", "--target-entropy", "-1"],  # the defaults now: 1 update per 2 env steps
     "utd0.25": ["--num-envs", "4", "--target-entropy", "-1"],  # one update per 4 env steps
     # one change each from the defaults with two env copies (utd0.5)
     "utd0.5+batch512": ["--num-envs", "2", "--target-entropy", "-1", "--batch-size", "512"],
     "utd0.5+bias0.3": ["--num-envs", "2", "--target-entropy", "-1", "--init-bias", "0.3"],  # scores nearer 0
     "gamma0.9+te-0.5": ["--gamma", "0.9", "--target-entropy", "-0.5", "--num-envs", "1"],  # two leads on `small`
-    "anneal": ["--lr-decay-to", "0", *TE1],  # actor and critic learning rates decay linearly to 0
+    "anneal": ["--lr-decay-to", "0", *BASE],  # actor and critic learning rates decay linearly to 0
     "gamma0.9+te-0.5+anneal": ["--gamma", "0.9", "--target-entropy", "-0.5", "--lr-decay-to", "0", "--num-envs", "1"],
 }
 
