@@ -13,6 +13,7 @@ against env steps, with a min-max band over seeds and the heuristics as referenc
     python benchmarks/learning_check.py --only-plot      # table and figure from the committed records
 """
 import json
+import shlex
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +44,11 @@ class Args:
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     """training seeds (every seed is evaluated on the same episodes, as in the scripts)"""
     scripts: list[str] = field(default_factory=lambda: ["sac_marl_baseline.py"])
-    """training scripts, run with their defaults (plus --scenario, --seed, --torch-threads 1, --run-dir)"""
+    """training scripts, run with their defaults (plus --scenario, --seed, --torch-threads 1, --run-dir, --flags)"""
+    flags: str = ""
+    """flags added to every run trained now, e.g. --flags="--init-bias 0.3" (with "=": the value starts with --): a
+    candidate default checked before it becomes one, with its own --runs and --records; a record keeps them, and
+    the table refuses a record whose flags differ"""
     total_timesteps: Optional[int] = None
     """--total-timesteps of the runs trained now (default: the script's, 20000); the records keep their own"""
     eval_episodes: int = 32
@@ -73,14 +78,23 @@ def train(args, script, scenario, seed):
     if not (run_dir / "summary.json").exists() and not args.record_only:
         subprocess.run(["nice", "-n", "10", sys.executable, str(ROOT / script), "--scenario", scenario,
                         "--seed", str(seed), "--torch-threads", "1", "--eval-episodes", str(args.eval_episodes),
-                        "--run-dir", str(run_dir), "--resume", *budget], check=True, cwd=ROOT,
+                        "--run-dir", str(run_dir), "--resume", *budget, *shlex.split(args.flags)], check=True, cwd=ROOT,
                        stdout=subprocess.DEVNULL)
     if not run_dir.is_dir():  # --record-only for a run never started: nothing to record
         return print(f"no run folder {run_dir}: no record")
     record = {"script": script, "scenario": scenario, "seed": seed, "eval_episodes": args.eval_episodes,
-              **summary_or_events(run_dir)}
+              "flags": shlex.split(args.flags), **summary_or_events(run_dir)}
     args.records.mkdir(parents=True, exist_ok=True)
     record_path(args, script, scenario, seed).write_text(json.dumps(record, separators=(",", ":")))
+
+
+def read_record(args, path):
+    """A record, if it was trained with --flags (records written before the field existed: no flags)."""
+    record = json.loads(path.read_text())
+    if record.get("flags", []) != shlex.split(args.flags):
+        sys.exit(f"{path} was trained with the flags {record.get('flags', [])}, not --flags {args.flags!r}: "
+                 f"pass its flags, or other --records")
+    return record
 
 
 def summary_or_events(run_dir):
@@ -121,7 +135,7 @@ def main(args: Args) -> None:
           + "| --- " * 13 + "|")
     for ax, scenario in zip(axes[0], args.scenarios):
         paths = {script: [record_path(args, script, scenario, seed) for seed in args.seeds] for script in args.scripts}
-        by_script = {script: [json.loads(p.read_text()) for p in ps if p.exists()] for script, ps in paths.items()}
+        by_script = {script: [read_record(args, p) for p in ps if p.exists()] for script, ps in paths.items()}
         by_script = {script: recs for script, recs in by_script.items() if recs}
         if not by_script:
             continue

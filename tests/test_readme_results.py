@@ -1,7 +1,10 @@
 """The README's result tables are what plot_results.py computes from the committed run records."""
 
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -17,3 +20,29 @@ def test_readme_tables_equal_what_the_records_give():
     for name, table in blocks.items():
         assert table == computed[name], f"README table {name!r} differs from the records: run " \
                                         "`python plot_results.py --readme README.md`"
+
+
+def learning_check_rows(capsys, records, out, flags=""):
+    """The `small` rows benchmarks/learning_check.py prints from a folder of records (no training)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import learning_check as lc
+
+    lc.main(lc.Args(scenarios=["small"], scripts=["sac_marl_baseline.py", "tasam_marl_sac.py"], records=records,
+                    out=out / "learning_check.png", only_plot=True, flags=flags))
+    return [line for line in capsys.readouterr().out.splitlines() if line.startswith("| small ")]
+
+
+def test_readme_learning_check_rows_are_what_the_records_give(tmp_path, capsys):
+    readme = (ROOT / "README.md").read_text()
+    for records in (ROOT / "docs" / "learning_check", ROOT / "docs" / "learning_check" / "num-envs1"):
+        rows = learning_check_rows(capsys, records, tmp_path)
+        assert rows and all(row in readme for row in rows), f"README's learning check table differs from {records}"
+
+
+def test_learning_check_refuses_records_trained_with_other_flags(tmp_path, capsys):
+    record = ROOT / "docs" / "learning_check" / "sac_marl_baseline__small__s1.json"
+    (tmp_path / record.name).write_text(json.dumps({**json.loads(record.read_text()), "flags": ["--init-bias", "0.3"]}))
+    with pytest.raises(SystemExit, match=r"sac_marl_baseline__small__s1.json was trained with the flags"):
+        learning_check_rows(capsys, tmp_path, tmp_path)
+    rows = learning_check_rows(capsys, tmp_path, tmp_path, flags="--init-bias 0.3")
+    assert len(rows) == 1 and "| small | sac_marl_baseline | 20000 | 1 |" in rows[0]
