@@ -8,7 +8,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import learning_check as lc  # noqa: E402
 import plot_results as pr  # noqa: E402
 
 
@@ -24,9 +26,6 @@ def test_readme_tables_equal_what_the_records_give():
 
 def learning_check_rows(capsys, records, out, flags=""):
     """The `small` rows benchmarks/learning_check.py prints from a folder of records (no training)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import learning_check as lc
-
     lc.main(lc.Args(scenarios=["small"], scripts=["sac_marl_baseline.py", "tasam_marl_sac.py"], records=records,
                     out=out / "learning_check.png", only_plot=True, flags=flags))
     return [line for line in capsys.readouterr().out.splitlines() if line.startswith("| small ")]
