@@ -12,14 +12,17 @@ against env steps, with a min-max band over seeds and the heuristics as referenc
     python benchmarks/learning_check.py                  # trains what is missing (long: see README)
     python benchmarks/learning_check.py --only-plot      # table and figure from the committed records
 """
+import importlib
 import json
 import shlex
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
+from unittest import mock
 
 import matplotlib
 
@@ -34,6 +37,7 @@ from records import read_scalars  # noqa: E402
 from run_experiments import evaluate_heuristic  # noqa: E402
 
 HEURISTICS = ("static_equal", "urllc_first", "ue_count", "pf_no_slicing", "random")
+ARGV_LOCK = threading.Lock()  # the scripts' parse_args reads sys.argv; runs are recorded from several threads
 FINAL_METRICS = ("qos_embb", "qos_mmtc", "qos_urllc", "rb_overuse", "rb_utilisation")  # kept of the final evaluation
 
 
@@ -65,23 +69,36 @@ class Args:
     """use the records only: no training"""
     record_only: bool = False
     """train nothing: write the records from the run folders as they are (an unfinished run: partial, from the
-    evaluations in its event files)"""
+    evaluations in its event files; a finished one only if its saved arguments are the script's with --flags)"""
 
 
 def record_path(args, script, scenario, seed):
     return args.records / f"{Path(script).stem}__{scenario}__s{seed}.json"
 
 
+def check_run_args(script, argv, run_dir):
+    """A finished run is recorded only if its saved arguments are what the script makes of `argv` today (a run
+    copied from another folder, trained with other flags or before a default changed, is refused)."""
+    with ARGV_LOCK, mock.patch.object(sys, "argv", [script, *argv]):
+        expected = json.loads(json.dumps(asdict(importlib.import_module(Path(script).stem).parse_args())))
+    saved = json.loads((run_dir / "summary.json").read_text())["args"]
+    ignored = {"resume", "run_dir", "cuda", "torch_threads", "checkpoint_interval", "progress_interval"}
+    if differ := sorted(k for k in expected if k not in ignored and saved.get(k) != expected[k]):
+        sys.exit(f"{run_dir} was not trained as `{script} {shlex.join(argv)}`: other values of {differ}")
+
+
 def train(args, script, scenario, seed):
     budget = ["--total-timesteps", str(args.total_timesteps)] if args.total_timesteps else []
     run_dir = args.runs / Path(script).stem / f"{scenario}{''.join(budget[1:])}" / f"s{seed}"
+    argv = ["--scenario", scenario, "--seed", str(seed), "--torch-threads", "1", "--eval-episodes",
+            str(args.eval_episodes), "--run-dir", str(run_dir), "--resume", *budget, *shlex.split(args.flags)]
     if not (run_dir / "summary.json").exists() and not args.record_only:
-        subprocess.run(["nice", "-n", "10", sys.executable, str(ROOT / script), "--scenario", scenario,
-                        "--seed", str(seed), "--torch-threads", "1", "--eval-episodes", str(args.eval_episodes),
-                        "--run-dir", str(run_dir), "--resume", *budget, *shlex.split(args.flags)], check=True, cwd=ROOT,
+        subprocess.run(["nice", "-n", "10", sys.executable, str(ROOT / script), *argv], check=True, cwd=ROOT,
                        stdout=subprocess.DEVNULL)
     if not run_dir.is_dir():  # --record-only for a run never started: nothing to record
         return print(f"no run folder {run_dir}: no record")
+    if (run_dir / "summary.json").exists():
+        check_run_args(script, argv, run_dir)
     record = {"script": script, "scenario": scenario, "seed": seed, "eval_episodes": args.eval_episodes,
               "flags": shlex.split(args.flags), **summary_or_events(run_dir)}
     args.records.mkdir(parents=True, exist_ok=True)
@@ -131,7 +148,8 @@ def main(args: Args) -> None:
             list(pool.map(lambda job: train(args, *job), jobs))
     fig, axes = plt.subplots(1, len(args.scenarios), figsize=(6.5 * len(args.scenarios), 4), squeeze=False)
     print("| scenario | script | steps | seeds | final det. (mean ± sd) | final sampled | last 20% (mean ± sd) "
-          "| stable last 20% | Q eMBB/mMTC/URLLC, RB use | static split | best heuristic | last 20% / best | wall (s) |\n"
+          "| stable last 20% | Q eMBB/mMTC/URLLC, RB use | static split | best heuristic | last 20% / best "
+          "| wall (s) |\n"
           + "| --- " * 13 + "|")
     for ax, scenario in zip(axes[0], args.scenarios):
         paths = {script: [record_path(args, script, scenario, seed) for seed in args.seeds] for script in args.scripts}

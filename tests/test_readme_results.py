@@ -47,3 +47,22 @@ def test_learning_check_refuses_records_trained_with_other_flags(tmp_path, capsy
         learning_check_rows(capsys, tmp_path, tmp_path)
     rows = learning_check_rows(capsys, tmp_path, tmp_path, flags="--init-bias 0.3")
     assert len(rows) == 1 and "| small | sac_marl_baseline | 20000 | 1 |" in rows[0]
+
+
+def test_learning_check_records_a_run_only_with_the_arguments_its_flags_give(tmp_path):
+    flags = "--learning-starts 100 --batch-size 32 --eval-interval 0"
+    args = lc.Args(runs=tmp_path / "runs", records=tmp_path / "records", total_timesteps=200, eval_episodes=2,
+                   flags=flags)
+    lc.train(args, "sac_marl_baseline.py", "small", 1)  # a real run, then its record
+    record_path = lc.record_path(args, "sac_marl_baseline.py", "small", 1)
+    assert json.loads(record_path.read_text())["flags"] == flags.split()
+    record_path.unlink()
+    with pytest.raises(SystemExit, match=r"other values of \['batch_size'\]"):  # flags that are not the run's
+        lc.train(lc.Args(**{**vars(args), "flags": "--learning-starts 100 --eval-interval 0", "record_only": True}),
+                 "sac_marl_baseline.py", "small", 1)
+    summary_path = args.runs / "sac_marl_baseline" / "small200" / "s1" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary_path.write_text(json.dumps({**summary, "args": {**summary["args"], "gamma": 0.9}}))
+    with pytest.raises(SystemExit, match=r"other values of \['gamma'\]"):  # a run trained with other values
+        lc.train(lc.Args(**{**vars(args), "record_only": True}), "sac_marl_baseline.py", "small", 1)
+    assert not record_path.exists()
