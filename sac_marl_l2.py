@@ -24,7 +24,6 @@ import shlex
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from typing import Annotated, Generic, Literal, Optional, TypeVar
 
 import numpy as np
@@ -35,7 +34,7 @@ import tyro
 from torch.utils.tensorboard import SummaryWriter
 
 ENV_MODULES = {"oran": "oran_env", "comp": "comp_env"}
-DEFAULT_SCENARIO = {"oran": "paper", "comp": "medium"}
+RB_LEVEL_DEFAULTS = {"small": dict(num_envs=1, gamma=0.9, target_entropy=-0.5, lr_decay_to=0.0)}  # [ours] README
 NET_SIZES = {"paper": (300, 400, 400), "cpu": (128, 128)}
 LOG_STD_MAX, LOG_STD_MIN = 2, -5  # log-std squashed into [MIN, MAX] by tanh (from SpinUp / Denis Yarats)
 EnvConfig = TypeVar("EnvConfig")
@@ -50,7 +49,7 @@ RANGES = {**dict.fromkeys(("torch_threads", "num_envs", "total_timesteps", "buff
 RANGES["l2_coef"] = "[0, inf)"
 
 
-@dataclass
+@dataclasses.dataclass
 class Args(Generic[EnvConfig]):
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
     """the name of this experiment"""
@@ -76,8 +75,8 @@ class Args(Generic[EnvConfig]):
     """environment: `oran` (O-RAN slicing, oran_env.py) or `comp` (DeepCoMP cell selection, comp_env.py)"""
     scenario: Optional[str] = None
     """named preset of the environment (default: `paper` for oran, `medium` for comp)"""
-    num_envs: Optional[int] = None
-    """env copies stepped together, one update round per vectorised step (default: RB-level 2 [ours], else 1)"""
+    num_envs: int = 1
+    """env copies stepped together, one update round per vectorised step (RB-level default [ours]: 2; `small`: 1)"""
 
     # Algorithm
     total_timesteps: int = 20_000
@@ -91,7 +90,7 @@ class Args(Generic[EnvConfig]):
     updates_per_step: int = 1
     """gradient updates per vectorised env step (--num-envs transitions) after the warm-up"""
     gamma: float = 0.99
-    """the discount factor gamma"""
+    """the discount factor gamma (RB-level on `small` [ours]: 0.9, as RB_LEVEL_DEFAULTS)"""
     tau: float = 0.005
     """target smoothing coefficient"""
     policy_lr: float = 1e-4
@@ -99,7 +98,7 @@ class Args(Generic[EnvConfig]):
     q_lr: float = 1e-4
     """learning rate of the critic's Adam optimiser (paper: 1e-4)"""
     lr_decay_to: float = 1.0
-    """[ours] actor and critic learning rates decay linearly to this fraction at the budget (1: constant, CleanRL)"""
+    """[ours] actor and critic learning rates fall linearly to this fraction at the budget (1: constant; `small`: 0)"""
     alpha_lr: float = 1e-3
     """learning rate of the per-agent entropy temperatures (CleanRL uses its q_lr, 1e-3)"""
     autotune: bool = True
@@ -107,7 +106,7 @@ class Args(Generic[EnvConfig]):
     alpha: float = 0.2
     """entropy coefficient of every agent when --no-autotune"""
     target_entropy: float = -1.0
-    """target entropy per action dimension when autotuning (SAC's -act_dim in all: -1)"""
+    """target entropy per action dimension when autotuning (SAC's -act_dim: -1; RB-level on `small` [ours]: -0.5)"""
     alpha_init: Optional[float] = None
     """initial temperatures when autotuning (default: 1e-3 [ours] for RB-level actions, else CleanRL's 1.0)"""
     init_bias: float = 1.0
@@ -161,18 +160,20 @@ def fail(message):  # bad input: one line naming the flag, exit code 2 (as for a
 
 
 def parse_args() -> Args:
-    """--env-id and --scenario are read first so that tyro's defaults (and --help) show that preset."""
+    """--env-id, --scenario and --action-mode are read first: tyro's defaults (and --help) show their presets."""
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--env-id", default=Args.env_id, choices=sorted(ENV_MODULES))
     pre.add_argument("--scenario", default=None)
+    pre.add_argument("--action-mode", default=None)
     known, _ = pre.parse_known_args()
-    scenario = known.scenario or DEFAULT_SCENARIO[known.env_id]
+    scenario = known.scenario or {"oran": "paper", "comp": "medium"}[known.env_id]
     try:
         config = importlib.import_module(ENV_MODULES[known.env_id]).make_config(scenario)
     except (ImportError, ValueError) as e:  # a missing simulator module must lie next to this script
         fail(f"--env-id {known.env_id} --scenario {scenario}: {e}")
-    args = tyro.cli(Args[type(config)], default=Args(env_id=known.env_id, scenario=scenario, env=config))
-    return dataclasses.replace(args, num_envs=args.num_envs or 1 + ("rb_slice" in getattr(args.env, "action_mode", "")))
+    rb_level = "rb_slice" in (known.action_mode or getattr(config, "action_mode", ""))
+    preset = {"num_envs": 2, **RB_LEVEL_DEFAULTS.get(scenario, {})} if rb_level else {}
+    return tyro.cli(Args[type(config)], default=Args(env_id=known.env_id, scenario=scenario, env=config, **preset))
 
 
 class EnsembleLinear(nn.Module):
@@ -301,9 +302,8 @@ def evaluate(actor, eval_envs, seed, device, generator=None):
         obs, _, _, _, info = eval_envs.step(action.transpose(0, 1).cpu().numpy())
         for k, v in info["metrics"].items():
             metrics.setdefault(k, []).append(np.asarray(v, np.float64))
-        if "ue_throughput_mbps" in info:
-            ue_tput.append(np.asarray(info["ue_throughput_mbps"], np.float64))
-    ue_tput = np.mean(ue_tput, axis=0).ravel().tolist() if ue_tput else []
+        ue_tput.append(np.asarray(info.get("ue_throughput_mbps", []), np.float64))  # (E, U); comp: none
+    ue_tput = np.mean(ue_tput, axis=0).ravel().tolist()
     return info["episode"]["return"].mean(axis=1), {k: float(np.mean(v)) for k, v in metrics.items()}, ue_tput
 
 

@@ -36,34 +36,35 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from learning_check import last_fifth, stable  # noqa: E402
 
-# SAC's entropy target and one env copy (one update per env step, the RB-level default before --num-envs 2):
-# explicit, so that the records outlive a change of the defaults
-BASE = ["--target-entropy", "-1", "--num-envs", "1"]
+# The defaults the ablation started from, spelled out first in every configuration (a later flag wins), so that the
+# records outlive a change of the defaults: SAC's entropy target, one env copy (one update per env step, the
+# RB-level default before --num-envs 2), gamma 0.99 and constant learning rates (not `small`'s RB_LEVEL_DEFAULTS)
+BASE = ["--target-entropy", "-1", "--num-envs", "1", "--gamma", "0.99", "--lr-decay-to", "1"]
 CONFIGS = {  # name -> flags of the current scripts (CleanRL's init: temperature 1, random action-head bias)
-    "cleanrl": ["--alpha-init", "1", "--init-bias", "0", *BASE],
-    "bias1": ["--alpha-init", "1", "--init-bias", "1", *BASE],
-    "alpha1e-2": ["--alpha-init", "1e-2", "--init-bias", "0", *BASE],
-    "alpha1e-2+bias1": ["--alpha-init", "1e-2", "--init-bias", "1", *BASE],
-    "alpha1e-3+bias1": ["--alpha-init", "1e-3", "--init-bias", "1", *BASE],  # the RB-level defaults before --num-envs 2
-    "alpha1e-2+bias1+lr3e-4": ["--alpha-init", "1e-2", "--init-bias", "1", "--policy-lr", "3e-4", "--q-lr", "3e-4",
-                               *BASE],
+    "cleanrl": [*BASE, "--alpha-init", "1", "--init-bias", "0"],
+    "bias1": [*BASE, "--alpha-init", "1", "--init-bias", "1"],
+    "alpha1e-2": [*BASE, "--alpha-init", "1e-2", "--init-bias", "0"],
+    "alpha1e-2+bias1": [*BASE, "--alpha-init", "1e-2", "--init-bias", "1"],
+    "alpha1e-3+bias1": [*BASE, "--alpha-init", "1e-3", "--init-bias", "1"],  # the RB-level defaults before --num-envs 2
+    "alpha1e-2+bias1+lr3e-4": [*BASE, "--alpha-init", "1e-2", "--init-bias", "1", "--policy-lr", "3e-4",
+                               "--q-lr", "3e-4"],
     # one change each from alpha1e-3+bias1
-    "gamma0.9": ["--gamma", "0.9", *BASE],
-    "lr3e-4": ["--policy-lr", "3e-4", "--q-lr", "3e-4", *BASE],
-    "qlr1e-3": ["--q-lr", "1e-3", *BASE],
-    "batch1024": ["--batch-size", "1024", *BASE],
-    "tau0.02": ["--tau", "0.02", *BASE],
-    "bias0": ["--init-bias", "0", *BASE],  # CleanRL's random action-head bias
-    "te-0.5": ["--target-entropy", "-0.5", "--num-envs", "1"],  # a higher entropy target: -0.5 act_dim
-    "utd2": ["--updates-per-step", "2", *BASE],
-    "utd0.5": ["--num-envs", "2", "--target-entropy", "-1"],  # the defaults now: 1 update per 2 env steps
-    "utd0.25": ["--num-envs", "4", "--target-entropy", "-1"],  # one update per 4 env steps
+    "gamma0.9": [*BASE, "--gamma", "0.9"],
+    "lr3e-4": [*BASE, "--policy-lr", "3e-4", "--q-lr", "3e-4"],
+    "qlr1e-3": [*BASE, "--q-lr", "1e-3"],
+    "batch1024": [*BASE, "--batch-size", "1024"],
+    "tau0.02": [*BASE, "--tau", "0.02"],
+    "bias0": [*BASE, "--init-bias", "0"],  # CleanRL's random action-head bias
+    "te-0.5": [*BASE, "--target-entropy", "-0.5"],  # a higher entropy target: -0.5 act_dim
+    "utd2": [*BASE, "--updates-per-step", "2"],
+    "utd0.5": [*BASE, "--num-envs", "2"],  # the defaults on `paper`: 1 update per 2 env steps
+    "utd0.25": [*BASE, "--num-envs", "4"],  # one update per 4 env steps
     # one change each from the defaults with two env copies (utd0.5)
-    "utd0.5+batch512": ["--num-envs", "2", "--target-entropy", "-1", "--batch-size", "512"],
-    "utd0.5+bias0.3": ["--num-envs", "2", "--target-entropy", "-1", "--init-bias", "0.3"],  # scores nearer 0
-    "gamma0.9+te-0.5": ["--gamma", "0.9", "--target-entropy", "-0.5", "--num-envs", "1"],  # two leads on `small`
-    "anneal": ["--lr-decay-to", "0", *BASE],  # actor and critic learning rates decay linearly to 0
-    "gamma0.9+te-0.5+anneal": ["--gamma", "0.9", "--target-entropy", "-0.5", "--lr-decay-to", "0", "--num-envs", "1"],
+    "utd0.5+batch512": [*BASE, "--num-envs", "2", "--batch-size", "512"],
+    "utd0.5+bias0.3": [*BASE, "--num-envs", "2", "--init-bias", "0.3"],  # scores nearer 0
+    "gamma0.9+te-0.5": [*BASE, "--gamma", "0.9", "--target-entropy", "-0.5"],  # two leads on `small`
+    "anneal": [*BASE, "--lr-decay-to", "0"],  # actor and critic learning rates decay linearly to 0
+    "gamma0.9+te-0.5+anneal": [*BASE, "--gamma", "0.9", "--target-entropy", "-0.5", "--lr-decay-to", "0"],  # now `small`
 }
 
 

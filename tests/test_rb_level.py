@@ -78,26 +78,28 @@ def test_updates_per_step_and_target_entropy(tmp_path):
 
 
 def test_defaults_and_the_learning_rate_schedule(tmp_path):
-    """An RB-level run without flags is the run with SAC's --gamma 0.99 --target-entropy -1, constant learning
-    rates (--lr-decay-to 1) and two env copies (--num-envs 2, our RB-level default: one update per two env
-    steps); other action modes step one copy.
+    """An RB-level run on `small` without flags is the run with its RB_LEVEL_DEFAULTS spelled out (--gamma 0.9
+    --target-entropy -0.5 --lr-decay-to 0 --num-envs 1); SAC's values (--gamma 0.99 --target-entropy -1
+    --lr-decay-to 1) with two env copies are the RB-level defaults elsewhere, and other action modes step one copy
+    with SAC's values.
     --lr-decay-to f scales the actors' and the critic's learning rate by 1 + (f - 1) step / budget (f at the last
     step) and leaves the temperatures' alone; a higher entropy target trains every temperature higher."""
-    sac = ("--gamma", "0.99", "--target-entropy", "-1", "--lr-decay-to", "1", "--num-envs", "2")
-    runs = {"default": (), "sac": sac, "decay0": ("--lr-decay-to", "0"), "half": ("--lr-decay-to", "0.5"),
-            "te_half": ("--target-entropy", "-0.5"), "one": ("--num-envs", "1"),
-            "share": ("--action-mode", "slice_share")}
+    small = ("--gamma", "0.9", "--target-entropy", "-0.5", "--lr-decay-to", "0", "--num-envs", "1")
+    sac = ("--gamma", "0.99", "--target-entropy", "-1", "--lr-decay-to", "1")
+    runs = {"default": (), "small": small, "sac": (*sac, "--num-envs", "2"), "half": (*sac, "--lr-decay-to", "0.5"),
+            "te_low": ("--target-entropy", "-1"), "share": ("--action-mode", "slice_share")}
     train_side_by_side(tmp_path, runs)
     ckpt = {name: torch.load(tmp_path / name / "checkpoint.pt", weights_only=True) for name in runs}
 
     def same(a, b):  # the same training: equal critics and temperatures at the end
         return torch.equal(ckpt[a]["log_alpha"], ckpt[b]["log_alpha"]) and all(
             torch.equal(x, y) for x, y in zip(ckpt[a]["qf"].values(), ckpt[b]["qf"].values()))
-    assert same("default", "sac") and not same("default", "decay0") and not same("default", "one")
-    assert [(ckpt[n]["args"]["num_envs"], ckpt[n]["update"]) for n in ("default", "one", "share")] == [
-        (2, 30), (1, 60), (1, 60)]  # 60 env steps after the warm-up
+    assert same("default", "small") and not same("default", "sac") and not same("default", "te_low")
+    assert [(ckpt[n]["args"]["num_envs"], ckpt[n]["update"]) for n in ("default", "sac", "share")] == [
+        (1, 60), (2, 30), (1, 60)]  # 60 env steps after the warm-up
+    assert [ckpt["share"]["args"][k] for k in ("gamma", "target_entropy", "lr_decay_to")] == [0.99, -1.0, 1.0]
     lrs = {name: [c[k]["param_groups"][0]["lr"] for k in ("q_optimizer", "actor_optimizer", "a_optimizer")]
            for name, c in ckpt.items()}
-    assert lrs["default"] == [1e-4, 1e-4, 1e-3] and lrs["decay0"] == [0.0, 0.0, 1e-3]
+    assert lrs["sac"] == [1e-4, 1e-4, 1e-3] and lrs["default"] == [0.0, 0.0, 1e-3]
     assert lrs["half"] == pytest.approx([5e-5, 5e-5, 1e-3])
-    assert (ckpt["te_half"]["log_alpha"] > ckpt["default"]["log_alpha"]).all()
+    assert (ckpt["default"]["log_alpha"] > ckpt["te_low"]["log_alpha"]).all()

@@ -171,3 +171,4 @@ def test_defaults_parse_to_the_documented_main_job(monkeypatch):
     assert (args.env_id, args.scenario, args.env.num_dus) == ("oran", "paper", 6)
     assert args.sam_actor and args.sam_critic and args.selective and args.rho_schedule == "dynamic"
     assert args.learning_starts < args.total_timesteps
+    assert (args.num_envs, args.gamma, args.target_entropy, args.lr_decay_to) == (2, 0.99, -1.0, 1.0)  # not small's
