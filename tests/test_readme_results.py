@@ -33,7 +33,8 @@ def learning_check_rows(capsys, records, out, flags=""):
 
 def test_readme_learning_check_rows_are_what_the_records_give(tmp_path, capsys):
     readme = (ROOT / "README.md").read_text()
-    checks = {"": "", "num-envs1": "", "small-flags": "--gamma 0.9 --target-entropy -0.5 --lr-decay-to 0 --num-envs 1"}
+    checks = {"": "", "num-envs1": "", "small-flags": "--gamma 0.9 --target-entropy -0.5 --lr-decay-to 0 --num-envs 1",
+              "small-paper-defaults": "--num-envs 2 --gamma 0.99 --target-entropy -1 --lr-decay-to 1"}
     for folder, flags in checks.items():
         records = ROOT / "docs" / "learning_check" / folder
         rows = learning_check_rows(capsys, records, tmp_path, flags)
@@ -62,7 +63,7 @@ def test_learning_check_records_a_run_only_with_the_arguments_its_flags_give(tmp
                  "sac_marl_baseline.py", "small", 1)
     summary_path = args.runs / "sac_marl_baseline" / "small200" / "s1" / "summary.json"
     summary = json.loads(summary_path.read_text())
-    summary_path.write_text(json.dumps({**summary, "args": {**summary["args"], "gamma": 0.9}}))
+    summary_path.write_text(json.dumps({**summary, "args": {**summary["args"], "gamma": 0.5}}))
     with pytest.raises(SystemExit, match=r"other values of \['gamma'\]"):  # a run trained with other values
         lc.train(lc.Args(**{**vars(args), "record_only": True}), "sac_marl_baseline.py", "small", 1)
     assert not record_path.exists()
