@@ -64,7 +64,8 @@ CONFIGS = {  # name -> flags of the current scripts (CleanRL's init: temperature
     "utd0.5+bias0.3": [*BASE, "--num-envs", "2", "--init-bias", "0.3"],  # scores nearer 0
     "gamma0.9+te-0.5": [*BASE, "--gamma", "0.9", "--target-entropy", "-0.5"],  # two leads on `small`
     "anneal": [*BASE, "--lr-decay-to", "0"],  # actor and critic learning rates decay linearly to 0
-    "gamma0.9+te-0.5+anneal": [*BASE, "--gamma", "0.9", "--target-entropy", "-0.5", "--lr-decay-to", "0"],  # now `small`
+    # `small`'s RB-level defaults since 240b555 (RB_LEVEL_DEFAULTS in the scripts)
+    "gamma0.9+te-0.5+anneal": [*BASE, "--gamma", "0.9", "--target-entropy", "-0.5", "--lr-decay-to", "0"],
 }
 
 
