@@ -442,9 +442,10 @@ def expand_grid(args: Args) -> list[Task]:
 # ------------------------------------------------------------------------------------------------
 # Reference rows evaluated in the runner: heuristics, and saved models on another scenario
 # ------------------------------------------------------------------------------------------------
-def evaluate_heuristic(scenario: str, name: str, seed: int, episodes: int,
+def evaluate_heuristic(scenario: str, name, seed: int, episodes: int,
                        env_options: dict | None = None) -> dict:
-    """final_eval dict (INTERFACES.md, section 2) of one heuristic over `episodes` episodes.
+    """final_eval dict (INTERFACES.md, section 2) of one heuristic (its name, or a policy(env) -> actions)
+    over `episodes` episodes.
 
     Scored like the scripts' deterministic evaluation: `episodes` parallel copies of the environment
     seeded EVAL_SEED run one episode each; an episode's team return is the mean over
@@ -452,7 +453,7 @@ def evaluate_heuristic(scenario: str, name: str, seed: int, episodes: int,
     mean over the episode. `env_options` override fields of the preset (as the runs' flags do)."""
     env_id, preset = SCENARIOS[scenario]
     module = importlib.import_module(ENV_MODULES[env_id])
-    policy = module.HEURISTICS.get(name) or getattr(module, REFERENCES[env_id][name])
+    policy = name if callable(name) else module.HEURISTICS.get(name) or getattr(module, REFERENCES[env_id][name])
     env = module.make_env(preset, num_envs=episodes, seed=EVAL_SEED, **(env_options or {}))
     env.reset(seed=EVAL_SEED)
     metrics: dict[str, list[float]] = {}

@@ -103,3 +103,19 @@ def test_defaults_and_the_learning_rate_schedule(tmp_path):
     assert lrs["sac"] == [1e-4, 1e-4, 1e-3] and lrs["default"] == [0.0, 0.0, 1e-3]
     assert lrs["half"] == pytest.approx([5e-5, 5e-5, 1e-3])
     assert (ckpt["default"]["log_alpha"] > ckpt["te_low"]["log_alpha"]).all()
+
+
+def test_fixed_splits_play_one_constant_allocation():
+    """benchmarks/fixed_splits.py: the equal split's counts score as the static_equal heuristic, episode by episode,
+    and the same eMBB, mMTC and URLLC blocks with idle RBs handed to eMBB score higher on the same episodes."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from fixed_splits import fixed_split, parse_split
+
+    static = evaluate_heuristic("small", "static_equal", 0, 4)
+    as_fixed = evaluate_heuristic("small", fixed_split([9, 8, 8]), 0, 4)  # largest remainder: eMBB first
+    assert as_fixed["episodic_returns"] == static["episodic_returns"]
+    with_idle, no_idle = (evaluate_heuristic("small", fixed_split(c), 0, 4) for c in ([10, 3, 5], [17, 3, 5]))
+    assert with_idle["metrics"]["rb_utilisation"] < no_idle["metrics"]["rb_utilisation"]
+    assert no_idle["episodic_return"] > with_idle["episodic_return"] + 10
+    with pytest.raises(SystemExit, match="at most 1"):
+        parse_split("0.6/0.3/0.2")
