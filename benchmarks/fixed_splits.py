@@ -4,11 +4,13 @@ Every DU plays the same split at every step: eMBB, mMTC and URLLC get contiguous
 and the rest stay idle (no slice claims them), PF inside each slice, so the action ignores the observation.
 Scored as the learning check scores the heuristics (`run_experiments.evaluate_heuristic`: the scripts'
 EVAL_SEED, `--eval-episodes` copies), against PF without slicing on the same episodes. `--splits` are the rows
-to show; a grid over the mMTC and URLLC shares (eMBB gets every other RB) finds the best constant split. Prints
-one markdown table:
+to show; a grid over the mMTC and URLLC shares (eMBB gets every other RB) finds the best constant split, and one
+over the UE-count rule's parameters the best allocation that follows the UE counts the agents observe. Both
+searches score on the evaluation episodes themselves: what these allocations can reach, not tuned heuristics.
+Prints one markdown table:
 
-    python benchmarks/fixed_splits.py                  # small and paper: about 5 min here
-    python benchmarks/fixed_splits.py --scenarios paper --splits 0.55/0.12/0.21 0.67/0.12/0.21 --grid
+    python benchmarks/fixed_splits.py                  # small and paper: about 1 min here
+    python benchmarks/fixed_splits.py --scenarios paper --splits 0.6/0.1/0.2 --rbs-per-urllc 1 --rbs-per-mmtc 0.3
 """
 import itertools
 import sys
@@ -29,8 +31,15 @@ class Args:
     """O-RAN scenarios"""
     splits: list[str] = field(default_factory=lambda: ["0.55/0.12/0.21", "0.67/0.12/0.21"])
     """RB shares eMBB/mMTC/URLLC of the rows to show (summing to at most 1; the rest idle)"""
-    grid: tuple[tuple[float, ...], tuple[float, ...]] = ((0.04, 0.08, 0.12), (0.08, 0.12, 0.16, 0.2, 0.24))
-    """mMTC shares, then URLLC shares, of the search for the best constant split (eMBB: the rest)"""
+    mmtc_shares: tuple[float, ...] = (0.04, 0.08, 0.12)
+    """mMTC shares of the search for the best constant split (a grid with --urllc-shares; eMBB: the rest)"""
+    urllc_shares: tuple[float, ...] = (0.08, 0.12, 0.16, 0.2, 0.24)
+    """URLLC shares of the search for the best constant split"""
+    rbs_per_urllc: tuple[float, ...] = (0.5, 1, 1.5, 2)
+    """RBs per URLLC UE of the search for the best UE-count rule (`oran_env.ue_count_split`, observation-only; a
+    grid with --rbs-per-mmtc)"""
+    rbs_per_mmtc: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)
+    """RBs per mMTC UE of the search for the best UE-count rule"""
     eval_episodes: int = 32
     """evaluation episodes (the scripts' default; the heuristics are scored on the same ones)"""
 
@@ -50,35 +59,48 @@ def fixed_split(counts):
     return policy
 
 
+def best_of(scenario, policies, episodes):
+    """(index, final_eval) of the policy with the highest mean return."""
+    finals = [evaluate_heuristic(scenario, policy, 0, episodes) for policy in policies]
+    best = int(np.argmax([f["episodic_return"] for f in finals]))
+    return best, finals[best]
+
+
 def main(args: Args) -> None:
     splits = [parse_split(s) for s in args.splits]
-    print("| scenario | split | RBs eMBB/mMTC/URLLC, idle | return | / PF without slicing | Q eMBB/mMTC/URLLC | RB use |")
+    print("| scenario | allocation | RBs eMBB/mMTC/URLLC, idle | return | / PF without slicing | Q eMBB/mMTC/URLLC | "
+          "RB use |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for scenario in args.scenarios:
         num_rbs = oran_env.make_config(scenario).num_rbs
-        pf, static = (evaluate_heuristic(scenario, name, 0, args.eval_episodes)["episodic_return"]
-                      for name in ("pf_no_slicing", "static_equal"))
+        pf = evaluate_heuristic(scenario, "pf_no_slicing", 0, args.eval_episodes)
 
-        def score(shares):
-            counts = np.rint(np.asarray(shares) * num_rbs).astype(int)
-            final = evaluate_heuristic(scenario, fixed_split(counts), 0, args.eval_episodes)
-            return counts, final["episodic_return"], final["metrics"]
+        def counts_of(shares):
+            return np.rint(np.asarray(shares) * num_rbs).astype(int)
 
-        def row(label, result):
-            counts, ret, m = result
+        def row(label, final, counts=None):
+            ret, m = final["episodic_return"], final["metrics"]
             q = "/".join(f"{m[f'qos_{s}']:.2f}" for s in ("embb", "mmtc", "urllc"))
-            print(f"| {scenario} | {label} | {'/'.join(map(str, counts))}, {num_rbs - counts.sum()} | {ret:.1f} | "
-                  f"{ret / pf:.3f} | {q} | {m['rb_utilisation']:.2f} |")
+            rbs = "" if counts is None else f"{'/'.join(map(str, counts))}, {num_rbs - counts.sum()}"
+            print(f"| {scenario} | {label} | {rbs} | {ret:.1f} | {ret / pf['episodic_return']:.3f} | {q} | "
+                  f"{m['rb_utilisation']:.2f} |")
 
         for shares in splits:
-            row("/".join(f"{s:g}" for s in shares), score(shares))
-        grid = [np.array([1 - m - u, m, u]) for m, u in itertools.product(*args.grid) if m + u <= 1]
+            row("/".join(f"{s:g}" for s in shares), best_of(scenario, [fixed_split(counts_of(shares))],
+                                                             args.eval_episodes)[1], counts_of(shares))
+        grid = [np.array([1 - m - u, m, u]) for m, u in itertools.product(args.mmtc_shares, args.urllc_shares) if m + u <= 1]
         if grid:
-            results = [score(shares) for shares in grid]
-            best = int(np.argmax([r[1] for r in results]))
-            row(f"best of {len(grid)} (grid): " + "/".join(f"{s:.2f}" for s in grid[best]), results[best])
-        print(f"| {scenario} | static_equal (reference) | | {static:.1f} | {static / pf:.3f} | | |")
-        print(f"| {scenario} | pf_no_slicing (reference) | | {pf:.1f} | 1.000 | | |")
+            best, final = best_of(scenario, [fixed_split(counts_of(g)) for g in grid], args.eval_episodes)
+            row(f"best constant split of {len(grid)}: " + "/".join(f"{s:.2f}" for s in grid[best]), final,
+                counts_of(grid[best]))
+        rules = list(itertools.product(args.rbs_per_urllc, args.rbs_per_mmtc))
+        if rules:
+            best, final = best_of(scenario, [lambda env, u=u, m=m: oran_env.ue_count_split(env, u, m)
+                                             for u, m in rules], args.eval_episodes)
+            row(f"best UE-count rule of {len(rules)}: {rules[best][0]:g}/{rules[best][1]:g} RBs per URLLC/mMTC UE",
+                final)
+        row("static_equal (reference)", evaluate_heuristic(scenario, "static_equal", 0, args.eval_episodes))
+        row("pf_no_slicing (reference)", pf)
 
 
 if __name__ == "__main__":
