@@ -76,7 +76,10 @@ def main(args: Args) -> None:
         pf = evaluate_heuristic(scenario, "pf_no_slicing", 0, args.eval_episodes)
 
         def counts_of(shares):
-            return np.rint(np.asarray(shares) * num_rbs).astype(int)
+            counts = np.rint(np.asarray(shares) * num_rbs).astype(int)
+            if counts.sum() > num_rbs:  # rounding up past K would shorten the last block without a word
+                raise SystemExit(f"error: shares {shares} round to {counts.sum()} of the {num_rbs} RBs of {scenario}")
+            return counts
 
         def row(label, final, counts=None):
             ret, m = final["episodic_return"], final["metrics"]
@@ -86,9 +89,11 @@ def main(args: Args) -> None:
                   f"{m['rb_utilisation']:.2f} |")
 
         for shares in splits:
-            row("/".join(f"{s:g}" for s in shares), best_of(scenario, [fixed_split(counts_of(shares))],
-                                                             args.eval_episodes)[1], counts_of(shares))
-        grid = [np.array([1 - m - u, m, u]) for m, u in itertools.product(args.mmtc_shares, args.urllc_shares) if m + u <= 1]
+            counts = counts_of(shares)
+            row("/".join(f"{s:g}" for s in shares), evaluate_heuristic(scenario, fixed_split(counts), 0,
+                                                                        args.eval_episodes), counts)
+        grid = [np.array([1 - m - u, m, u]) for m, u in itertools.product(args.mmtc_shares, args.urllc_shares)
+                if m + u <= 1]
         if grid:
             best, final = best_of(scenario, [fixed_split(counts_of(g)) for g in grid], args.eval_episodes)
             row(f"best constant split of {len(grid)}: " + "/".join(f"{s:.2f}" for s in grid[best]), final,
