@@ -72,7 +72,7 @@ from typing import Literal
 
 import numpy as np
 
-from oran_env import has_type  # one generic field-type check for both simulators' configs
+from oran_env import evaluate, has_type  # noqa: F401  one evaluation and one config check for both simulators
 
 SHARING_MODELS = ("resource-fair", "rate-fair", "proportional-fair", "max-cap", "mixed")
 MIXED_CYCLE = ("resource-fair", "rate-fair", "proportional-fair")  # BS i uses MIXED_CYCLE[i % 3]

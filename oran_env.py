@@ -1292,6 +1292,29 @@ def full_information_reference(env, candidates=None):
 # ---------------------------------------------------------------------------------------------
 # PettingZoo adapter (pettingzoo / gymnasium imported only when the adapter is used)
 # ---------------------------------------------------------------------------------------------
+def evaluate(policy, envs, seed: int):
+    """Score `policy` on fixed episodes: one episode per env copy of `envs`, all in lockstep from
+    `envs.reset(seed=seed)` (the same episodes for every policy given the same `seed` and copies).
+
+    `policy(obs, envs) -> actions`: obs (E, N, obs_dim) -> actions (E, N, act_dim); a heuristic reads
+    `envs` itself, a learned policy the observations. Returns the team returns (E,) (each episode's
+    mean over agents of their returns), each info["metrics"] entry's mean over steps and episodes, and
+    each UE's mean throughput over the episode (a flat list; empty for an env that reports none).
+    The same function scores every environment family with this vector-env API (comp_env uses it)."""
+    obs, _ = envs.reset(seed=seed)
+    metrics, ue_tput = {}, []
+    for _ in range(envs.episode_length):
+        obs, _, _, _, info = envs.step(policy(obs, envs))
+        for key, value in info["metrics"].items():
+            metrics.setdefault(key, []).append(np.asarray(value, np.float64))
+        ue_tput.append(np.asarray(info.get("ue_throughput_mbps", []), np.float64))  # (E, U)
+    if "episode" not in info:
+        raise RuntimeError(f"no info['episode'] after episode_length = {envs.episode_length} steps")
+    returns = np.asarray(info["episode"]["return"], np.float64).mean(axis=1)
+    metrics = {key: float(np.mean(values)) for key, values in metrics.items()}
+    return returns, metrics, np.mean(ue_tput, axis=0).ravel().tolist()
+
+
 def _make_parallel_env_class():
     """ParallelEnv over one ORANEnv (E = 1); agents du_0 ... du_{N-1}; per-agent info: the DU's Q_l."""
     from pettingzoo_adapter import make_parallel_env_class
