@@ -249,7 +249,8 @@ class ORANConfig:
     """a UE's need = margin x its backlog, at the scheduler's estimated rate [ours]"""
     # non-stationarity
     shift_after_steps: int = 0
-    """env steps after which the traffic profile shifts (at the next episode start); 0 = never"""
+    """environment steps (over all copies: ``env_steps``) after which the traffic profile shifts,
+    at the next episode start; 0 = never"""
     shift_slice_load: tuple[float, float, float] = (2.0, 1.0, 3.0)
     """per-slice traffic multipliers after the shift [ours]"""
     shift_slice_shares: tuple[float, float, float] = (0.5, 0.25, 0.25)
@@ -951,7 +952,9 @@ def step_metrics(q, served, left, delay, demand, active, slice_of, frac, used, o
                  config: ORANConfig, dt: float):
     """info["metrics"]: per env (E,), each averaged over the DUs. q (E, N, L); served, left,
     delay, demand, active, slice_of, dropped (E, U); frac (E, N, L) RB fraction per slice; used
-    (E, N, K) RBs that carry data; overuse (E, N)."""
+    (E, N, K) RBs that carry data; overuse (E, N). rb_share_<slice> is the fraction of the RBs
+    the allocation gives the slice (whether or not they carry data): the shares and the
+    fraction given to no slice sum to 1, and rb_utilisation <= their sum."""
     E, N, K = used.shape
     L = 3
     # per-(env, slice) sums as one bincount (fewer calls than a slice loop)
@@ -960,6 +963,7 @@ def step_metrics(q, served, left, delay, demand, active, slice_of, frac, used, o
     is_urllc = (slice_of == URLLC) & (demand > 0)
     mmtc_act = active.sum(-1)
     q_env = q.mean(1)  # (E, L)
+    share = frac.mean(1)  # (E, L)
     return {
         "qos_embb": q_env[:, EMBB], "qos_mmtc": q_env[:, MMTC],
         "qos_urllc": q_env[:, URLLC], "qos_mean": q_env.mean(-1),
@@ -970,6 +974,8 @@ def step_metrics(q, served, left, delay, demand, active, slice_of, frac, used, o
         "mmtc_availability": np.where(mmtc_act > 0, (active & (left <= 0)).sum(-1)
                                       / np.maximum(mmtc_act, 1), 1.0),
         "rb_utilisation": used.mean((1, 2)),
+        "rb_share_embb": share[:, EMBB], "rb_share_mmtc": share[:, MMTC],
+        "rb_share_urllc": share[:, URLLC],
         "rb_overuse": overuse.mean(-1) / K,
         "drops_mbit": dropped.sum(-1) / (1e6 * N),
     }
@@ -1026,7 +1032,10 @@ class ORANEnv:
                                      8 * c.urllc_packet_bytes], dtype=np.float64)
         self.buffer_bits = np.array(c.buffer_kbit) * 1e3
         self._turns = np.radians(np.asarray(c.heading_changes_deg))
-        self.env_steps = 0  # vectorised steps since construction (drives the non-stationary shift)
+        # environment steps over all copies (num_envs per vectorised step) since construction;
+        # the non-stationary shift happens at the first episode start at or after
+        # shift_after_steps of them. A training script sets it to its global step on resume.
+        self.env_steps = 0
         self.home = None  # home DU of each UE (E, U), with per-DU profiles only
         self.home_radius = c.home_radius_m or radius
         weights = np.asarray(c.du_ue_weights or [1.0] * N)
@@ -1117,6 +1126,19 @@ class ORANEnv:
         """Serving-link fading power |h_uk|^2 of the coming step, (E, U, K) in UE order."""
         E, N, U, K, L = self._shape
         return self._fading_rows[self._rows.row_of_ue].reshape(E, U, K)
+
+    @property
+    def action_prior(self):
+        """The equal split as a prior action per DU, (N, act_dim) float32, for the action modes
+        whose action starts with K x L slice scores (rb_slice, rb_slice_ue): the static equal
+        split's scores on those dims, NaN on the others (UE scores); None for slice_share."""
+        E, N, U, K, L = self._shape
+        if self.config.action_mode == "slice_share":
+            return None
+        prior = np.full((N, self.act_dim), np.nan, dtype=np.float32)
+        rb_slice = counts_to_rb_slice(_round_to_total(np.ones((N, L)), K), K)
+        prior[:, : K * L] = np.where(rb_slice[..., None] == np.arange(L), 1.0, -1.0).reshape(N, -1)
+        return prior
 
     # -- observation --------------------------------------------------------------------------
     def _observe(self):
@@ -1230,7 +1252,7 @@ class ORANEnv:
         self._draw_next()
 
         self.t += 1
-        self.env_steps += 1
+        self.env_steps += E
         self.ep_return += r
         info = {"metrics": metrics, "ue_throughput_mbps": (served / (dt * 1e6)).astype(np.float32),
                 "qos": q.astype(np.float32), "overuse": overuse, "rb_slice": rb_slice,

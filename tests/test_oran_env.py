@@ -558,3 +558,64 @@ def test_render_episode_command_writes_a_gif_from_a_saved_model(tmp_path, monkey
     runpy.run_path(str(script), run_name="__main__")
     gif = Image.open(out)
     assert gif.n_frames == 2 and gif.size == (1000, 500)
+
+
+# --- step counter, RB shares, action prior -------------------------------------------------
+@pytest.mark.parametrize("num_envs", (1, 2))
+def test_env_steps_count_every_copy_and_the_shift_comes_at_its_env_step(num_envs):
+    # shift after 8 env steps, episodes of 4: the first episode start at or after env step 8
+    env = small_env(num_envs=num_envs, seed=0, episode_length=4, shift_after_steps=8)
+    shift_episode = math.ceil(8 / (4 * num_envs))  # episodes run before the shift
+    for episode in range(3):
+        assert env.shifted == (episode >= shift_episode), episode
+        for _ in range(4):
+            env.step(oe.static_equal_split(env))
+    assert env.env_steps == 3 * 4 * num_envs
+    # stopped after the first episode and resumed: the script sets the counter to its global
+    # step before the reset, and the shift comes at the same episode as without the stop
+    resumed = small_env(num_envs=num_envs, seed=0, episode_length=4, shift_after_steps=8)
+    resumed.env_steps = 4 * num_envs
+    resumed.reset(seed=0)
+    for episode in range(1, 3):
+        assert resumed.shifted == (episode >= shift_episode), episode
+        for _ in range(4):
+            resumed.step(oe.static_equal_split(resumed))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rb_shares_are_the_allocation_per_slice(mode):
+    env = small_env(num_envs=2, seed=4, action_mode=mode)
+    K = env.config.num_rbs
+    for policy in (oe.static_equal_split, oe.urllc_first, oe.pf_no_slicing, oe.random_policy,
+                   idle_action):
+        _, _, _, _, info = env.step(policy(env))
+        m, rb_slice = info["metrics"], info["rb_slice"]
+        shares = np.stack([m[f"rb_share_{s}"] for s in oe.SLICES], -1)  # (E, L)
+        assert shares.shape == (2, 3) and ((shares >= 0) & (shares <= 1)).all()
+        for l in range(3):
+            np.testing.assert_allclose(shares[:, l], (rb_slice == l).sum(-1).mean(-1) / K)
+        np.testing.assert_allclose(shares.sum(-1) + (rb_slice < 0).mean((1, 2)), 1.0)
+        assert (m["rb_utilisation"] <= shares.sum(-1) + 1e-12).all()
+        if mode == "rb_slice_ue" and policy is oe.pf_no_slicing:
+            # every RB labelled with a slice goes to its PF winner, who has data
+            np.testing.assert_allclose(m["rb_utilisation"], shares.sum(-1))
+        if policy is idle_action and mode != "slice_share":
+            assert (shares == 0).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_action_prior_is_the_equal_split_on_the_slice_scores(mode):
+    env = small_env(num_envs=2, seed=5, action_mode=mode)
+    prior = env.action_prior
+    if mode == "slice_share":
+        assert prior is None
+        return
+    K, L = env.config.num_rbs, 3
+    assert prior.shape == (env.n_agents, env.act_dim) and prior.dtype == np.float32
+    np.testing.assert_array_equal(prior[:, : K * L], oe.HEURISTICS["static_equal"](env)[0, :, : K * L])
+    assert np.isnan(prior[:, K * L:]).all()
+    # the prior, with any UE scores, decodes to the equal split
+    action = np.broadcast_to(np.nan_to_num(prior, nan=-1.0), (2, env.n_agents, env.act_dim))
+    _, _, _, _, info = env.step(action.astype(np.float32))
+    counts = np.stack([(info["rb_slice"] == l).sum(-1) for l in range(L)], -1)
+    assert (counts.max(-1) - counts.min(-1) <= 1).all() and (counts.sum(-1) == K).all()
