@@ -1,4 +1,4 @@
-"""Vectorised O-RAN downlink RAN-slicing simulator (SPEC Part A).
+"""Vectorised O-RAN downlink RAN-slicing simulator (docs/model.md).
 
 One agent per Distributed Unit (DU). Each DU splits its K resource blocks (RBs) among three slices
 (eMBB, mMTC, URLLC, always in this order); inside a slice the RBs go to UEs (proportional-fair
@@ -6,7 +6,7 @@ scheduling, or the policy's own choice in the literal ``rb_slice_ue`` mode). A b
 independent environments is stepped together, every array shaped (E, N, ...) or (E, U, ...):
 E = num_envs, N = num_dus (agents), U = num_ues, K = num_rbs, L = 3 slices.
 
-System model (SPEC A.1-A.5; [paper] = stated by the paper, [ours] = our documented default):
+System model (docs/model.md; [paper] = stated by the paper, [ours] = our documented default):
 - DUs on a hexagonal grid in spiral order (centre, first ring, ...), ISD 500 m [ours]. UEs are
   dropped uniformly in the bounding box of the sites widened by one cell radius (ISD/sqrt 3), at
   least 35 m from every site, and reflect at the box edges [ours: a box, not the union of hexagons,
@@ -23,13 +23,13 @@ System model (SPEC A.1-A.5; [paper] = stated by the paper, [ours] = our document
   URLLC Poisson 32 B packets at 100 packets/s; mMTC active with probability 0.1 per step, one 100 B
   report. Each UE has a FIFO backlog bounded by `buffer_kbit`; overflow is dropped and counted.
   A step: arrivals join the backlog, the scheduler serves min(backlog, capacity), overflow drops.
-- QoS (SPEC A.4, `qos`): Q_l = satisfied / counted UEs of slice l at the DU (1 when none counted).
-  eMBB: served >= min(backlog + arrivals, 4 Mbit/s x dt). URLLC: estimated delay
+- QoS (docs/model.md#qos, `qos`): Q_l = satisfied / counted UEs of slice l at the DU (1 when
+  none counted). eMBB: served >= min(backlog + arrivals, 4 Mbit/s x dt). URLLC: estimated delay
   (backlog left ahead of a new packet + the packet) / service rate + 1 ms <= 5 ms, infinite without
   an RB; a URLLC UE with nothing to send counts as satisfied. mMTC: counted only when active in the
   step, satisfied when its backlog is empty after the step.
-- Reward per DU (`reward`, SPEC A.5): sum_l sigmoid(alpha_l Q_l) - zeta overuse / K
-  - zeta sum_l max(0, Qmin_l - Q_l).
+- Reward per DU (`reward`, docs/model.md#the-mdp-of-each-du):
+  sum_l sigmoid(alpha_l Q_l) - zeta overuse / K - zeta sum_l max(0, Qmin_l - Q_l).
 - Heterogeneous DUs [ours] (``du_ue_weights``, ``du_slice_mix``, ``home_radius_m``; the `hetero`
   scenario): each UE has a home DU (counts in proportion to the weights, slices by the DU's mix),
   is dropped in the disk of radius home_radius_m around the home site and turns back toward it
@@ -46,8 +46,8 @@ Scheduling and fading samples (the speed design, [ours]):
   each PF pass, a UE keeps its RBs (in frequency order) only until their estimated capacity covers
   ``sched_margin`` x its backlog, and the released RBs go, in the next pass, to the UEs still
   short. The passes repeat until no free RB of a slice has a short UE of that slice at its DU
-  (work-conserving, SPEC A.5; ``sched_rounds`` > 0 caps them). RBs nobody needs stay idle and
-  radiate nothing.
+  (work-conserving, docs/model.md#the-mdp-of-each-du; ``sched_rounds`` > 0 caps them). RBs
+  nobody needs stay idle and radiate nothing.
 - The scheduler knows the step's arrivals (buffer status) and its serving-link fading (CSI) when
   it allocates: both are drawn at the end of the previous step (or at reset) and kept in
   ``env.arrivals`` (E, U) and ``env.fading`` (E, U, K), so heuristic policies may read them;
@@ -72,7 +72,8 @@ QoS and reward (`ue_satisfied`, `qos`, `reward`). `ORANEnv` holds the state and 
 the order of a step: traffic, association, fading, allocation, scheduling, rates, queues, QoS,
 reward, then mobility and handover, the next step's draws and the observation.
 
-Heuristic baselines (``HEURISTICS``, SPEC A.7; `policy(env) -> actions` in the env's action mode):
+Heuristic baselines (``HEURISTICS``, docs/model.md#heuristics; `policy(env) -> actions` in the
+env's action mode):
 ``static_equal`` (K/3 RBs per slice), ``demand_proportional`` (RBs in proportion to each slice's
 RBs needed for backlog + arrivals at its UEs' wideband rate, at least one per URLLC/mMTC UE with
 data), ``urllc_first`` (URLLC, then mMTC, get 2x their RBs needed, eMBB the rest),
@@ -130,18 +131,21 @@ EMBB, MMTC, URLLC = 0, 1, 2
 # Configuration
 # ---------------------------------------------------------------------------------------------
 def has_type(value, kind) -> bool:
-    """Whether `value` fits the field annotation `kind`: ints count as floats, bools as neither, floats must be
-    finite, tuples must have the annotated length and element types, Literals one of their values."""
+    """Whether `value` fits the field annotation `kind`: ints count as floats, bools as neither,
+    floats must be finite, tuples must have the annotated length and element types, Literals one
+    of their values."""
     origin, params = typing.get_origin(kind), typing.get_args(kind)
     if origin is Literal:
         return isinstance(value, str) and value in params
     if origin is tuple:
         kinds = params[:1] * len(value) if params[-1:] == (...,) else params
-        return isinstance(value, (tuple, list)) and len(value) == len(kinds) and all(map(has_type, value, kinds))
+        return (isinstance(value, (tuple, list)) and len(value) == len(kinds)
+                and all(map(has_type, value, kinds)))
     if kind is float:
-        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-            and math.isfinite(value)
-    return isinstance(value, (int, np.integer) if kind is int else kind) and not isinstance(value, bool)
+        return (isinstance(value, (int, float, np.integer, np.floating))
+                and not isinstance(value, bool) and math.isfinite(value))
+    return (isinstance(value, (int, np.integer) if kind is int else kind)
+            and not isinstance(value, bool))
 
 
 @dataclass
@@ -200,7 +204,8 @@ class ORANConfig:
     min_sinr_db: float = -10.0
     """SINR below which an RB carries nothing, dB [ours]"""
     fading_block_rbs: int = 1
-    """RBs sharing one serving-link fading sample (1 = independent per RB, SPEC default)"""
+    """RBs sharing one serving-link fading sample (1 = independent per RB,
+    docs/model.md#radio-model)"""
     # mobility
     speed_mps: tuple[float, float] = (10.0, 20.0)
     """UE speed range, m/s, drawn per UE at reset [paper*]"""
@@ -208,8 +213,8 @@ class ORANConfig:
     """heading change drawn uniformly from this set every step, degrees [paper*]"""
     # traffic
     embb_rate_mbps: float = 4.0
-    """mean eMBB offered rate per UE (Poisson packets), Mbit/s [ours: 4, not SPEC's 2, so that
-    the nominal load is contended; see README "calibration"]"""
+    """mean eMBB offered rate per UE (Poisson packets), Mbit/s [ours: 4 rather than 2, so that
+    the nominal load is contended; docs/model.md#time-traffic-and-queues]"""
     embb_packet_bytes: int = 1500
     """eMBB packet size, bytes [ours]"""
     urllc_packet_rate: float = 100.0
@@ -224,7 +229,7 @@ class ORANConfig:
     """per-UE buffer size per slice, kbit (1 s of eMBB, 4 mMTC reports, 50 URLLC packets) [ours]"""
     # QoS and reward
     embb_target_mbps: float = 4.0
-    """eMBB throughput target per UE, Mbit/s [ours: 4 with the offered rate, SPEC's 2 at 2]"""
+    """eMBB throughput target per UE, Mbit/s [ours: 4 with the offered rate; docs/model.md#qos]"""
     urllc_delay_budget_ms: float = 5.0
     """URLLC delay budget, ms [ours]"""
     urllc_processing_ms: float = 1.0
@@ -239,12 +244,14 @@ class ORANConfig:
     """minimum QoS Qmin_l below which the shortfall is penalised [ours]"""
     # scheduler
     pf_metric: Literal["linear", "log"] = "linear"
-    """PF metric: linear = rbar_u |h|^2 / T_u (fast), log = log2(1 + SINR_uk) / T_u (exact) [ours]"""
+    """PF metric: linear = rbar_u |h|^2 / T_u (fast), log = log2(1 + SINR_uk) / T_u (exact)
+    [ours]"""
     pf_window_steps: float = 10.0
     """time constant of the PF throughput average T_u, in steps [ours]"""
     sched_rounds: int = 0
     """cap on the PF passes per step (after each, RBs beyond a UE's need go to UEs still short);
-    0 = no cap: pass until no free RB of a slice is wanted (work-conserving, SPEC A.5) [ours]"""
+    0 = no cap: pass until no free RB of a slice is wanted (work-conserving,
+    docs/model.md#the-mdp-of-each-du) [ours]"""
     sched_margin: float = 1.0
     """a UE's need = margin x its backlog, at the scheduler's estimated rate [ours]"""
     # non-stationarity
@@ -269,18 +276,22 @@ class ORANConfig:
 
     def __post_init__(self):
         for f, kind in zip(dataclasses.fields(self), typing.get_type_hints(type(self)).values()):
-            value = getattr(self, f.name)  # types first (finite floats), so the range checks compare numbers
+            # types first (finite floats), so the range checks compare numbers
+            value = getattr(self, f.name)
             if not has_type(value, kind):
                 name = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
-                raise ValueError(f"ORANConfig.{f.name}: expected type {name} (floats finite), got {value!r}")
+                raise ValueError(f"ORANConfig.{f.name}: expected type {name} (floats finite), "
+                                 f"got {value!r}")
         def need(ok, name, expected):
             if not ok:
-                raise ValueError(f"ORANConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
+                raise ValueError(f"ORANConfig.{name}: expected {expected}, "
+                                 f"got {getattr(self, name)!r}")
 
         for name in ("slice_load", "slice_shares", "buffer_kbit", "reward_alpha", "qos_min",
                      "shift_slice_load", "shift_slice_shares", "speed_mps", "heading_changes_deg"):
             setattr(self, name, tuple(float(v) for v in getattr(self, name)))
-        need(isinstance(self.num_dus, int) and 1 <= self.num_dus <= 19, "num_dus", "an int in 1..19")
+        need(isinstance(self.num_dus, int) and 1 <= self.num_dus <= 19, "num_dus",
+             "an int in 1..19")
         need(self.num_slices == 3, "num_slices", "3 (eMBB, mMTC, URLLC)")
         need(isinstance(self.num_ues, int) and self.num_ues >= 1, "num_ues", "an int >= 1")
         need(isinstance(self.num_rbs, int) and self.num_rbs >= 1, "num_rbs", "an int >= 1")
@@ -319,7 +330,8 @@ class ORANConfig:
              "traffic rates >= 0")
         need(0 <= self.mmtc_activity <= 1, "mmtc_activity", "a probability in [0, 1]")
         for name in ("embb_packet_bytes", "urllc_packet_bytes", "mmtc_packet_bytes"):
-            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "an int >= 1")
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name,
+                 "an int >= 1")
         need(self.embb_target_mbps >= 0, "embb_target_mbps", "a float >= 0")
         need(self.urllc_delay_budget_ms > 0, "urllc_delay_budget_ms", "a float > 0")
         need(self.reward_zeta >= 0, "reward_zeta", "a float >= 0")
@@ -334,7 +346,9 @@ class ORANConfig:
     def _check_du_profiles(self, need):
         """The per-DU profile fields (du_ue_weights, du_slice_mix, home_radius_m)."""
         def floats(v, depth):  # nested tuples of floats, or None when v is not one
-            as_floats = lambda v, d: tuple(as_floats(x, d - 1) for x in v) if d else float(v)  # noqa: E731
+            def as_floats(v, d):
+                return tuple(as_floats(x, d - 1) for x in v) if d else float(v)
+
             try:
                 return as_floats(v, depth)
             except (TypeError, ValueError):
@@ -342,13 +356,14 @@ class ORANConfig:
 
         n = self.num_dus
         w, mix = floats(self.du_ue_weights, 1), floats(self.du_slice_mix, 2)
-        need(w is not None and (not w or (len(w) == n and all(math.isfinite(x) and x >= 0 for x in w)
-                                          and sum(w) > 0)),
+        need(w is not None and (not w or (len(w) == n and sum(w) > 0
+                                          and all(math.isfinite(x) and x >= 0 for x in w))),
              "du_ue_weights", f"() or {n} finite weights >= 0 (one per DU) with a positive sum")
         need(mix is not None and (not mix or (len(mix) == n and all(
             len(m) == 3 and all(math.isfinite(x) and x >= 0 for x in m) and abs(sum(m) - 1) < 1e-6
             for m in mix))), "du_slice_mix",
-             f"() or {n} triples (eMBB, mMTC, URLLC) of finite shares >= 0 summing to 1, one per DU")
+             f"() or {n} triples (eMBB, mMTC, URLLC) of finite shares >= 0 summing to 1, "
+             "one per DU")
         self.du_ue_weights, self.du_slice_mix = w, mix
         cell_radius = self.inter_site_distance_m / math.sqrt(3)
         need(math.isfinite(self.home_radius_m) and 0 <= self.home_radius_m <= cell_radius,
@@ -365,8 +380,9 @@ SCENARIOS: dict[str, ORANConfig] = {
     "light": ORANConfig(load=0.5),
     "heavy": ORANConfig(load=1.5),
     "nonstationary": ORANConfig(shift_after_steps=10_000),
-    # DUs facing different tasks (README "hetero"): a hotspot with twice the average UE count,
-    # an URLLC-heavy industrial site, an mMTC-heavy site, two lightly loaded sites, one average
+    # DUs facing different tasks (docs/model.md#scenarios): a hotspot with twice the average UE
+    # count, an URLLC-heavy industrial site, an mMTC-heavy site, two lightly loaded sites, one
+    # average
     "hetero": ORANConfig(du_ue_weights=(2.0, 1.0, 1.0, 0.5, 0.5, 1.0),
                          du_slice_mix=((0.4, 0.3, 0.3), (0.2, 0.2, 0.6), (0.1, 0.8, 0.1),
                                        (1 / 3, 1 / 3, 1 / 3), (1 / 3, 1 / 3, 1 / 3),
@@ -394,7 +410,7 @@ def make_env(scenario: str = "paper", num_envs: int = 1, seed: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------
-# Radio and QoS quantities (pure functions; SPEC A.2, A.4, A.5)
+# Radio and QoS quantities (docs/model.md#radio-model, #qos, #the-mdp-of-each-du)
 # ---------------------------------------------------------------------------------------------
 def hex_sites(num_dus: int, isd: float) -> np.ndarray:
     """DU positions (N, 2) on a hexagonal grid, spiral order: centre, ring 1, ring 2, ..."""
@@ -413,7 +429,8 @@ def hex_sites(num_dus: int, isd: float) -> np.ndarray:
 
 
 def path_loss_db(d2d_m, carrier_ghz: float = 3.5, h_bs: float = 25.0, h_ut: float = 1.5):
-    """3GPP TR 38.901 UMa NLOS: PL = 13.54 + 39.08 log10(d3D) + 20 log10(fc/GHz) - 0.6 (hUT - 1.5)."""
+    """3GPP TR 38.901 UMa NLOS:
+    PL = 13.54 + 39.08 log10(d3D) + 20 log10(fc/GHz) - 0.6 (hUT - 1.5)."""
     d3d = np.sqrt(np.square(d2d_m) + (h_bs - h_ut) ** 2)
     return 39.08 * np.log10(d3d) + (13.54 + 20 * math.log10(carrier_ghz) - 0.6 * (h_ut - 1.5))
 
@@ -460,8 +477,9 @@ def sigmoid(x):
 
 
 def reward(q, overuse, num_rbs: int, alpha, zeta: float, qos_min):
-    """Per-DU reward (SPEC A.5): sum_l sigmoid(alpha_l Q_l) - zeta overuse / K
-    - zeta sum_l max(0, Qmin_l - Q_l).  q: (..., L); overuse: (...) RB claims above K."""
+    """Per-DU reward (docs/model.md#the-mdp-of-each-du):
+    sum_l sigmoid(alpha_l Q_l) - zeta overuse / K - zeta sum_l max(0, Qmin_l - Q_l).
+    q: (..., L); overuse: (...) RB claims above K."""
     alpha, qos_min = np.asarray(alpha), np.asarray(qos_min)
     return (sigmoid(alpha * q).sum(-1) - zeta * overuse / num_rbs
             - zeta * np.maximum(0.0, qos_min - q).sum(-1))
@@ -656,8 +674,7 @@ class Rows(NamedTuple):
     row_of_ue: np.ndarray  # (R,) row of each flat UE
     du: np.ndarray  # (R,) flat (env, DU) serving the row
     group: np.ndarray  # (R,) flat (env, DU, slice) of the row
-    by_slice: PFLayout  # groups (env, DU, slice)
-    by_du: PFLayout  # groups (env, DU)
+    group_counts: np.ndarray  # (E*N*L,) rows per (env, DU, slice)
     gain_serving: np.ndarray  # (R,) float32 long-term gain of the serving link
     gain_others: np.ndarray  # (R, N-1) float32 gains of the other DUs, in `others` order
     sinr: np.ndarray  # (R,) float32 wideband SINR
@@ -684,8 +701,7 @@ def scheduler_rows(ue_group, group_counts, gain, g_serv, sinr_wideband, rate_wid
     row_of_ue[order] = np.arange(len(order))
     group = ue_group[order]
     du = group // L
-    return Rows(order, row_of_ue, du, group, pf_layout(group_counts, group),
-                pf_layout(group_counts.reshape(-1, L).sum(-1), du), g_serv.ravel()[order],
+    return Rows(order, row_of_ue, du, group, group_counts, g_serv.ravel()[order],
                 gain.ravel().take(order[:, None] * N + others[du % N]),
                 sinr_wideband.ravel()[order], rate_wideband.ravel()[order])
 
@@ -693,9 +709,10 @@ def scheduler_rows(ue_group, group_counts, gain, g_serv, sinr_wideband, rate_wid
 def ue_slots(rows: Rows, num_slots: int, num_envs: int, num_dus: int):
     """rb_slice_ue mode: the UEs served by each DU fill its slots in UE-id order (extra UEs get
     none): (E, N, S) flat UE index e * U + u of each slot, -1 empty."""
-    ok = rows.by_du.pos < num_slots
+    rank = pf_layout(rows.group_counts.reshape(-1, 3).sum(-1), rows.du).pos  # (R,) within DU
+    ok = rank < num_slots
     slot = np.full(num_envs * num_dus * num_slots, -1, dtype=np.intp)
-    slot[rows.du[ok] * num_slots + rows.by_du.pos[ok]] = rows.order[ok]
+    slot[rows.du[ok] * num_slots + rank[ok]] = rows.order[ok]
     return slot.reshape(num_envs, num_dus, num_slots)
 
 
@@ -843,10 +860,11 @@ def schedule_pf(rb_slice, demand_rows, pf_avg_rows, fading_rows, rows: Rows, con
     slices = rb_slice.reshape(E * N, K)
     if match_slice:
         rb_group = np.arange(E * N)[:, None] * L + np.maximum(slices, 0)
-        layout, row_group, num_groups = rows.by_slice, rows.group, E * N * L
+        row_group, group_counts = rows.group, rows.group_counts
     else:
         rb_group = np.broadcast_to(np.arange(E * N)[:, None], (E * N, K))
-        layout, row_group, num_groups = rows.by_du, rows.du, E * N
+        row_group, group_counts = rows.du, rows.group_counts.reshape(E * N, L).sum(-1)
+    layout, num_groups = pf_layout(group_counts, row_group), len(group_counts)
     win = pf_first_pass(fading_rows, prio, rows.sinr, config.pf_metric, layout, rb_group,
                         slices >= 0)
     rbs = np.flatnonzero(win >= 0)
@@ -948,10 +966,10 @@ def ue_satisfied(slice_of, demand, served, left, capacity, active, ue_packet_bit
     return satisfied, (slice_of != MMTC) | active, delay
 
 
-def step_metrics(q, served, left, delay, demand, active, slice_of, frac, used, overuse, dropped,
+def step_metrics(q, served, left, delay, has_data, active, slice_of, frac, used, overuse, dropped,
                  config: ORANConfig, dt: float):
     """info["metrics"]: per env (E,), each averaged over the DUs. q (E, N, L); served, left,
-    delay, demand, active, slice_of, dropped (E, U); frac (E, N, L) RB fraction per slice; used
+    delay, has_data, active, slice_of, dropped (E, U); frac (E, N, L) RB fraction per slice; used
     (E, N, K) RBs that carry data; overuse (E, N). rb_share_<slice> is the fraction of the RBs
     the allocation gives the slice (whether or not they carry data): the shares and the
     fraction given to no slice sum to 1, and rb_utilisation <= their sum."""
@@ -960,10 +978,10 @@ def step_metrics(q, served, left, delay, demand, active, slice_of, frac, used, o
     # per-(env, slice) sums as one bincount (fewer calls than a slice loop)
     thr_slice = np.bincount((np.arange(E)[:, None] * L + slice_of).ravel(), served.ravel(),
                             E * L).reshape(E, L) / (dt * 1e6 * N)
-    is_urllc = (slice_of == URLLC) & (demand > 0)
+    is_urllc = (slice_of == URLLC) & has_data
     mmtc_act = active.sum(-1)
     q_env = q.mean(1)  # (E, L)
-    share = frac.mean(1)  # (E, L)
+    share = frac.sum(1) / N  # (E, L)
     return {
         "qos_embb": q_env[:, EMBB], "qos_mmtc": q_env[:, MMTC],
         "qos_urllc": q_env[:, URLLC], "qos_mean": q_env.mean(-1),
@@ -1008,12 +1026,14 @@ class ORANEnv:
             raise ValueError(f"render_mode: expected None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
         c = self.config = config
-        self.num_envs, self.n_agents, self.episode_length = int(num_envs), c.num_dus, c.episode_length
+        self.num_envs, self.n_agents = int(num_envs), c.num_dus
+        self.episode_length = c.episode_length
         E, N, U, K, L = self.num_envs, c.num_dus, c.num_ues, c.num_rbs, 3
         self._shape = (E, N, U, K, L)
         self.act_dim = {"rb_slice": K * L, "slice_share": L,
                         "rb_slice_ue": K * L + K * c.num_ue_slots}[c.action_mode]
-        self.obs_dim = {"paper": 3 * L, "rich": 6 * L, "full_action": 2 * L + self.act_dim}[c.obs_mode]
+        self.obs_dim = {"paper": 3 * L, "rich": 6 * L,
+                        "full_action": 2 * L + self.act_dim}[c.obs_mode]
         self.dt = c.step_ms / 1e3
         self.sites = hex_sites(N, c.inter_site_distance_m)
         radius = c.inter_site_distance_m / math.sqrt(3)
@@ -1156,7 +1176,8 @@ class ORANEnv:
             parts += [np.log1p(per_slice(self.backlog) / scale),
                       per_slice(self.last_arrivals) / scale,
                       per_slice(sinr_db) / np.maximum(self.ue_count, 1) / 20.0]
-        self.last_obs = np.concatenate(parts, axis=-1).astype(np.float32)  # for observation-only rules
+        # kept for the observation-only rules
+        self.last_obs = np.concatenate(parts, axis=-1).astype(np.float32)
         return self.last_obs
 
     # -- actions and the scheduler ------------------------------------------------------------
@@ -1197,27 +1218,29 @@ class ORANEnv:
         a = self._check_actions(actions)
         rows, dt = self._rows, self.dt
 
-        # traffic: the step's arrivals (drawn at the end of the previous step, so the scheduler
-        # knows them) join the backlog
+        # traffic (docs/model.md#time-traffic-and-queues): the step's arrivals, drawn at the end
+        # of the previous step so that the scheduler knows them, join the backlog
         arrivals, active = self.arrivals, self.active
         demand = self.backlog + arrivals  # (E, U) bits that could be served
+        has_data = demand > 0
 
-        # association: the serving DUs and the scheduler's rows are those of the last move
-        # fading: the serving links' was drawn with the arrivals, the interfering links' now
+        # association (docs/model.md#system): the serving DUs and the scheduler's rows are those
+        # of the last move. Fading (docs/model.md#radio-model): the serving links' was drawn
+        # with the arrivals, the interfering links' is drawn now
         h_int = self.rng.standard_exponential((E, N, K, N - 1), dtype=np.float32)
 
-        # allocation: the action gives each RB a slice (or none)
+        # allocation (docs/model.md#the-mdp-of-each-du): the action gives each RB a slice or none
         rb_slice, overuse, ue_scores = decode_action(a, c.action_mode, K)
 
         # scheduling: each RB's UE (row): PF inside the slice, or the policy's own choice
         if ue_scores is None:
             win = self._schedule_rows(rb_slice, demand)
         else:
-            win = ue_choice_rows(rb_slice, ue_scores, demand > 0, self.slot_ue, self.slice_of,
+            win = ue_choice_rows(rb_slice, ue_scores, has_data, self.slot_ue, self.slice_of,
                                  rows.row_of_ue)
         used = win >= 0  # (E, N, K) RBs that carry data
 
-        # rates: SINR of each used RB at its UE, capped Shannon rate, bits per UE
+        # rates (docs/model.md#radio-model): SINR of each used RB at its UE, capped Shannon rate
         sinr_rb = rb_sinr(win, self._fading_rows, h_int, rows, self._interferers, self.p_rb_mw,
                           self.noise_mw)  # (E, N, K), 0 when idle
         rate = rate_bps(sinr_rb, self.bandwidth, c.max_spectral_efficiency, c.min_sinr_db) * used
@@ -1227,7 +1250,7 @@ class ORANEnv:
         served, left, dropped = serve_queues(demand, capacity, self._ue_buffer)
         self.backlog = left - dropped
 
-        # QoS per slice and DU, reward per DU
+        # QoS per slice and DU (docs/model.md#qos), reward per DU
         satisfied, counted, delay = ue_satisfied(self.slice_of, demand, served, left, capacity,
                                                  active, self._ue_packet_bits, c, dt)
         q = qos(satisfied.ravel(), counted.ravel(), self._ue_group, E * N * L).reshape(E, N, L)
@@ -1235,7 +1258,7 @@ class ORANEnv:
 
         # bookkeeping: metrics, PF average, what the next observation and render() read
         frac = rb_fraction(rb_slice, L)
-        metrics = step_metrics(q, served, left, delay, demand, active, self.slice_of, frac, used,
+        metrics = step_metrics(q, served, left, delay, has_data, active, self.slice_of, frac, used,
                                overuse, dropped, c, dt)
         self.pf_avg = pf_average(self.pf_avg, served, dt, c.pf_window_steps)
         rb_ue = np.where(used, rows.order.take(np.maximum(win, 0)) % U, -1)  # before handover
@@ -1293,8 +1316,8 @@ class ORANEnv:
         ax, bars = fig.add_axes((0.01, 0.02, 0.55, 0.84)), fig.add_axes((0.66, 0.12, 0.32, 0.72))
         radius = self.config.inter_site_distance_m / math.sqrt(3)
         for n, (x, y) in enumerate(self.sites):
-            ax.add_patch(RegularPolygon((x, y), 6, radius=radius, orientation=math.pi / 6, fill=False,
-                                        lw=0.6, ec="0.6"))
+            ax.add_patch(RegularPolygon((x, y), 6, radius=radius, orientation=math.pi / 6,
+                                        fill=False, lw=0.6, ec="0.6"))
             ax.annotate(f"du_{n}", (x, y), xytext=(6, 6), textcoords="offset points", fontsize=9)
         pos, serving, sl = self.pos[0], self.serving[0], self.slice_of[0]
         got_rb = np.zeros(U, dtype=bool)
@@ -1321,7 +1344,8 @@ class ORANEnv:
             for count, alpha, label in (((rb_slice == l) & used, 1.0, SLICES[l]),
                                         ((rb_slice == l) & ~used, 0.3, None)):
                 width = count.sum(-1)
-                bars.barh(np.arange(N), width, left=left, color=colours[l], alpha=alpha, label=label)
+                bars.barh(np.arange(N), width, left=left, color=colours[l], alpha=alpha,
+                          label=label)
                 left += width
         bars.barh(np.arange(N), K - left, left=left, color="0.85", label="no slice")
         bars.set_yticks(np.arange(N), [f"du_{n}\n" + " ".join(f"{q:.2f}" for q in self.last_q[0, n])
@@ -1330,7 +1354,8 @@ class ORANEnv:
         bars.invert_yaxis()
         bars.set_xlim(0, K)
         bars.set_xlabel("RBs of the last step (pale: idle)", fontsize=8)
-        bars.legend(loc="upper center", bbox_to_anchor=(0.5, 1.16), ncol=4, fontsize=7, frameon=False)
+        bars.legend(loc="upper center", bbox_to_anchor=(0.5, 1.16), ncol=4, fontsize=7,
+                    frameon=False)
         fig.suptitle(f"{self.config.num_dus} DUs, {U} UEs, step {self.t}/{self.episode_length}: "
                      f"last reward per DU {self.last_reward[0].mean():.2f}", fontsize=10)
         fig.canvas.draw()
@@ -1338,7 +1363,8 @@ class ORANEnv:
 
 
 # ---------------------------------------------------------------------------------------------
-# Heuristic baselines (SPEC A.7): policy(env) -> actions (E, N, act_dim) in env's action mode
+# Heuristic baselines (docs/model.md#heuristics): policy(env) -> actions (E, N, act_dim) in the
+# env's action mode
 # ---------------------------------------------------------------------------------------------
 def _round_to_total(x, total: int):
     """Non-negative reals (..., L) -> ints with the given row sum (largest remainder)."""
@@ -1452,7 +1478,8 @@ def ue_count_split(env, rbs_per_urllc: float = 1.5, rbs_per_mmtc: float = 0.3):
 
 def random_policy(env):
     """Uniform random actions in [-1, 1] (from the env's separate policy generator)."""
-    return env.policy_rng.uniform(-1, 1, (env.num_envs, env.n_agents, env.act_dim)).astype(np.float32)
+    shape = (env.num_envs, env.n_agents, env.act_dim)
+    return env.policy_rng.uniform(-1, 1, shape).astype(np.float32)
 
 
 HEURISTICS = {
@@ -1472,7 +1499,7 @@ FULL_INFO_MARGINS = (0.5, 1.0, 1.5, 2.0, 3.0)
 
 
 def full_information_reference(env, candidates=None):
-    """A per-step search over each DU's slice split that sees the step (SPEC A.7 reference).
+    """A per-step search over each DU's slice split that sees the step (docs/model.md#heuristics).
 
     Every candidate allocation (default: urllc_first with each margin in FULL_INFO_MARGINS,
     demand_proportional, pf_no_slicing, static_equal and ue_count) is applied at all DUs and the
@@ -1502,11 +1529,12 @@ def evaluate(policy, envs, seed: int):
     """Score `policy` on fixed episodes: one episode per env copy of `envs`, all in lockstep from
     `envs.reset(seed=seed)` (the same episodes for every policy given the same `seed` and copies).
 
-    `policy(obs, envs) -> actions`: obs (E, N, obs_dim) -> actions (E, N, act_dim); a heuristic reads
-    `envs` itself, a learned policy the observations. Returns the team returns (E,) (each episode's
-    mean over agents of their returns), each info["metrics"] entry's mean over steps and episodes, and
-    each UE's mean throughput over the episode (a flat list; empty for an env that reports none).
-    The same function scores every environment family with this vector-env API (comp_env uses it)."""
+    `policy(obs, envs) -> actions`: obs (E, N, obs_dim) -> actions (E, N, act_dim); a heuristic
+    reads `envs` itself, a learned policy the observations. Returns the team returns (E,) (each
+    episode's mean over agents of their returns), each info["metrics"] entry's mean over steps and
+    episodes, and each UE's mean throughput over the episode (a flat list; empty for an env that
+    reports none). The same function scores every environment family with this vector-env API
+    (comp_env uses it)."""
     obs, _ = envs.reset(seed=seed)
     metrics, ue_tput = {}, []
     for _ in range(envs.episode_length):
@@ -1522,14 +1550,18 @@ def evaluate(policy, envs, seed: int):
 
 
 def _make_parallel_env_class():
-    """ParallelEnv over one ORANEnv (E = 1); agents du_0 ... du_{N-1}; per-agent info: the DU's Q_l."""
+    """ParallelEnv over one ORANEnv (E = 1); agents du_0 ... du_{N-1}; per-agent info: the DU's
+    Q_l."""
     from pettingzoo_adapter import make_parallel_env_class
 
     def observation_bounds(env):
         return np.full(env.obs_dim, -np.inf, np.float32), np.full(env.obs_dim, np.inf, np.float32)
 
-    return make_parallel_env_class("oran_slicing_v0", lambda config, seed: ORANEnv(config, num_envs=1, seed=seed),
-                                   "du", observation_bounds, lambda info, i: {"qos": info["qos"][0, i]})
+    def make(config, seed):
+        return ORANEnv(config, num_envs=1, seed=seed)
+
+    return make_parallel_env_class("oran_slicing_v0", make, "du", observation_bounds,
+                                   lambda info, i: {"qos": info["qos"][0, i]})
 
 
 def __getattr__(name):
