@@ -519,7 +519,8 @@ def counts_to_rb_slice(counts, num_rbs: int):
 # ---------------------------------------------------------------------------------------------
 def traffic_profile(config: ORANConfig, shifted: bool = False):
     """The traffic now: per-slice load multipliers (L,) and the slice shares of the UEs homed at
-    each DU (N, L) (every DU the same without per-DU profiles; the shift's after a shift)."""
+    each DU (N, L): every DU alike without per-DU profiles; after a non-stationary shift, the
+    shift's multipliers and shares."""
     N = config.num_dus
     if shifted:
         return np.array(config.shift_slice_load), np.tile(config.shift_slice_shares, (N, 1))

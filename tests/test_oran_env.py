@@ -632,3 +632,25 @@ def test_action_prior_is_the_equal_split_on_the_slice_scores(mode):
     _, _, _, _, info = env.step(action.astype(np.float32))
     counts = np.stack([(info["rb_slice"] == l).sum(-1) for l in range(L)], -1)
     assert (counts.max(-1) - counts.min(-1) <= 1).all() and (counts.sum(-1) == K).all()
+
+
+def test_queue_allocation_and_scheduler_functions_of_arrays():
+    served, left, dropped = oe.serve_queues(np.array([10.0, 5.0, 0.0]), np.array([4.0, 9.0, 3.0]),
+                                            np.array([3.0, 3.0, 3.0]))
+    np.testing.assert_array_equal(served, [4, 5, 0])
+    np.testing.assert_array_equal(left, [6, 0, 0])
+    np.testing.assert_array_equal(dropped, [3, 0, 0])
+    # rb_slice: scores (K, L) flattened; RB 2 goes to the larger of two claims, RB 3 to none
+    a = -np.ones((1, 1, 4 * 3), dtype=np.float32)
+    a[0, 0, [0 * 3 + 0, 1 * 3 + 2, 2 * 3 + 1, 2 * 3 + 2]] = [0.5, 0.2, 0.3, 0.9]
+    rb_slice, overuse, ue_scores = oe.decode_action(a, "rb_slice", 4)
+    np.testing.assert_array_equal(rb_slice[0, 0], [0, 2, 2, -1])
+    assert overuse[0, 0] == 0 and ue_scores is None
+    # slice_share: 4 + 4 + 0 RBs requested of 4: over-use 4, scaled down to 2 + 2
+    rb_slice, overuse, _ = oe.decode_action(np.array([[[1.0, 1.0, -1.0]]]), "slice_share", 4)
+    np.testing.assert_array_equal(rb_slice[0, 0], [0, 0, 1, 1])
+    assert overuse[0, 0] == 4
+    # a row keeps its offered RBs (in RB order) until their capacity covers its need
+    keep = oe.keep_needed(np.array([0, 0, 0, 1]), np.array([2.0, 2.0, 2.0, 5.0]),
+                          np.array([3.0, 1.0]), np.zeros(2))
+    np.testing.assert_array_equal(keep, [True, True, False, True])
