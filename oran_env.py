@@ -690,18 +690,18 @@ def pf_layout(counts, key):
                     pos.astype(np.int32))
 
 
-def scheduler_rows(ue_group, group_counts, gain, g_serv, sinr_wideband, rate_wideband, others):
-    """Rows for the flat (env, DU, slice) group of each UE ue_group (E*U,) and the UEs per group
-    group_counts (E*N*L,); gain (E, U, N), g_serv, sinr_wideband, rate_wideband (E, U); others
-    (N, N-1) the other DUs of each DU."""
-    N, L = gain.shape[-1], 3
+def scheduler_rows(ue_du, ue_group, group_counts, gain, g_serv, sinr_wideband, rate_wideband,
+                   others):
+    """Rows for the flat (env, DU) and (env, DU, slice) of each UE ue_du, ue_group (E*U,) and the
+    UEs per group group_counts (E*N*L,); gain (E, U, N); g_serv, sinr_wideband, rate_wideband
+    (E, U); others (N, N-1) the other DUs of each DU."""
+    N = gain.shape[-1]
     # stable sort by group; a 16-bit key sorts by radix
     order = np.argsort(ue_group.astype(np.int16) if len(group_counts) < 2 ** 15 else ue_group,
                        kind="stable")
     row_of_ue = np.empty_like(order)
     row_of_ue[order] = np.arange(len(order))
-    group = ue_group[order]
-    du = group // L
+    group, du = ue_group[order], ue_du[order]
     return Rows(order, row_of_ue, du, group, group_counts, g_serv.ravel()[order],
                 gain.ravel().take(order[:, None] * N + others[du % N]),
                 sinr_wideband.ravel()[order], rate_wideband.ravel()[order])
@@ -884,7 +884,7 @@ def schedule_pf(rb_slice, demand_rows, pf_avg_rows, fading_rows, rows: Rows, con
         if len(free) == 0 or passes == max_rounds:
             break
         prio[got[kept[got] >= need[got]]] = 0  # the UEs this pass covered leave the race
-        free_group = free // K * L + rb_slice.ravel()[free] if match_slice else free // K
+        free_group = rb_group.ravel().take(free) if match_slice else free // K
         offer = pf_free_pass(free, free_group, fading_rows, prio, row_group, num_groups)
         if offer is None:
             break
@@ -1128,7 +1128,7 @@ class ORANEnv:
         self._ue_group = du * L + self.slice_of.ravel()  # (E*U,) flat (env, DU, slice)
         group_counts = np.bincount(self._ue_group, minlength=E * N * L)
         self.ue_count = group_counts.reshape(E, N, L)
-        self._rows = scheduler_rows(self._ue_group, group_counts, self.gain, g_serv,
+        self._rows = scheduler_rows(du, self._ue_group, group_counts, self.gain, g_serv,
                                     self.sinr_geom, self.rate_geom, self.others)
         if c.action_mode == "rb_slice_ue":
             self.slot_ue = ue_slots(self._rows, c.num_ue_slots, E, N)
