@@ -2,11 +2,11 @@
 
 Reproduces the multi-agent environment of DeepCoMP v1.0 ("latest common configuration";
 Schneider et al., "Multi-Agent Deep Reinforcement Learning for Coordinated Multipoint in Mobile
-Networks", IEEE TNSM 2024; CN-UPB/DeepCoMP) as SPEC Part B describes it, with the array interface of
-`oran_env.py` (docs/INTERFACES.md): a batch of E independent copies, one agent per UE, arrays
-(E, U, ...) with U UEs and B base stations (BSs).
+Networks", IEEE TNSM 2024; CN-UPB/DeepCoMP) as docs/comp.md describes it, with the array
+interface of `oran_env.py` (docs/INTERFACES.md): a batch of E independent copies, one agent per
+UE, arrays (E, U, ...) with U UEs and B base stations (BSs).
 
-System model (SPEC Part B, [deepcomp] unless marked [ours]):
+System model (docs/comp.md, [deepcomp] unless marked [ours]):
 - Okumura-Hata (suburban) path loss with the distance d in metres, as upstream uses it:
       a(h_m) = 0.8 + (1.1 log10 f - 0.7) h_m - 1.56 log10 f,
       PL = 69.55 + 26.16 log10 f - 13.82 log10 h_b - a(h_m) + (44.9 - 6.55 log10 h_b) log10 d,
@@ -41,8 +41,8 @@ Choices and differences, written down:
 - [ours] Every reset draws a fresh episode from the environment's generator (upstream's
   `--rand-train`); upstream's default re-seeds and replays one fixed episode.
 - The competing set is taken from the connections at reward time (after the actions, before the
-  move), following SPEC "reward computed after the actions and before the move"; upstream forms it
-  after the move, from the connections that survived it.
+  move), following docs/comp.md ("reward computed after the actions and before the move");
+  upstream forms it after the move, from the connections that survived it.
 - The EWMA is updated as upstream does: after the move, from the reward-time rates of the connections
   that survived the move.
 - The initial position is an integer point of the whole map (upstream `randint(0, int(width))`), the
@@ -82,7 +82,7 @@ EPSILON = 1e-16  # upstream's guard against log10(0) and division by zero
 
 @dataclass
 class CompConfig:
-    """Every option of the DeepCoMP cell-selection environment (SPEC Part B)."""
+    """Every option of the DeepCoMP cell-selection environment (docs/comp.md)."""
 
     map_width: float = 120.0
     """Map width in metres [deepcomp: small 150, medium 120, large 230]."""
@@ -217,7 +217,8 @@ def make_env(scenario: str = "medium", num_envs: int = 1, seed: int | None = Non
 
 
 def path_loss_db(distance_m, cfg: CompConfig):
-    """Okumura-Hata suburban path loss in dB with the distance in metres, as upstream (SPEC B)."""
+    """Okumura-Hata suburban path loss in dB with the distance in metres, as upstream
+    (docs/comp.md)."""
     log_f = math.log10(cfg.frequency_mhz)
     a_hm = 0.8 + (1.1 * log_f - 0.7) * cfg.ue_height_m - 1.56 * log_f
     const = 69.55 + 26.16 * log_f - 13.82 * math.log10(cfg.bs_height_m) - a_hm

@@ -1,4 +1,4 @@
-"""Vectorised O-RAN downlink RAN-slicing simulator (SPEC Part A).
+"""Vectorised O-RAN downlink RAN-slicing simulator (docs/model.md).
 
 One agent per Distributed Unit (DU). Each DU splits its K resource blocks (RBs) among three slices
 (eMBB, mMTC, URLLC, always in this order); inside a slice the RBs go to UEs (proportional-fair
@@ -6,7 +6,7 @@ scheduling, or the policy's own choice in the literal ``rb_slice_ue`` mode). A b
 independent environments is stepped together, every array shaped (E, N, ...) or (E, U, ...):
 E = num_envs, N = num_dus (agents), U = num_ues, K = num_rbs, L = 3 slices.
 
-System model (SPEC A.1-A.5; [paper] = stated by the paper, [ours] = our documented default):
+System model (docs/model.md; [paper] = stated by the paper, [ours] = our documented default):
 - DUs on a hexagonal grid in spiral order (centre, first ring, ...), ISD 500 m [ours]. UEs are
   dropped uniformly in the bounding box of the sites widened by one cell radius (ISD/sqrt 3), at
   least 35 m from every site, and reflect at the box edges [ours: a box, not the union of hexagons,
@@ -23,13 +23,13 @@ System model (SPEC A.1-A.5; [paper] = stated by the paper, [ours] = our document
   URLLC Poisson 32 B packets at 100 packets/s; mMTC active with probability 0.1 per step, one 100 B
   report. Each UE has a FIFO backlog bounded by `buffer_kbit`; overflow is dropped and counted.
   A step: arrivals join the backlog, the scheduler serves min(backlog, capacity), overflow drops.
-- QoS (SPEC A.4, `qos`): Q_l = satisfied / counted UEs of slice l at the DU (1 when none counted).
-  eMBB: served >= min(backlog + arrivals, 4 Mbit/s x dt). URLLC: estimated delay
+- QoS (docs/model.md#qos, `qos`): Q_l = satisfied / counted UEs of slice l at the DU (1 when
+  none counted). eMBB: served >= min(backlog + arrivals, 4 Mbit/s x dt). URLLC: estimated delay
   (backlog left ahead of a new packet + the packet) / service rate + 1 ms <= 5 ms, infinite without
   an RB; a URLLC UE with nothing to send counts as satisfied. mMTC: counted only when active in the
   step, satisfied when its backlog is empty after the step.
-- Reward per DU (`reward`, SPEC A.5): sum_l sigmoid(alpha_l Q_l) - zeta overuse / K
-  - zeta sum_l max(0, Qmin_l - Q_l).
+- Reward per DU (`reward`, docs/model.md#the-mdp-of-each-du):
+  sum_l sigmoid(alpha_l Q_l) - zeta overuse / K - zeta sum_l max(0, Qmin_l - Q_l).
 - Heterogeneous DUs [ours] (``du_ue_weights``, ``du_slice_mix``, ``home_radius_m``; the `hetero`
   scenario): each UE has a home DU (counts in proportion to the weights, slices by the DU's mix),
   is dropped in the disk of radius home_radius_m around the home site and turns back toward it
@@ -46,8 +46,8 @@ Scheduling and fading samples (the speed design, [ours]):
   each PF pass, a UE keeps its RBs (in frequency order) only until their estimated capacity covers
   ``sched_margin`` x its backlog, and the released RBs go, in the next pass, to the UEs still
   short. The passes repeat until no free RB of a slice has a short UE of that slice at its DU
-  (work-conserving, SPEC A.5; ``sched_rounds`` > 0 caps them). RBs nobody needs stay idle and
-  radiate nothing.
+  (work-conserving, docs/model.md#the-mdp-of-each-du; ``sched_rounds`` > 0 caps them). RBs
+  nobody needs stay idle and radiate nothing.
 - The scheduler knows the step's arrivals (buffer status) and its serving-link fading (CSI) when
   it allocates: both are drawn at the end of the previous step (or at reset) and kept in
   ``env.arrivals`` (E, U) and ``env.fading`` (E, U, K), so heuristic policies may read them;
@@ -59,11 +59,21 @@ Scheduling and fading samples (the speed design, [ours]):
   ``fading_block_rbs`` > 1 shares one serving-link sample over blocks of RBs (a speed option;
   interfering links stay per RB).
 - Everything is vectorised over (E, ...): the UEs are kept sorted by (env, serving DU, slice)
-  ("rows"), and a PF pass is one max over a padded (position, group, RB) array whose float32 keys
-  carry the position in their lowest bits (`ORANEnv._pf_rows`); the only Python loops are over the
-  3 slices and the PF passes.
+  ("rows", `Rows`), and a PF pass is one max over a padded (position, group, RB) array whose
+  float32 keys carry the position in their lowest bits (`pf_first_pass`); the only Python loops
+  are over the 3 slices and the PF passes.
 
-Heuristic baselines (``HEURISTICS``, SPEC A.7; `policy(env) -> actions` in the env's action mode):
+Code layout: the physics and the scheduler are functions of arrays, named after the quantities
+they return (shapes in their docstrings): radio (`path_loss_db`, `link_gains`, `wideband_sinr`,
+`rb_sinr`, `rate_bps`), traffic and queues (`traffic_profile`, `mean_arrivals`, `draw_arrivals`,
+`serve_queues`), mobility (`drop_ues`, `move_ues`), allocation and scheduling (`decode_action`,
+`schedule_pf` with its passes `pf_first_pass`, `pf_free_pass`, `keep_needed`; `ue_choice_rows`),
+QoS and reward (`ue_satisfied`, `qos`, `reward`). `ORANEnv` holds the state and calls them in
+the order of a step: traffic, association, fading, allocation, scheduling, rates, queues, QoS,
+reward, then mobility and handover, the next step's draws and the observation.
+
+Heuristic baselines (``HEURISTICS``, docs/model.md#heuristics; `policy(env) -> actions` in the
+env's action mode):
 ``static_equal`` (K/3 RBs per slice), ``demand_proportional`` (RBs in proportion to each slice's
 RBs needed for backlog + arrivals at its UEs' wideband rate, at least one per URLLC/mMTC UE with
 data), ``urllc_first`` (URLLC, then mMTC, get 2x their RBs needed, eMBB the rest),
@@ -109,7 +119,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 import typing
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -121,18 +131,21 @@ EMBB, MMTC, URLLC = 0, 1, 2
 # Configuration
 # ---------------------------------------------------------------------------------------------
 def has_type(value, kind) -> bool:
-    """Whether `value` fits the field annotation `kind`: ints count as floats, bools as neither, floats must be
-    finite, tuples must have the annotated length and element types, Literals one of their values."""
+    """Whether `value` fits the field annotation `kind`: ints count as floats, bools as neither,
+    floats must be finite, tuples must have the annotated length and element types, Literals one
+    of their values."""
     origin, params = typing.get_origin(kind), typing.get_args(kind)
     if origin is Literal:
         return isinstance(value, str) and value in params
     if origin is tuple:
         kinds = params[:1] * len(value) if params[-1:] == (...,) else params
-        return isinstance(value, (tuple, list)) and len(value) == len(kinds) and all(map(has_type, value, kinds))
+        return (isinstance(value, (tuple, list)) and len(value) == len(kinds)
+                and all(map(has_type, value, kinds)))
     if kind is float:
-        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-            and math.isfinite(value)
-    return isinstance(value, (int, np.integer) if kind is int else kind) and not isinstance(value, bool)
+        return (isinstance(value, (int, float, np.integer, np.floating))
+                and not isinstance(value, bool) and math.isfinite(value))
+    return (isinstance(value, (int, np.integer) if kind is int else kind)
+            and not isinstance(value, bool))
 
 
 @dataclass
@@ -191,7 +204,8 @@ class ORANConfig:
     min_sinr_db: float = -10.0
     """SINR below which an RB carries nothing, dB [ours]"""
     fading_block_rbs: int = 1
-    """RBs sharing one serving-link fading sample (1 = independent per RB, SPEC default)"""
+    """RBs sharing one serving-link fading sample (1 = independent per RB,
+    docs/model.md#radio-model)"""
     # mobility
     speed_mps: tuple[float, float] = (10.0, 20.0)
     """UE speed range, m/s, drawn per UE at reset [paper*]"""
@@ -199,8 +213,8 @@ class ORANConfig:
     """heading change drawn uniformly from this set every step, degrees [paper*]"""
     # traffic
     embb_rate_mbps: float = 4.0
-    """mean eMBB offered rate per UE (Poisson packets), Mbit/s [ours: 4, not SPEC's 2, so that
-    the nominal load is contended; see README "calibration"]"""
+    """mean eMBB offered rate per UE (Poisson packets), Mbit/s [ours: 4 rather than 2, so that
+    the nominal load is contended; docs/model.md#time-traffic-and-queues]"""
     embb_packet_bytes: int = 1500
     """eMBB packet size, bytes [ours]"""
     urllc_packet_rate: float = 100.0
@@ -215,7 +229,7 @@ class ORANConfig:
     """per-UE buffer size per slice, kbit (1 s of eMBB, 4 mMTC reports, 50 URLLC packets) [ours]"""
     # QoS and reward
     embb_target_mbps: float = 4.0
-    """eMBB throughput target per UE, Mbit/s [ours: 4 with the offered rate, SPEC's 2 at 2]"""
+    """eMBB throughput target per UE, Mbit/s [ours: 4 with the offered rate; docs/model.md#qos]"""
     urllc_delay_budget_ms: float = 5.0
     """URLLC delay budget, ms [ours]"""
     urllc_processing_ms: float = 1.0
@@ -230,17 +244,20 @@ class ORANConfig:
     """minimum QoS Qmin_l below which the shortfall is penalised [ours]"""
     # scheduler
     pf_metric: Literal["linear", "log"] = "linear"
-    """PF metric: linear = rbar_u |h|^2 / T_u (fast), log = log2(1 + SINR_uk) / T_u (exact) [ours]"""
+    """PF metric: linear = rbar_u |h|^2 / T_u (fast), log = log2(1 + SINR_uk) / T_u (exact)
+    [ours]"""
     pf_window_steps: float = 10.0
     """time constant of the PF throughput average T_u, in steps [ours]"""
     sched_rounds: int = 0
     """cap on the PF passes per step (after each, RBs beyond a UE's need go to UEs still short);
-    0 = no cap: pass until no free RB of a slice is wanted (work-conserving, SPEC A.5) [ours]"""
+    0 = no cap: pass until no free RB of a slice is wanted (work-conserving,
+    docs/model.md#the-mdp-of-each-du) [ours]"""
     sched_margin: float = 1.0
     """a UE's need = margin x its backlog, at the scheduler's estimated rate [ours]"""
     # non-stationarity
     shift_after_steps: int = 0
-    """env steps after which the traffic profile shifts (at the next episode start); 0 = never"""
+    """environment steps (over all copies: ``env_steps``) after which the traffic profile shifts,
+    at the next episode start; 0 = never"""
     shift_slice_load: tuple[float, float, float] = (2.0, 1.0, 3.0)
     """per-slice traffic multipliers after the shift [ours]"""
     shift_slice_shares: tuple[float, float, float] = (0.5, 0.25, 0.25)
@@ -259,18 +276,22 @@ class ORANConfig:
 
     def __post_init__(self):
         for f, kind in zip(dataclasses.fields(self), typing.get_type_hints(type(self)).values()):
-            value = getattr(self, f.name)  # types first (finite floats), so the range checks compare numbers
+            # types first (finite floats), so the range checks compare numbers
+            value = getattr(self, f.name)
             if not has_type(value, kind):
                 name = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
-                raise ValueError(f"ORANConfig.{f.name}: expected type {name} (floats finite), got {value!r}")
+                raise ValueError(f"ORANConfig.{f.name}: expected type {name} (floats finite), "
+                                 f"got {value!r}")
         def need(ok, name, expected):
             if not ok:
-                raise ValueError(f"ORANConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
+                raise ValueError(f"ORANConfig.{name}: expected {expected}, "
+                                 f"got {getattr(self, name)!r}")
 
         for name in ("slice_load", "slice_shares", "buffer_kbit", "reward_alpha", "qos_min",
                      "shift_slice_load", "shift_slice_shares", "speed_mps", "heading_changes_deg"):
             setattr(self, name, tuple(float(v) for v in getattr(self, name)))
-        need(isinstance(self.num_dus, int) and 1 <= self.num_dus <= 19, "num_dus", "an int in 1..19")
+        need(isinstance(self.num_dus, int) and 1 <= self.num_dus <= 19, "num_dus",
+             "an int in 1..19")
         need(self.num_slices == 3, "num_slices", "3 (eMBB, mMTC, URLLC)")
         need(isinstance(self.num_ues, int) and self.num_ues >= 1, "num_ues", "an int >= 1")
         need(isinstance(self.num_rbs, int) and self.num_rbs >= 1, "num_rbs", "an int >= 1")
@@ -309,7 +330,8 @@ class ORANConfig:
              "traffic rates >= 0")
         need(0 <= self.mmtc_activity <= 1, "mmtc_activity", "a probability in [0, 1]")
         for name in ("embb_packet_bytes", "urllc_packet_bytes", "mmtc_packet_bytes"):
-            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "an int >= 1")
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name,
+                 "an int >= 1")
         need(self.embb_target_mbps >= 0, "embb_target_mbps", "a float >= 0")
         need(self.urllc_delay_budget_ms > 0, "urllc_delay_budget_ms", "a float > 0")
         need(self.reward_zeta >= 0, "reward_zeta", "a float >= 0")
@@ -324,7 +346,9 @@ class ORANConfig:
     def _check_du_profiles(self, need):
         """The per-DU profile fields (du_ue_weights, du_slice_mix, home_radius_m)."""
         def floats(v, depth):  # nested tuples of floats, or None when v is not one
-            as_floats = lambda v, d: tuple(as_floats(x, d - 1) for x in v) if d else float(v)  # noqa: E731
+            def as_floats(v, d):
+                return tuple(as_floats(x, d - 1) for x in v) if d else float(v)
+
             try:
                 return as_floats(v, depth)
             except (TypeError, ValueError):
@@ -332,13 +356,14 @@ class ORANConfig:
 
         n = self.num_dus
         w, mix = floats(self.du_ue_weights, 1), floats(self.du_slice_mix, 2)
-        need(w is not None and (not w or (len(w) == n and all(math.isfinite(x) and x >= 0 for x in w)
-                                          and sum(w) > 0)),
+        need(w is not None and (not w or (len(w) == n and sum(w) > 0
+                                          and all(math.isfinite(x) and x >= 0 for x in w))),
              "du_ue_weights", f"() or {n} finite weights >= 0 (one per DU) with a positive sum")
         need(mix is not None and (not mix or (len(mix) == n and all(
             len(m) == 3 and all(math.isfinite(x) and x >= 0 for x in m) and abs(sum(m) - 1) < 1e-6
             for m in mix))), "du_slice_mix",
-             f"() or {n} triples (eMBB, mMTC, URLLC) of finite shares >= 0 summing to 1, one per DU")
+             f"() or {n} triples (eMBB, mMTC, URLLC) of finite shares >= 0 summing to 1, "
+             "one per DU")
         self.du_ue_weights, self.du_slice_mix = w, mix
         cell_radius = self.inter_site_distance_m / math.sqrt(3)
         need(math.isfinite(self.home_radius_m) and 0 <= self.home_radius_m <= cell_radius,
@@ -355,8 +380,9 @@ SCENARIOS: dict[str, ORANConfig] = {
     "light": ORANConfig(load=0.5),
     "heavy": ORANConfig(load=1.5),
     "nonstationary": ORANConfig(shift_after_steps=10_000),
-    # DUs facing different tasks (README "hetero"): a hotspot with twice the average UE count,
-    # an URLLC-heavy industrial site, an mMTC-heavy site, two lightly loaded sites, one average
+    # DUs facing different tasks (docs/model.md#scenarios): a hotspot with twice the average UE
+    # count, an URLLC-heavy industrial site, an mMTC-heavy site, two lightly loaded sites, one
+    # average
     "hetero": ORANConfig(du_ue_weights=(2.0, 1.0, 1.0, 0.5, 0.5, 1.0),
                          du_slice_mix=((0.4, 0.3, 0.3), (0.2, 0.2, 0.6), (0.1, 0.8, 0.1),
                                        (1 / 3, 1 / 3, 1 / 3), (1 / 3, 1 / 3, 1 / 3),
@@ -384,7 +410,7 @@ def make_env(scenario: str = "paper", num_envs: int = 1, seed: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------
-# Radio and QoS quantities (pure functions; SPEC A.2, A.4, A.5)
+# Radio and QoS quantities (docs/model.md#radio-model, #qos, #the-mdp-of-each-du)
 # ---------------------------------------------------------------------------------------------
 def hex_sites(num_dus: int, isd: float) -> np.ndarray:
     """DU positions (N, 2) on a hexagonal grid, spiral order: centre, ring 1, ring 2, ..."""
@@ -403,7 +429,8 @@ def hex_sites(num_dus: int, isd: float) -> np.ndarray:
 
 
 def path_loss_db(d2d_m, carrier_ghz: float = 3.5, h_bs: float = 25.0, h_ut: float = 1.5):
-    """3GPP TR 38.901 UMa NLOS: PL = 13.54 + 39.08 log10(d3D) + 20 log10(fc/GHz) - 0.6 (hUT - 1.5)."""
+    """3GPP TR 38.901 UMa NLOS:
+    PL = 13.54 + 39.08 log10(d3D) + 20 log10(fc/GHz) - 0.6 (hUT - 1.5)."""
     d3d = np.sqrt(np.square(d2d_m) + (h_bs - h_ut) ** 2)
     return 39.08 * np.log10(d3d) + (13.54 + 20 * math.log10(carrier_ghz) - 0.6 * (h_ut - 1.5))
 
@@ -450,8 +477,9 @@ def sigmoid(x):
 
 
 def reward(q, overuse, num_rbs: int, alpha, zeta: float, qos_min):
-    """Per-DU reward (SPEC A.5): sum_l sigmoid(alpha_l Q_l) - zeta overuse / K
-    - zeta sum_l max(0, Qmin_l - Q_l).  q: (..., L); overuse: (...) RB claims above K."""
+    """Per-DU reward (docs/model.md#the-mdp-of-each-du):
+    sum_l sigmoid(alpha_l Q_l) - zeta overuse / K - zeta sum_l max(0, Qmin_l - Q_l).
+    q: (..., L); overuse: (...) RB claims above K."""
     alpha, qos_min = np.asarray(alpha), np.asarray(qos_min)
     return (sigmoid(alpha * q).sum(-1) - zeta * overuse / num_rbs
             - zeta * np.maximum(0.0, qos_min - q).sum(-1))
@@ -487,7 +515,500 @@ def counts_to_rb_slice(counts, num_rbs: int):
 
 
 # ---------------------------------------------------------------------------------------------
-# The vectorised environment
+# Traffic (docs/model.md#time-traffic-and-queues)
+# ---------------------------------------------------------------------------------------------
+def traffic_profile(config: ORANConfig, shifted: bool = False):
+    """The traffic now: per-slice load multipliers (L,) and the slice shares of the UEs homed at
+    each DU (N, L): every DU alike without per-DU profiles; after a non-stationary shift, the
+    shift's multipliers and shares."""
+    N = config.num_dus
+    if shifted:
+        return np.array(config.shift_slice_load), np.tile(config.shift_slice_shares, (N, 1))
+    return np.array(config.slice_load), np.array(config.du_slice_mix or [config.slice_shares] * N)
+
+
+def slice_membership(rng, mix, du_weights, num_envs: int, num_ues: int):
+    """Each UE's slice (E, U) and home DU (E, U) (None without per-DU profiles, du_weights None).
+    Exact shares by largest remainder, shuffled per environment: the slices follow mix[0] (L,);
+    with home DUs the UE counts follow du_weights (N,) and the slices each DU's mix (N, L)."""
+    E, U, L = num_envs, num_ues, mix.shape[1]
+    if du_weights is None:
+        base = np.repeat(np.arange(L), split_counts(mix[0], U))
+        return rng.permuted(np.broadcast_to(base, (E, U)), axis=1).astype(np.intp), None
+    per_du = split_counts(du_weights, U)
+    base = np.concatenate([np.repeat(np.arange(L), split_counts(mix[n], per_du[n]))
+                           for n in range(len(per_du))])
+    perm = rng.permuted(np.broadcast_to(np.arange(U), (E, U)), axis=1)
+    return base[perm].astype(np.intp), np.repeat(np.arange(len(per_du)), per_du)[perm]
+
+
+def mean_arrivals(config: ORANConfig, slice_load, packet_bits, dt: float):
+    """Per slice (L,): mean arrivals per step in bits (load x slice_load x nominal: eMBB rate x dt,
+    mMTC activity x report, URLLC packet rate x dt x packet), Poisson packets per step (eMBB,
+    URLLC; 0 for mMTC) and the mMTC activity probability per step (a float)."""
+    load = config.load * slice_load
+    bits = np.array([config.embb_rate_mbps * 1e6 * dt, config.mmtc_activity * packet_bits[MMTC],
+                     config.urllc_packet_rate * dt * packet_bits[URLLC]]) * load
+    packets = np.array([bits[EMBB] / packet_bits[EMBB], 0.0, bits[URLLC] / packet_bits[URLLC]])
+    return bits, packets, min(1.0, config.mmtc_activity * load[MMTC])
+
+
+def draw_arrivals(rng, p_active, packets, packet_bits):
+    """One step's arrivals: (active (E, U) bool: an mMTC device that reports, arrival bits (E, U):
+    one report when active, else Poisson(packets) packets of packet_bits). p_active, packets,
+    packet_bits: (E, U) per UE."""
+    active = rng.random(p_active.shape) < p_active
+    return active, np.where(active, 1, rng.poisson(packets)) * packet_bits
+
+
+def draw_serving_fading(rng, num_rows: int, num_rbs: int, block_rbs: int = 1):
+    """Rayleigh fading power |h|^2 ~ Exp(1) (float32) of each UE's serving link on each RB,
+    (num_rows, K); block_rbs > 1 shares one sample over blocks of RBs."""
+    if block_rbs == 1:
+        return rng.standard_exponential((num_rows, num_rbs), dtype=np.float32)
+    blocks = rng.standard_exponential((num_rows, -(-num_rbs // block_rbs)), dtype=np.float32)
+    return np.repeat(blocks, block_rbs, axis=1)[:, :num_rbs]
+
+
+def serve_queues(demand_bits, capacity_bits, buffer_bits):
+    """The FIFO queues of one step: served = min(backlog + arrivals, capacity), left = the rest,
+    dropped = what of it exceeds the buffer. All (E, U) bits; the new backlog is left - dropped."""
+    served = np.minimum(demand_bits, capacity_bits)
+    left = demand_bits - served
+    return served, left, np.maximum(0.0, left - buffer_bits)
+
+
+# ---------------------------------------------------------------------------------------------
+# UE drop, mobility and association (docs/model.md#system, docs/model.md#radio-model)
+# ---------------------------------------------------------------------------------------------
+def drop_ues(rng, shape, sites, area_lo, area_hi, min_distance_m: float, home=None,
+             home_radius_m: float = 0.0):
+    """UE positions (E, U, 2) for shape (E, U): uniform over the area box, or with home DUs home
+    (E, U) uniform over the disk of radius home_radius_m around the home site; UEs closer than
+    min_distance_m to a site are redrawn."""
+    def draw(which):  # positions (M, 2) for the UEs which (E, U) bool
+        n = int(which.sum())
+        if home is None:
+            return rng.uniform(area_lo, area_hi, size=(n, 2))
+        r = home_radius_m * np.sqrt(rng.random(n))
+        a = rng.uniform(-np.pi, np.pi, n)
+        return sites[home[which]] + r[:, None] * np.stack([np.cos(a), np.sin(a)], -1)
+
+    pos = draw(np.ones(shape, dtype=bool)).reshape(*shape, 2)
+    while True:
+        bad = np.linalg.norm(pos[:, :, None, :] - sites, axis=-1).min(-1) < min_distance_m
+        if not bad.any():
+            return pos
+        pos[bad] = draw(bad)
+
+
+def move_ues(rng, pos, heading, speed, dt: float, turns, lo, hi, home_sites=None,
+             home_radius_m: float = 0.0):
+    """One step of the random-direction mobility: a heading change drawn from turns (radians),
+    a move of speed x dt, reflection at the area edges lo, hi (E, U, 2); a UE with a home site
+    home_sites (E, U, 2) that is out of its home disk turns back toward the site.
+    pos (E, U, 2), heading, speed (E, U). Returns (pos, heading)."""
+    heading = heading + turns[rng.integers(0, len(turns), size=heading.shape)]
+    vel = np.empty(pos.shape)
+    np.cos(heading, out=vel[..., 0])
+    np.sin(heading, out=vel[..., 1])
+    pos = pos + (speed * dt)[..., None] * vel
+    below, above = pos < lo, pos > hi
+    pos = np.where(below, 2 * lo - pos, np.where(above, 2 * hi - pos, pos))
+    vel = np.where(below | above, -vel, vel)
+    heading = np.arctan2(vel[..., 1], vel[..., 0])
+    pos = np.clip(pos, lo, hi)
+    if home_sites is not None:
+        away = pos - home_sites
+        out = np.einsum("eui,eui->eu", away, away) > home_radius_m ** 2
+        heading = np.where(out, np.arctan2(-away[..., 1], -away[..., 0]), heading)
+    return pos, heading
+
+
+def link_gains(pos, sites, shadow_db, config: ORANConfig):
+    """Long-term power gain (E, U, N) float32 of every UE-DU link: path loss at the 2D distance
+    (at least min_ue_distance_m) and the shadowing shadow_db (E, U, N). pos (E, U, 2)."""
+    dx = pos[:, :, 0, None] - sites[:, 0]  # (E, U, N)
+    dy = pos[:, :, 1, None] - sites[:, 1]
+    d2d = np.sqrt(dx * dx + dy * dy).astype(np.float32)
+    pl = path_loss_db(np.maximum(d2d, np.float32(config.min_ue_distance_m)), config.carrier_ghz,
+                      config.bs_height_m, config.ue_height_m)
+    return long_term_gain(pl, shadow_db)
+
+
+def wideband_sinr(gain, serving, noise_mw: float, p_rb_mw: float):
+    """The serving gain g (E, U) and the wideband SINR g / (noise / P_rb + sum of the other DUs'
+    gains) (E, U) with every other DU active: the scheduler's channel-quality estimate.
+    gain (E, U, N), serving (E, U)."""
+    E, U, N = gain.shape
+    g_serv = gain.ravel().take(np.arange(E * U) * N + serving.ravel()).reshape(E, U)
+    # the sum over the N DUs as a matmul (faster than a reduction over a short last axis)
+    total = gain @ np.ones(N, dtype=np.float32)
+    return g_serv, g_serv / (noise_mw / p_rb_mw + total - g_serv)
+
+
+def mean_rb_rate_bps(sinr_wideband, bandwidth_hz: float, max_se: float):
+    """Rate of one RB at the wideband SINR (E, U), without the SINR floor: a UE below the floor
+    on average still gets RBs on which its fading lifts it above."""
+    return bandwidth_hz * np.minimum(np.log2(1 + sinr_wideband.astype(np.float64)), max_se)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scheduling (docs/model.md#the-mdp-of-each-du): the UEs as "rows", sorted by (env, DU, slice)
+# ---------------------------------------------------------------------------------------------
+class PFLayout(NamedTuple):
+    """Padded layout of the rows for a PF pass over groups ((env, DU, slice), or (env, DU) for
+    whole-band PF): position-major, so that the max over positions is an element-wise max of
+    contiguous (group, RB) slabs."""
+
+    index: np.ndarray  # (R,) place of each row in the padded (size x groups) array
+    size: int  # largest group
+    starts: np.ndarray  # (G,) first row of each group
+    pos: np.ndarray  # (R,) int32 position of each row in its group
+
+
+class Rows(NamedTuple):
+    """The UEs of one association in the scheduler's order (R = E*U rows sorted by (env, serving
+    DU, slice)) and their per-row channel quantities."""
+
+    order: np.ndarray  # (R,) flat UE e * U + u of each row
+    row_of_ue: np.ndarray  # (R,) row of each flat UE
+    du: np.ndarray  # (R,) flat (env, DU) serving the row
+    group: np.ndarray  # (R,) flat (env, DU, slice) of the row
+    group_counts: np.ndarray  # (E*N*L,) rows per (env, DU, slice)
+    gain_serving: np.ndarray  # (R,) float32 long-term gain of the serving link
+    gain_others: np.ndarray  # (R, N-1) float32 gains of the other DUs, in `others` order
+    sinr: np.ndarray  # (R,) float32 wideband SINR
+    rate: np.ndarray  # (R,) mean per-RB rate at the wideband SINR, bit/s
+
+
+def pf_layout(counts, key):
+    """PFLayout of rows sorted by group: counts (G,) rows per group, key (R,) group of each row."""
+    starts = np.cumsum(counts) - counts
+    pos = np.arange(len(key)) - starts[key]
+    return PFLayout(pos * len(counts) + key, max(int(counts.max()), 1), starts,
+                    pos.astype(np.int32))
+
+
+def scheduler_rows(ue_du, ue_group, group_counts, gain, g_serv, sinr_wideband, rate_wideband,
+                   others):
+    """Rows for the flat (env, DU) and (env, DU, slice) of each UE ue_du, ue_group (E*U,) and the
+    UEs per group group_counts (E*N*L,); gain (E, U, N); g_serv, sinr_wideband, rate_wideband
+    (E, U); others (N, N-1) the other DUs of each DU."""
+    N = gain.shape[-1]
+    # stable sort by group; a 16-bit key sorts by radix
+    order = np.argsort(ue_group.astype(np.int16) if len(group_counts) < 2 ** 15 else ue_group,
+                       kind="stable")
+    row_of_ue = np.empty_like(order)
+    row_of_ue[order] = np.arange(len(order))
+    group, du = ue_group[order], ue_du[order]
+    return Rows(order, row_of_ue, du, group, group_counts, g_serv.ravel()[order],
+                gain.ravel().take(order[:, None] * N + others[du % N]),
+                sinr_wideband.ravel()[order], rate_wideband.ravel()[order])
+
+
+def ue_slots(rows: Rows, num_slots: int, num_envs: int, num_dus: int):
+    """rb_slice_ue mode: the UEs served by each DU fill its slots in UE-id order (extra UEs get
+    none): (E, N, S) flat UE index e * U + u of each slot, -1 empty."""
+    rank = pf_layout(rows.group_counts.reshape(-1, 3).sum(-1), rows.du).pos  # (R,) within DU
+    ok = rank < num_slots
+    slot = np.full(num_envs * num_dus * num_slots, -1, dtype=np.intp)
+    slot[rows.du[ok] * num_slots + rank[ok]] = rows.order[ok]
+    return slot.reshape(num_envs, num_dus, num_slots)
+
+
+def decode_action(a, action_mode: str, num_rbs: int):
+    """Actions (E, N, act_dim) in [-1, 1] -> (rb_slice (E, N, K) int8 slice of each RB or -1 for
+    none, overuse (E, N) RB claims above K, ue_scores (E, N, K, S) in rb_slice_ue mode else None).
+    slice_share: L requested fractions (a + 1) / 2, scaled down when above K in total, as
+    contiguous blocks; rb_slice(_ue): RB k goes to the claiming slice (score > 0) of largest
+    score, the first slice winning ties."""
+    E, N = a.shape[:2]
+    K, L = num_rbs, 3
+    if action_mode == "slice_share":
+        req = np.rint((a + 1) * (K / 2)).astype(np.int64)  # (E, N, L) requested RBs
+        total = req.sum(-1, keepdims=True)
+        overuse = np.maximum(0, total[..., 0] - K)
+        counts = np.where(total > K, req * K // np.maximum(total, 1), req)
+        return counts_to_rb_slice(counts, K), overuse, None
+    scores = a[..., : K * L].reshape(E, N, K, L)
+    overuse = np.maximum(0, np.count_nonzero(scores > 0, axis=(2, 3)) - K)
+    # the largest score per RB by a loop over the L slices (argmax over a short last axis is slow)
+    best, rb_slice = scores[..., 0], np.zeros((E, N, K), dtype=np.int8)
+    for l in range(1, L):
+        better = scores[..., l] > best
+        rb_slice[better] = l
+        best = np.maximum(best, scores[..., l])
+    rb_slice[best <= 0] = -1
+    ue_scores = a[..., K * L:].reshape(E, N, K, -1) if action_mode == "rb_slice_ue" else None
+    return rb_slice, overuse, ue_scores
+
+
+def pf_priority(rate_rows, pf_avg_rows, demand_rows, pf_metric: str):
+    """Per-row PF weight (R,) float32: rbar_u / T_u ("linear": the metric is then
+    rbar_u |h_uk|^2 / T_u) or 1 / T_u ("log": log2(1 + SINR_uk) / T_u), 0 for a UE without data.
+    T_u: the EWMA served throughput pf_avg_rows (at least 1 bit/s)."""
+    pf_avg = np.maximum(pf_avg_rows, 1.0)
+    prio = rate_rows / pf_avg if pf_metric == "linear" else 1.0 / pf_avg
+    return (prio * (demand_rows > 0)).astype(np.float32)
+
+
+def pf_first_pass(fading_rows, prio, sinr_rows, pf_metric: str, layout: PFLayout, rb_group,
+                  rb_on):
+    """One PF pass over every RB: RB k of flat DU m (rb_on (M, K)) goes to the row of largest PF
+    metric among the rows of its group rb_group (M, K) with prio > 0. fading_rows (R, K), prio
+    (R,), sinr_rows (R,). Returns (M*K,) row, or -1.
+
+    Speed: the metric's float32 bit pattern (monotone for positive floats) carries the row's
+    position in its group in its lowest bits, so one max over the padded (position, group, RB)
+    array yields the maximum and its argmax together; the metric keeps 23 - b significant bits
+    (b = bits of the largest group size), ties going to the later row."""
+    K = fading_rows.shape[1]
+    if pf_metric == "linear":
+        m = fading_rows * prio[:, None]
+    else:
+        m = (np.log2(1 + sinr_rows[:, None] * fading_rows) * prio[:, None]).astype(np.float32)
+    index, size, starts, pos = layout
+    mask = (1 << max(size - 1, 1).bit_length()) - 1
+    mi = m.view(np.int32)
+    np.bitwise_and(mi, ~mask, out=mi)
+    np.bitwise_or(mi, pos[:, None], out=mi)
+    padded = np.zeros((len(starts) * size, K), dtype=np.int32)
+    padded[index] = mi
+    best = padded.reshape(size, len(starts), K).max(0)  # (groups, K)
+    b = best.ravel().take(rb_group * K + np.arange(K))  # (M, K)
+    ok = (b > mask) & rb_on  # a candidate with metric > 0
+    return np.where(ok, starts.take(rb_group) + (b & mask), -1).ravel()
+
+
+def pf_free_pass(free, free_group, fading_rows, prio, row_group, num_groups: int):
+    """A later PF pass over the free RBs free (flat (e, n, k), sorted; group free_group) among the
+    rows still short (prio > 0; row_group (R,) their group): every (free RB, candidate row of
+    its group) pair is listed and the best PF metric per RB wins. Returns (flat RBs, their rows)
+    in RB order, or None when no free RB has a candidate."""
+    K = fading_rows.shape[1]
+    cand = np.flatnonzero(prio > 0)  # rows, sorted by group
+    if len(cand) == 0:
+        return None
+    counts = np.bincount(row_group[cand], minlength=num_groups)
+    cstart = np.cumsum(counts) - counts
+    n_i = counts[free_group]  # candidates per free RB
+    total = int(n_i.sum())
+    if total == 0:
+        return None
+    pair_rb = np.repeat(free, n_i)  # flat (e, n, k) of each pair
+    first = np.cumsum(n_i) - n_i
+    # pair j of a free RB takes the RB group's j-th candidate in cand
+    pair_row = cand[np.repeat(cstart[free_group] - first, n_i) + np.arange(total)]
+    val = fading_rows.ravel().take(pair_row * K + pair_rb % K) * prio[pair_row]
+    has = n_i > 0
+    seg_max = np.maximum.reduceat(val, first[has])
+    is_max = np.flatnonzero(val == np.repeat(seg_max, n_i[has]))
+    rb = pair_rb[is_max]
+    first_max = np.ones(len(rb), dtype=bool)  # one winner per RB should metrics tie
+    first_max[1:] = rb[1:] != rb[:-1]
+    return rb[first_max], pair_row[is_max[first_max]]
+
+
+def rb_capacity_est_bits(rbs, rows, fading_rows, sinr_rows, config: ORANConfig):
+    """The scheduler's capacity estimate of flat RBs (e, n, k) for their rows, bits per step: the
+    rate at the row's wideband SINR (every other DU active) times the RB's fading power."""
+    K = config.num_rbs
+    h = fading_rows.ravel().take(rows * K + rbs % K)
+    return rate_bps(sinr_rows[rows] * h, config.rb_bandwidth_khz * 1e3,
+                    config.max_spectral_efficiency, config.min_sinr_db) * (config.step_ms / 1e3)
+
+
+def keep_needed(rows, est, need, kept):
+    """Of the RBs offered to rows (in RB order, estimated capacity est bits), each row keeps its
+    RBs in frequency order while the capacity it holds (kept[row] bits from earlier passes plus
+    the RBs before in this offer) is below need[row]: the last kept RB may overshoot, no RB
+    beyond it is held. Returns the keep mask."""
+    # stable sort by row; a 16-bit key lets numpy use its radix sort
+    o = np.argsort(rows.astype(np.int16) if len(need) < 2 ** 15 else rows, kind="stable")
+    ws, es = rows[o], est[o]
+    before = np.cumsum(es) - es
+    first = np.ones(len(ws), dtype=bool)
+    first[1:] = ws[1:] != ws[:-1]
+    before -= np.maximum.accumulate(np.where(first, before, 0.0))
+    keep = np.empty(len(ws), dtype=bool)
+    keep[o] = before < need[ws] - kept[ws]
+    return keep
+
+
+def schedule_pf(rb_slice, demand_rows, pf_avg_rows, fading_rows, rows: Rows, config: ORANConfig,
+                match_slice: bool = True, rounds: int | None = None):
+    """The DU scheduler: proportional fair inside each slice (over the whole band when not
+    match_slice), demand-aware and work-conserving (docs/model.md#the-mdp-of-each-du, [ours]).
+
+    rb_slice (E, N, K) int8 slice of each RB (-1: none); demand_rows, pf_avg_rows (R,) each
+    row's backlog + arrivals (bits) and PF throughput average; fading_rows (R, K). Returns
+    (E, N, K) the row that gets each RB, -1 idle.
+
+    A UE's need is ``sched_margin`` x its demand at the estimated rate (`rb_capacity_est_bits`).
+    The first PF pass offers every RB of a slice to the slice's UEs with data; each UE keeps its
+    RBs only up to its need (`keep_needed`). Each later pass offers the RBs still free to the
+    UEs still short, who again keep only what they need, until no free RB has a short UE of its
+    group (or ``rounds`` passes, default ``sched_rounds``; 0 = no cap). A pass gives every free
+    RB that has a short UE of its group to one of them, so only the RBs released by the last
+    pass can still find a taker; a pass that releases RBs leaves at least one more UE covered,
+    so this ends after at most one pass per UE (on `paper` 3-4 passes per step, the later ones
+    over the few RBs just released). RBs nobody needs stay idle and radiate nothing."""
+    E, N, K = rb_slice.shape
+    L = 3
+    need = config.sched_margin * demand_rows
+    prio = pf_priority(rows.rate, pf_avg_rows, demand_rows, config.pf_metric)
+    slices = rb_slice.reshape(E * N, K)
+    if match_slice:
+        rb_group = np.arange(E * N)[:, None] * L + np.maximum(slices, 0)
+        row_group, group_counts = rows.group, rows.group_counts
+    else:
+        rb_group = np.broadcast_to(np.arange(E * N)[:, None], (E * N, K))
+        row_group, group_counts = rows.du, rows.group_counts.reshape(E * N, L).sum(-1)
+    layout, num_groups = pf_layout(group_counts, row_group), len(group_counts)
+    win = pf_first_pass(fading_rows, prio, rows.sinr, config.pf_metric, layout, rb_group,
+                        slices >= 0)
+    rbs = np.flatnonzero(win >= 0)
+    cand = win[rbs]
+    kept = np.zeros(len(need))
+    max_rounds = rounds if rounds is not None else config.sched_rounds
+    passes = 1
+    while True:
+        est = rb_capacity_est_bits(rbs, cand, fading_rows, rows.sinr, config)
+        keep = keep_needed(cand, est, need, kept)
+        got = cand[keep]
+        win[rbs[keep]] = got
+        kept += np.bincount(got, est[keep], minlength=len(need))
+        free = rbs[~keep]
+        win[free] = -1
+        if len(free) == 0 or passes == max_rounds:
+            break
+        prio[got[kept[got] >= need[got]]] = 0  # the UEs this pass covered leave the race
+        free_group = rb_group.ravel().take(free) if match_slice else free // K
+        offer = pf_free_pass(free, free_group, fading_rows, prio, row_group, num_groups)
+        if offer is None:
+            break
+        rbs, cand = offer
+        passes += 1
+    return win.reshape(rb_slice.shape)
+
+
+def ue_choice_rows(rb_slice, ue_scores, has_data, slot_ue, slice_of, row_of_ue):
+    """rb_slice_ue mode: RB k goes to the UE slot of its slice with the largest positive score
+    ue_scores (E, N, K, S); none positive, or that UE has no data (has_data (E, U)): idle.
+    slot_ue (E, N, S), slice_of (E, U), row_of_ue (R,). Returns (E, N, K) row, or -1."""
+    slot_slice = np.where(slot_ue >= 0, slice_of.ravel()[np.maximum(slot_ue, 0)], -1)
+    ok = (slot_slice[:, :, None, :] == rb_slice[..., None]) & (rb_slice[..., None] >= 0)
+    masked = np.where(ok & (ue_scores > 0), ue_scores, 0.0)
+    j = masked.argmax(-1)  # (E, N, K)
+    chosen = np.take_along_axis(slot_ue[:, :, None, :], j[..., None], -1)[..., 0]
+    # an RB given to a UE with nothing to send carries no data (and no interference)
+    chosen = np.where((masked.max(-1) > 0) & has_data.ravel()[np.maximum(chosen, 0)], chosen, -1)
+    return np.where(chosen >= 0, row_of_ue[np.maximum(chosen, 0)], -1)
+
+
+def rb_fraction(rb_slice, num_slices: int = 3):
+    """Fraction of each DU's RBs given to each slice, (E, N, L), from rb_slice (E, N, K)."""
+    E, N, K = rb_slice.shape
+    L = num_slices
+    per_slice = np.bincount((np.arange(E * N)[:, None] * (L + 1) + rb_slice.reshape(E * N, K)
+                             + 1).ravel(), minlength=E * N * (L + 1))  # slice -1 (idle) first
+    return per_slice.reshape(E, N, L + 1)[..., 1:] / K
+
+
+# ---------------------------------------------------------------------------------------------
+# Rates, served bits and QoS of a step (docs/model.md#radio-model, docs/model.md#qos)
+# ---------------------------------------------------------------------------------------------
+def interferer_rbs(num_envs: int, others, num_rbs: int):
+    """Flat (env, DU, RB) index (E, N, K, N-1) of RB k of each other DU (others (N, N-1)), for RB
+    k of DU n: the RBs whose transmissions interfere with it."""
+    N, K = len(others), num_rbs
+    return (np.arange(num_envs)[:, None, None, None] * N + others[:, None, :]) * K \
+        + np.arange(K)[:, None]
+
+
+def rb_sinr(win, fading_rows, h_int, rows: Rows, interferers, p_rb_mw: float, noise_mw: float):
+    """SINR (E, N, K) of each RB at the row that got it (win (E, N, K), -1: idle, SINR 0): the
+    serving link's P_rb g |h|^2 over noise plus the P_rb g' |h'|^2 of each other DU that radiates
+    on the same RB. fading_rows (R, K) serving links; h_int (E, N, K, N-1) interfering links'
+    fading power, in `others` order; interferers (E, N, K, N-1) flat index of those RBs."""
+    K = win.shape[-1]
+    used = win >= 0
+    wr = np.maximum(win, 0)
+    h_serv = fading_rows.ravel().take(wr * K + np.arange(K))  # (E, N, K)
+    signal = p_rb_mw * rows.gain_serving.take(wr) * h_serv
+    # (E, N, K, N-1) long-term gain of the RB's UE from each other DU (an idle RB reads row 0,
+    # its SINR is zeroed below); flat indices with take: faster than multi-array indexing
+    received = rows.gain_others.take(wr, axis=0) * h_int
+    received *= used.ravel().take(interferers)
+    # the sum over the N-1 interferers as a matmul (faster than a reduction over a short axis)
+    interference = p_rb_mw * (received @ np.ones(h_int.shape[-1], dtype=np.float32))
+    return sinr(signal, interference, noise_mw) * used
+
+
+def ue_capacity_bits(win, rate, dt: float, row_of_ue):
+    """Bits each UE can be served in the step, (E, U): the rates rate (E, N, K) of the RBs it got
+    (win (E, N, K) rows, -1 idle, rate 0) times dt."""
+    cap_rows = np.bincount(np.maximum(win, 0).ravel(), weights=(rate * dt).ravel(),
+                           minlength=len(row_of_ue))  # idle RBs add rate 0 to row 0
+    return cap_rows[row_of_ue].reshape(win.shape[0], -1)
+
+
+def ue_satisfied(slice_of, demand, served, left, capacity, active, ue_packet_bits,
+                 config: ORANConfig, dt: float):
+    """Per-UE KPI of the step (docs/model.md#qos), all (E, U): (satisfied, counted, URLLC delay
+    estimate in ms). eMBB: served >= min(demand, target x dt); URLLC: delay <= budget, or
+    nothing to send; mMTC: counted when active, satisfied when its backlog is empty."""
+    embb_ok = served >= np.minimum(demand, config.embb_target_mbps * 1e6 * dt) * (1 - 1e-9)
+    delay = urllc_delay_ms(left, ue_packet_bits, capacity / dt, config.urllc_processing_ms)
+    urllc_ok = (delay <= config.urllc_delay_budget_ms) | ~(demand > 0)
+    mmtc_ok = left <= 0
+    satisfied = np.where(slice_of == EMBB, embb_ok, np.where(slice_of == URLLC, urllc_ok, mmtc_ok))
+    return satisfied, (slice_of != MMTC) | active, delay
+
+
+def step_metrics(q, served, left, delay, has_data, active, slice_of, frac, used, overuse, dropped,
+                 config: ORANConfig, dt: float):
+    """info["metrics"]: per env (E,), each averaged over the DUs. q (E, N, L); served, left,
+    delay, has_data, active, slice_of, dropped (E, U); frac (E, N, L) RB fraction per slice; used
+    (E, N, K) RBs that carry data; overuse (E, N). rb_share_<slice> is the fraction of the RBs
+    the allocation gives the slice (whether or not they carry data): the shares and the
+    fraction given to no slice sum to 1, and rb_utilisation <= their sum."""
+    E, N, K = used.shape
+    L = 3
+    # per-(env, slice) sums as one bincount (fewer calls than a slice loop)
+    thr_slice = np.bincount((np.arange(E)[:, None] * L + slice_of).ravel(), served.ravel(),
+                            E * L).reshape(E, L) / (dt * 1e6 * N)
+    is_urllc = (slice_of == URLLC) & has_data
+    mmtc_act = active.sum(-1)
+    q_env = q.mean(1)  # (E, L)
+    share = frac.sum(1) / N  # (E, L)
+    return {
+        "qos_embb": q_env[:, EMBB], "qos_mmtc": q_env[:, MMTC],
+        "qos_urllc": q_env[:, URLLC], "qos_mean": q_env.mean(-1),
+        "throughput_embb_mbps": thr_slice[:, EMBB], "throughput_mmtc_mbps": thr_slice[:, MMTC],
+        "throughput_urllc_mbps": thr_slice[:, URLLC],
+        "urllc_delay_ms": (np.minimum(delay, config.delay_report_cap_ms) * is_urllc).sum(-1)
+        / np.maximum(is_urllc.sum(-1), 1),
+        "mmtc_availability": np.where(mmtc_act > 0, (active & (left <= 0)).sum(-1)
+                                      / np.maximum(mmtc_act, 1), 1.0),
+        "rb_utilisation": used.mean((1, 2)),
+        "rb_share_embb": share[:, EMBB], "rb_share_mmtc": share[:, MMTC],
+        "rb_share_urllc": share[:, URLLC],
+        "rb_overuse": overuse.mean(-1) / K,
+        "drops_mbit": dropped.sum(-1) / (1e6 * N),
+    }
+
+
+def pf_average(pf_avg, served_bits, dt: float, window_steps: float):
+    """The PF throughput average T_u (E, U), bit/s: an EWMA of the served rate with time constant
+    window_steps steps."""
+    beta = 1.0 / window_steps
+    return (1 - beta) * pf_avg + beta * served_bits / dt
+
+
+# ---------------------------------------------------------------------------------------------
+# The vectorised environment: state and the order of a step
 # ---------------------------------------------------------------------------------------------
 class ORANEnv:
     """E independent copies of the O-RAN slicing system, stepped together (see module docstring)."""
@@ -506,12 +1027,14 @@ class ORANEnv:
             raise ValueError(f"render_mode: expected None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
         c = self.config = config
-        self.num_envs, self.n_agents, self.episode_length = int(num_envs), c.num_dus, c.episode_length
+        self.num_envs, self.n_agents = int(num_envs), c.num_dus
+        self.episode_length = c.episode_length
         E, N, U, K, L = self.num_envs, c.num_dus, c.num_ues, c.num_rbs, 3
         self._shape = (E, N, U, K, L)
         self.act_dim = {"rb_slice": K * L, "slice_share": L,
                         "rb_slice_ue": K * L + K * c.num_ue_slots}[c.action_mode]
-        self.obs_dim = {"paper": 3 * L, "rich": 6 * L, "full_action": 2 * L + self.act_dim}[c.obs_mode]
+        self.obs_dim = {"paper": 3 * L, "rich": 6 * L,
+                        "full_action": 2 * L + self.act_dim}[c.obs_mode]
         self.dt = c.step_ms / 1e3
         self.sites = hex_sites(N, c.inter_site_distance_m)
         radius = c.inter_site_distance_m / math.sqrt(3)
@@ -525,20 +1048,20 @@ class ORANEnv:
         self.bandwidth = c.rb_bandwidth_khz * 1e3
         self.noise_mw = noise_mw_per_rb(c.noise_psd_dbm_hz, self.bandwidth, c.noise_figure_db)
         self.others = np.array([[m for m in range(N) if m != n] for n in range(N)], dtype=np.intp)
-        # flat (env, DU, RB) index of the RB k of each other DU m, (E, N, K, N-1)
-        self._interferer_rbs = ((np.arange(E)[:, None, None, None] * N + self.others[:, None, :])
-                                * K + np.arange(K)[:, None])
+        self._interferers = interferer_rbs(E, self.others, K)  # (E, N, K, N-1)
         self.packet_bits = np.array([8 * c.embb_packet_bytes, 8 * c.mmtc_packet_bytes,
                                      8 * c.urllc_packet_bytes], dtype=np.float64)
         self.buffer_bits = np.array(c.buffer_kbit) * 1e3
         self._turns = np.radians(np.asarray(c.heading_changes_deg))
-        self.env_steps = 0  # vectorised steps since construction (drives the non-stationary shift)
-        self._env_base, self._du_base = np.arange(E)[:, None], np.arange(E * N)[:, None]
-        homed = bool(c.du_ue_weights or c.du_slice_mix)
-        self.home = np.zeros((E, U), dtype=np.intp) if homed else None  # home DU of each UE
+        # environment steps over all copies (num_envs per vectorised step) since construction;
+        # the non-stationary shift happens at the first episode start at or after
+        # shift_after_steps of them. A training script sets it to its global step on resume.
+        self.env_steps = 0
+        self.home = None  # home DU of each UE (E, U), with per-DU profiles only
         self.home_radius = c.home_radius_m or radius
         weights = np.asarray(c.du_ue_weights or [1.0] * N)
-        self._du_weights = weights / weights.sum()  # share of the UEs homed at each DU
+        # share of the UEs homed at each DU; None: no home DUs
+        self._du_weights = weights / weights.sum() if c.du_ue_weights or c.du_slice_mix else None
         self.shifted = False
         self._seed(seed)
         self.reset()
@@ -556,55 +1079,22 @@ class ORANEnv:
         self._new_episode()
         return self._observe(), {}
 
-    def _traffic_profile(self):
-        """(per-slice load multipliers (L,), slice shares of every DU's home UEs (N, L)) now."""
-        c = self.config
-        N = self.n_agents
-        if self.shifted:
-            return np.array(c.shift_slice_load), np.tile(c.shift_slice_shares, (N, 1))
-        return np.array(c.slice_load), np.array(c.du_slice_mix or [c.slice_shares] * N)
-
-    def _global_shares(self):
-        return global_slice_shares(self.config, self.shifted)
-
     def _new_episode(self):
+        """Traffic profile, slices, UE drop and shadowing of a new episode; empty queues."""
         c, rng = self.config, self.rng
         E, N, U, K, L = self._shape
         if c.shift_after_steps and self.env_steps >= c.shift_after_steps:
             self.shifted = True
-        slice_load, mix = self._traffic_profile()
-        if self.home is None:
-            # slice membership: exact shares (largest remainder), shuffled per environment
-            base = np.repeat(np.arange(L), split_counts(mix[0], U))
-            self.slice_of = rng.permuted(np.broadcast_to(base, (E, U)), axis=1).astype(np.intp)
-        else:
-            # home DUs in proportion to du_ue_weights, slices by each DU's mix, shuffled per env
-            per_du = split_counts(self._du_weights, U)
-            base = np.concatenate([np.repeat(np.arange(L), split_counts(mix[n], per_du[n]))
-                                   for n in range(N)])
-            perm = rng.permuted(np.broadcast_to(np.arange(U), (E, U)), axis=1)
-            self.home = np.repeat(np.arange(N), per_du)[perm]
-            self.slice_of = base[perm].astype(np.intp)
-        # mean arrivals per step per UE, bits; mMTC activity probability
-        load = c.load * slice_load
-        mean_bits = np.array([c.embb_rate_mbps * 1e6 * self.dt,
-                              c.mmtc_activity * self.packet_bits[MMTC],
-                              c.urllc_packet_rate * self.dt * self.packet_bits[URLLC]]) * load
-        self.mean_arrival_bits = mean_bits[self.slice_of]  # (E, U)
-        lam = np.array([mean_bits[EMBB] / self.packet_bits[EMBB], 0.0,
-                        mean_bits[URLLC] / self.packet_bits[URLLC]])
-        self._lam = lam[self.slice_of]  # Poisson packets per step (E, U)
-        self._p_active = np.where(self.slice_of == MMTC, min(1.0, c.mmtc_activity * load[MMTC]), 0.0)
+        slice_load, mix = traffic_profile(c, self.shifted)
+        self.slice_of, self.home = slice_membership(rng, mix, self._du_weights, E, U)
+        bits, packets, p_mmtc = mean_arrivals(c, slice_load, self.packet_bits, self.dt)
+        self.mean_arrival_bits = bits[self.slice_of]  # (E, U)
+        self._packets = packets[self.slice_of]  # Poisson packets per step (E, U)
+        self._p_active = np.where(self.slice_of == MMTC, p_mmtc, 0.0)
         self._ue_packet_bits = self.packet_bits[self.slice_of]
         self._ue_buffer = self.buffer_bits[self.slice_of]
-        # drop UEs, at least min distance from every site (rejection)
-        self.pos = self._drop(np.ones((E, U), dtype=bool)).reshape(E, U, 2)
-        while True:
-            d = np.linalg.norm(self.pos[:, :, None, :] - self.sites, axis=-1).min(-1)
-            bad = d < c.min_ue_distance_m
-            if not bad.any():
-                break
-            self.pos[bad] = self._drop(bad)
+        self.pos = drop_ues(rng, (E, U), self.sites, self.area_lo, self.area_hi,
+                            c.min_ue_distance_m, self.home, self.home_radius)
         self.heading = rng.uniform(-np.pi, np.pi, size=(E, U))
         self.speed = rng.uniform(*c.speed_mps, size=(E, U))
         self.shadow_db = rng.normal(0.0, c.shadowing_db, size=(E, U, N)).astype(np.float32)
@@ -623,111 +1113,75 @@ class ORANEnv:
         self.last_reward = np.zeros((E, N))
         self._draw_next()
 
-    def _drop(self, which):
-        """Positions (M, 2) for the UEs which (E, U) bool: uniform over the area, or with home DUs
-        uniform over the disk of radius home_radius around the home site."""
-        n = int(which.sum())
-        if self.home is None:
-            return self.rng.uniform(self.area_lo, self.area_hi, size=(n, 2))
-        r = self.home_radius * np.sqrt(self.rng.random(n))
-        a = self.rng.uniform(-np.pi, np.pi, n)
-        return self.sites[self.home[which]] + r[:, None] * np.stack([np.cos(a), np.sin(a)], -1)
-
     def _associate(self):
-        """Long-term gains after a move; serving DU = largest gain. Rebuilds the UE order the
-        scheduler works in ("rows": UEs sorted by (env, serving DU, slice)). Returns handovers
-        per env (E,)."""
+        """Long-term gains after a move; serving DU = largest gain; the scheduler's rows. Returns
+        handovers per env (E,)."""
         c = self.config
         E, N, U, K, L = self._shape
-        dx = self.pos[:, :, 0, None] - self.sites[:, 0]  # (E, U, N)
-        dy = self.pos[:, :, 1, None] - self.sites[:, 1]
-        d2d = np.sqrt(dx * dx + dy * dy).astype(np.float32)
-        pl = path_loss_db(np.maximum(d2d, np.float32(c.min_ue_distance_m)), c.carrier_ghz,
-                          c.bs_height_m, c.ue_height_m)
-        self.gain = long_term_gain(pl, self.shadow_db)  # (E, U, N) float32
-        new = self.gain.argmax(-1)
-        handovers = (new != self.serving).sum(-1)
-        self.serving = new
-        g_serv = self.gain.ravel().take(np.arange(E * U) * N + new.ravel()).reshape(E, U)
-        # wideband SINR with every other DU active: the scheduler's channel-quality estimate
-        total = self.gain @ np.ones(N, dtype=np.float32)  # sum over DUs (a matmul beats a
-        # reduction over a short last axis)
-        self.sinr_geom = g_serv / (self.noise_mw / self.p_rb_mw + total - g_serv)
-        # (E, U) per-RB rate at the wideband SINR, without the SINR floor: a UE below the floor
-        # on average still gets RBs on which its fading lifts it above
-        self.rate_geom = self.bandwidth * np.minimum(
-            np.log2(1 + self.sinr_geom.astype(np.float64)), c.max_spectral_efficiency)
-        du_key = (np.arange(E)[:, None] * N + new).ravel()  # (E*U,) flat (env, DU)
-        self._ue_group = du_key * L + self.slice_of.ravel()  # (E*U,) flat (env, DU, slice)
+        self.gain = link_gains(self.pos, self.sites, self.shadow_db, c)  # (E, U, N) float32
+        serving = self.gain.argmax(-1)
+        handovers = (serving != self.serving).sum(-1)
+        self.serving = serving
+        g_serv, self.sinr_geom = wideband_sinr(self.gain, serving, self.noise_mw, self.p_rb_mw)
+        self.rate_geom = mean_rb_rate_bps(self.sinr_geom, self.bandwidth, c.max_spectral_efficiency)
+        du = (np.arange(E)[:, None] * N + serving).ravel()  # (E*U,) flat (env, DU)
+        self._ue_group = du * L + self.slice_of.ravel()  # (E*U,) flat (env, DU, slice)
         group_counts = np.bincount(self._ue_group, minlength=E * N * L)
         self.ue_count = group_counts.reshape(E, N, L)
-        order = np.argsort(self._ue_group.astype(np.int16) if E * N * L < 2 ** 15 else self._ue_group,
-                           kind="stable")  # row -> UE (flat); a 16-bit key sorts by radix
-        self._order = order
-        self._row_of_ue = np.empty_like(order)
-        self._row_of_ue[order] = np.arange(E * U)
-        self._row_key = du_key[order]
-        self._row_group = self._ue_group[order]
-        self._group_counts = group_counts
-        self._pad = {}  # padded PF layouts of this association, built when first used (`_padded`)
-        # per row, the gains from the N-1 DUs that do not serve it, in `others` order (E*U, N-1)
-        self._gain_int_rows = self.gain.ravel().take(order[:, None] * N + self.others[self._row_key % N])
-        self._gserv_rows = g_serv.ravel()[order]
-        self._sinr_rows = self.sinr_geom.ravel()[order]
+        self._rows = scheduler_rows(du, self._ue_group, group_counts, self.gain, g_serv,
+                                    self.sinr_geom, self.rate_geom, self.others)
         if c.action_mode == "rb_slice_ue":
-            S = c.num_ue_slots
-            du_starts = self._padded("du")[2]
-            rank = np.arange(E * U) - du_starts[self._row_key]
-            ok = rank < S
-            slot = np.full(E * N * S, -1, dtype=np.intp)
-            slot[self._row_key[ok] * S + rank[ok]] = order[ok]
-            self.slot_ue = slot.reshape(E, N, S)  # flat UE index (e * U + u) of each slot, -1 empty
+            self.slot_ue = ue_slots(self._rows, c.num_ue_slots, E, N)
         return handovers
 
     def _draw_next(self):
-        """Draw what the coming step is made of: each UE's arrivals and its serving-link fading
-        power on every RB, Exp(1) float32, stored per row (UEs sorted by serving DU)."""
+        """What the coming step is made of, known to the scheduler: each UE's arrivals and its
+        serving-link fading on every RB (stored per row)."""
         E, N, U, K, L = self._shape
-        rng = self.rng
-        self.active = rng.random((E, U)) < self._p_active
-        packets = rng.poisson(self._lam)
-        self.arrivals = np.where(self.active, 1, packets) * self._ue_packet_bits  # (E, U) bits
-        b = self.config.fading_block_rbs
-        if b == 1:
-            self._fading_rows = rng.standard_exponential((E * U, K), dtype=np.float32)
-        else:
-            blocks = rng.standard_exponential((E * U, -(-K // b)), dtype=np.float32)
-            self._fading_rows = np.repeat(blocks, b, axis=1)[:, :K]
+        self.active, self.arrivals = draw_arrivals(self.rng, self._p_active, self._packets,
+                                                   self._ue_packet_bits)
+        self._fading_rows = draw_serving_fading(self.rng, E * U, K, self.config.fading_block_rbs)
 
     @property
     def fading(self):
         """Serving-link fading power |h_uk|^2 of the coming step, (E, U, K) in UE order."""
         E, N, U, K, L = self._shape
-        return self._fading_rows[self._row_of_ue].reshape(E, U, K)
+        return self._fading_rows[self._rows.row_of_ue].reshape(E, U, K)
+
+    @property
+    def action_prior(self):
+        """The equal split as a prior action per DU, (N, act_dim) float32, for the action modes
+        whose action starts with K x L slice scores (rb_slice, rb_slice_ue): the static equal
+        split's scores on those dims, NaN on the others (UE scores); None for slice_share."""
+        E, N, U, K, L = self._shape
+        if self.config.action_mode == "slice_share":
+            return None
+        prior = np.full((N, self.act_dim), np.nan, dtype=np.float32)
+        rb_slice = counts_to_rb_slice(_round_to_total(np.ones((N, L)), K), K)
+        prior[:, : K * L] = np.where(rb_slice[..., None] == np.arange(L), 1.0, -1.0).reshape(N, -1)
+        return prior
 
     # -- observation --------------------------------------------------------------------------
     def _observe(self):
         c = self.config
         E, N, U, K, L = self._shape
-        expected = np.maximum(self._global_shares() * U / N, 1e-9)
+        expected = np.maximum(global_slice_shares(c, self.shifted) * U / N, 1e-9)
         parts = [self.last_q, self.ue_count / expected]
-        if c.obs_mode == "full_action":
-            parts.append(self.last_action)
-        else:
-            parts.append(self.last_frac)
+        parts.append(self.last_action if c.obs_mode == "full_action" else self.last_frac)
         if c.obs_mode == "rich":
-            g = self._ue_group
-            mean_arr = np.bincount(g, self.mean_arrival_bits.ravel(), E * N * L).reshape(E, N, L)
-            backlog = np.bincount(g, self.backlog.ravel(), E * N * L).reshape(E, N, L)
-            arrivals = np.bincount(g, self.last_arrivals.ravel(), E * N * L).reshape(E, N, L)
-            sinr_db = 10 * np.log10(np.maximum(self.sinr_geom, 1e-6)).ravel()
-            mean_sinr = np.bincount(g, sinr_db, E * N * L).reshape(E, N, L) / np.maximum(self.ue_count, 1)
-            scale = np.maximum(mean_arr, 1.0)
-            parts += [np.log1p(backlog / scale), arrivals / scale, mean_sinr / 20.0]
-        self.last_obs = np.concatenate(parts, axis=-1).astype(np.float32)  # for observation-only rules
+            def per_slice(x):  # sum over the UEs of each (env, DU, slice), (E, N, L)
+                return np.bincount(self._ue_group, x.ravel(), E * N * L).reshape(E, N, L)
+
+            sinr_db = 10 * np.log10(np.maximum(self.sinr_geom, 1e-6))
+            scale = np.maximum(per_slice(self.mean_arrival_bits), 1.0)
+            parts += [np.log1p(per_slice(self.backlog) / scale),
+                      per_slice(self.last_arrivals) / scale,
+                      per_slice(sinr_db) / np.maximum(self.ue_count, 1) / 20.0]
+        # kept for the observation-only rules
+        self.last_obs = np.concatenate(parts, axis=-1).astype(np.float32)
         return self.last_obs
 
-    # -- actions ------------------------------------------------------------------------------
+    # -- actions and the scheduler ------------------------------------------------------------
     def _check_actions(self, actions):
         a = np.asarray(actions)
         shape = (self.num_envs, self.n_agents, self.act_dim)
@@ -743,176 +1197,11 @@ class ORANEnv:
                              f"[{a.min():.4g}, {a.max():.4g}]")
         return a
 
-    def _decode(self, a):
-        """actions -> (rb_slice (E, N, K) int8 slice of each RB or -1, overuse (E, N) RB claims
-        above K, ue_scores (E, N, K, S) or None)."""
-        E, N, U, K, L = self._shape
-        if self.config.action_mode == "slice_share":
-            req = np.rint((a + 1) * (K / 2)).astype(np.int64)  # (E, N, L) requested RBs
-            total = req.sum(-1, keepdims=True)
-            overuse = np.maximum(0, total[..., 0] - K)
-            counts = np.where(total > K, req * K // np.maximum(total, 1), req)
-            return counts_to_rb_slice(counts, K), overuse, None
-        scores = a[..., : K * L].reshape(E, N, K, L)
-        overuse = np.maximum(0, np.count_nonzero(scores > 0, axis=(2, 3)) - K)
-        # the largest score per RB by a loop over the L slices (argmax over a short last axis
-        # is slow); the first slice wins ties
-        best, rb_slice = scores[..., 0], np.zeros((E, N, K), dtype=np.int8)
-        for l in range(1, L):
-            better = scores[..., l] > best
-            rb_slice[better] = l
-            best = np.maximum(best, scores[..., l])
-        rb_slice[best <= 0] = -1
-        ue_scores = a[..., K * L:].reshape(E, N, K, -1) if self.config.action_mode == "rb_slice_ue" else None
-        return rb_slice, overuse, ue_scores
-
-    # -- scheduling (rows = UEs sorted by (env, serving DU, slice)) ---------------------------
-    def _padded(self, name):
-        """Padded layout for the PF pass over the groups "slice" (env, DU, slice) or "du" (env, DU;
-        whole-band PF): row -> (position in group, group), position-major, so that the max over
-        positions is an element-wise max of contiguous (group, RB) slabs. Built once per
-        association, when first needed."""
-        if name not in self._pad:
-            E, N, U, K, L = self._shape
-            counts = self._group_counts if name == "slice" else self._group_counts.reshape(E * N, L).sum(-1)
-            key = self._row_group if name == "slice" else self._row_key
-            starts = np.cumsum(counts) - counts
-            pos = np.arange(E * U) - starts[key]
-            size = max(int(counts.max()), 1)
-            self._pad[name] = (pos * len(counts) + key, size, starts, pos.astype(np.int32))
-        return self._pad[name]
-
-    def _pf_rows(self, rb_slice, prio, match_slice):
-        """One proportional-fair pass over every RB: for RB (n, k) with a slice, the row of
-        largest metric prio_u x |h_uk|^2 among the UEs of DU n (of the RB's slice when
-        match_slice) with prio > 0. rb_slice (E, N, K) int8; prio (E*U,) float32 per row.
-        Returns (E*N*K,) row or -1.
-
-        Speed: the metric's float32 bit pattern (monotone for positive floats) carries the UE's
-        position in its group in its lowest bits, so one max over a padded (position, group, RB)
-        array yields the maximum and its argmax together; the metric keeps 23 - b significant
-        bits (b = bits of the largest group size), ties going to the later UE."""
-        E, N, U, K, L = self._shape
-        pos_flat, size, starts, pos = self._padded("slice" if match_slice else "du")
-        if self.config.pf_metric == "linear":
-            m = self._fading_rows * prio[:, None]
-        else:
-            m = (np.log2(1 + self._sinr_rows[:, None] * self._fading_rows) * prio[:, None]).astype(np.float32)
-        mask = (1 << max(size - 1, 1).bit_length()) - 1
-        mi = m.view(np.int32)
-        np.bitwise_and(mi, ~mask, out=mi)
-        np.bitwise_or(mi, pos[:, None], out=mi)
-        padded = np.zeros((len(starts) * size, K), dtype=np.int32)
-        padded[pos_flat] = mi
-        best = padded.reshape(size, len(starts), K).max(0)  # (groups, K)
-        if match_slice:
-            g = (np.arange(E * N)[:, None] * L + np.maximum(rb_slice.reshape(E * N, K), 0))
-        else:
-            g = np.broadcast_to(np.arange(E * N)[:, None], (E * N, K))
-        b = best.ravel().take(g * K + np.arange(K))  # (E*N, K)
-        ok = (b > mask) & (rb_slice.reshape(E * N, K) >= 0)  # a candidate with metric > 0
-        return np.where(ok, starts.take(g) + (b & mask), -1).ravel()
-
-    def _pf_free(self, free, rb_slice, prio, match_slice):
-        """Later PF pass, over the free RBs free (flat (e, n, k), sorted) and the UEs still short
-        (prio > 0): every (free RB, candidate UE of its group) pair is listed and the best per RB
-        wins. Returns (flat RBs, their winning rows) in RB order, or None when no free RB has a
-        candidate."""
-        E, N, U, K, L = self._shape
-        cand = np.flatnonzero(prio > 0)  # rows, sorted by group
-        if len(cand) == 0:
-            return None
-        if match_slice:
-            rb_group = (free // K) * L + rb_slice.ravel()[free]
-            row_group, n_groups = self._row_group, E * N * L
-        else:
-            rb_group, row_group, n_groups = free // K, self._row_key, E * N
-        counts = np.bincount(row_group[cand], minlength=n_groups)
-        cstart = np.cumsum(counts) - counts
-        n_i = counts[rb_group]  # candidates per free RB
-        total = int(n_i.sum())
-        if total == 0:
-            return None
-        pair_rb = np.repeat(free, n_i)  # flat (e, n, k) of each pair
-        first = np.cumsum(n_i) - n_i
-        # pair j of a free RB takes the RB group's j-th candidate in cand
-        pair_row = cand[np.repeat(cstart[rb_group] - first, n_i) + np.arange(total)]
-        val = self._fading_rows.ravel().take(pair_row * K + pair_rb % K) * prio[pair_row]
-        has = n_i > 0
-        seg_max = np.maximum.reduceat(val, first[has])
-        is_max = np.flatnonzero(val == np.repeat(seg_max, n_i[has]))
-        rb = pair_rb[is_max]
-        first_max = np.ones(len(rb), dtype=bool)  # one winner per RB should metrics tie
-        first_max[1:] = rb[1:] != rb[:-1]
-        return rb[first_max], pair_row[is_max[first_max]]
-
-    def _rb_capacity_est(self, rbs, rows):
-        """The scheduler's capacity estimate of flat RBs (e, n, k) for their rows, bits: the rate
-        at the row's wideband SINR (every other DU active) times the RB's fading power."""
-        c = self.config
-        h = self._fading_rows.ravel().take(rows * c.num_rbs + rbs % c.num_rbs)
-        return rate_bps(self._sinr_rows[rows] * h, self.bandwidth, c.max_spectral_efficiency,
-                        c.min_sinr_db) * self.dt
-
-    def _keep_needed(self, rbs, rows, need, kept):
-        """Of the RBs rbs offered to rows (flat, in RB order), each row keeps its RBs in frequency
-        order while the estimated capacity of the ones it kept before (kept[row] bits from earlier
-        passes plus the RBs before in this offer) is below need[row]: the last kept RB may
-        overshoot, no RB beyond it is held. Returns (keep mask, capacity per RB)."""
-        est = self._rb_capacity_est(rbs, rows)
-        # stable sort by row; a 16-bit key lets numpy use its radix sort
-        o = np.argsort(rows.astype(np.int16) if len(need) < 2 ** 15 else rows, kind="stable")
-        ws, es = rows[o], est[o]
-        before = np.cumsum(es) - es
-        first = np.ones(len(ws), dtype=bool)
-        first[1:] = ws[1:] != ws[:-1]
-        before -= np.maximum.accumulate(np.where(first, before, 0.0))
-        keep = np.empty(len(ws), dtype=bool)
-        keep[o] = before < need[ws] - kept[ws]
-        return keep, est
-
     def _schedule_rows(self, rb_slice, demand, match_slice=True, rounds=None):
-        """PF inside each slice, demand-aware and work-conserving (SPEC A.5, [ours]). A UE's need
-        is ``sched_margin`` x its backlog at the estimated rate (`_rb_capacity_est`). The first
-        PF pass offers every RB of a slice to the slice's UEs with data; each UE keeps its RBs
-        only up to its need (`_keep_needed`). Each later pass offers the RBs still free to the
-        UEs still short, who again keep only what they need, until no free RB has a short UE
-        of its slice at its DU (or ``rounds`` passes, default ``sched_rounds``; 0 = no cap).
-        A pass gives every free RB that has a short UE of its group to one of them, so only the
-        RBs released by the last pass can still find a taker; a pass that releases RBs leaves at
-        least one more UE covered, so this ends after at most one pass per UE (on `paper` 3-4
-        passes per step, the later ones over the few RBs just released). RBs nobody needs stay
-        idle and radiate nothing."""
-        c = self.config
-        demand_rows = demand.ravel()[self._order]
-        need = c.sched_margin * demand_rows
-        pf_avg = np.maximum(self.pf_avg.ravel()[self._order], 1.0)
-        prio = self.rate_geom.ravel()[self._order] / pf_avg if c.pf_metric == "linear" else 1.0 / pf_avg
-        prio = (prio * (demand_rows > 0)).astype(np.float32)
-        win = self._pf_rows(rb_slice, prio, match_slice)
-        rbs = np.flatnonzero(win >= 0)
-        rows = win[rbs]
-        kept = np.zeros(len(need))
-        max_rounds = rounds if rounds is not None else c.sched_rounds
-        passes = 1
-        while True:
-            keep, est = self._keep_needed(rbs, rows, need, kept)
-            got = rows[keep]
-            win[rbs[keep]] = got
-            kept += np.bincount(got, est[keep], minlength=len(need))
-            # a pass gives every free RB with a short UE of its group to one of them, so only
-            # the RBs just released can still find a taker
-            free = rbs[~keep]
-            win[free] = -1
-            if len(free) == 0 or passes == max_rounds:
-                break
-            prio[got[kept[got] >= need[got]]] = 0  # the UEs this pass covered leave the race
-            offer = self._pf_free(free, rb_slice, prio, match_slice)
-            if offer is None:
-                break
-            rbs, rows = offer
-            passes += 1
-        return win.reshape(rb_slice.shape)
+        """`schedule_pf` on this step's rows: (E, N, K) row of each RB, -1 idle."""
+        order = self._rows.order
+        return schedule_pf(rb_slice, demand.ravel()[order], self.pf_avg.ravel()[order],
+                           self._fading_rows, self._rows, self.config, match_slice, rounds)
 
     def schedule(self, rb_slice, demand, match_slice: bool = True, rounds: int | None = None):
         """The DU scheduler (public, for heuristics): RB -> UE for an RB -> slice allocation
@@ -920,138 +1209,79 @@ class ORANEnv:
         index e * U + u, or -1 for an RB left idle. match_slice=False: PF over the whole band;
         rounds: PF passes (default ``sched_rounds``)."""
         win = self._schedule_rows(np.asarray(rb_slice, dtype=np.int8), demand, match_slice, rounds)
-        return np.where(win >= 0, self._order[np.maximum(win, 0)], -1)
-
-    def _ue_choice_rows(self, rb_slice, ue_scores, has_data):
-        """Literal mode: RB k goes to the slot of its slice with the largest positive score."""
-        slot = self.slot_ue  # (E, N, S)
-        slot_slice = np.where(slot >= 0, self.slice_of.ravel()[np.maximum(slot, 0)], -1)
-        ok = (slot_slice[:, :, None, :] == rb_slice[..., None]) & (rb_slice[..., None] >= 0)
-        masked = np.where(ok & (ue_scores > 0), ue_scores, 0.0)
-        j = masked.argmax(-1)  # (E, N, K)
-        chosen = np.take_along_axis(slot[:, :, None, :], j[..., None], -1)[..., 0]
-        # an RB given to a UE with nothing to send carries no data (and no interference)
-        chosen = np.where((masked.max(-1) > 0) & has_data.ravel()[np.maximum(chosen, 0)], chosen, -1)
-        return np.where(chosen >= 0, self._row_of_ue[np.maximum(chosen, 0)], -1)
+        return np.where(win >= 0, self._rows.order[np.maximum(win, 0)], -1)
 
     # -- step ---------------------------------------------------------------------------------
     def step(self, actions):
+        """One decision interval of every copy, in the order of docs/model.md."""
         c = self.config
         E, N, U, K, L = self._shape
         a = self._check_actions(actions)
-        rng, dt = self.rng, self.dt
+        rows, dt = self._rows, self.dt
 
-        # the step's traffic (drawn at the end of the previous step) joins the backlog
+        # traffic (docs/model.md#time-traffic-and-queues): the step's arrivals, drawn at the end
+        # of the previous step so that the scheduler knows them, join the backlog
         arrivals, active = self.arrivals, self.active
         demand = self.backlog + arrivals  # (E, U) bits that could be served
         has_data = demand > 0
 
-        # allocation: RB -> slice -> UE (rows)
-        rb_slice, overuse, ue_scores = self._decode(a)
+        # association (docs/model.md#system): the serving DUs and the scheduler's rows are those
+        # of the last move. Fading (docs/model.md#radio-model): the serving links' was drawn
+        # with the arrivals, the interfering links' is drawn now
+        h_int = self.rng.standard_exponential((E, N, K, N - 1), dtype=np.float32)
+
+        # allocation (docs/model.md#the-mdp-of-each-du): the action gives each RB a slice or none
+        rb_slice, overuse, ue_scores = decode_action(a, c.action_mode, K)
+
+        # scheduling: each RB's UE (row): PF inside the slice, or the policy's own choice
         if ue_scores is None:
             win = self._schedule_rows(rb_slice, demand)
         else:
-            win = self._ue_choice_rows(rb_slice, ue_scores, has_data)
+            win = ue_choice_rows(rb_slice, ue_scores, has_data, self.slot_ue, self.slice_of,
+                                 rows.row_of_ue)
         used = win >= 0  # (E, N, K) RBs that carry data
-        wr = np.maximum(win, 0)
 
-        # SINR of each used RB at its UE; interference only from DUs radiating on the RB. The
-        # interfering links' fading is drawn here, for the UE that actually got the RB.
-        # (flat indices with take: faster than numpy's multi-array fancy indexing)
-        h_serv = self._fading_rows.ravel().take(wr * K + np.arange(K))  # (E, N, K)
-        signal = self.p_rb_mw * self._gserv_rows.take(wr) * h_serv
-        # (E, N, K, N-1) long-term gain of the RB's UE from each other DU (the UE is served by
-        # the RB's DU; an idle RB reads row 0, its SINR is zeroed below)
-        g_int = self._gain_int_rows.take(wr, axis=0)
-        used_int = used.ravel().take(self._interferer_rbs)  # (E, N, K, N-1)
-        h_int = rng.standard_exponential((E, N, K, N - 1), dtype=np.float32)
-        received = g_int * h_int
-        received *= used_int
-        # sum over the N-1 interferers as a matmul (faster than a reduction over a short axis)
-        interference = self.p_rb_mw * (received @ np.ones(N - 1, dtype=np.float32))
-        sinr_rb = sinr(signal, interference, self.noise_mw) * used  # (E, N, K), 0 when idle
+        # rates (docs/model.md#radio-model): SINR of each used RB at its UE, capped Shannon rate
+        sinr_rb = rb_sinr(win, self._fading_rows, h_int, rows, self._interferers, self.p_rb_mw,
+                          self.noise_mw)  # (E, N, K), 0 when idle
         rate = rate_bps(sinr_rb, self.bandwidth, c.max_spectral_efficiency, c.min_sinr_db) * used
+        capacity = ue_capacity_bits(win, rate, dt, rows.row_of_ue)  # (E, U)
 
-        # queues: served = min(backlog + arrivals, capacity); overflow of the buffer is dropped
-        # (idle RBs add rate 0 to row 0)
-        cap_rows = np.bincount(wr.ravel(), weights=(rate * dt).ravel(), minlength=E * U)
-        capacity = cap_rows[self._row_of_ue].reshape(E, U)  # bits
-        served = np.minimum(demand, capacity)
-        left = demand - served
-        dropped = np.maximum(0.0, left - self._ue_buffer)
+        # queues: served = min(backlog + arrivals, capacity); buffer overflow is dropped
+        served, left, dropped = serve_queues(demand, capacity, self._ue_buffer)
         self.backlog = left - dropped
 
-        # QoS per slice (SPEC A.4)
-        sl = self.slice_of
-        embb_ok = served >= np.minimum(demand, c.embb_target_mbps * 1e6 * dt) * (1 - 1e-9)
-        delay = urllc_delay_ms(left, self._ue_packet_bits, capacity / dt, c.urllc_processing_ms)
-        urllc_ok = (delay <= c.urllc_delay_budget_ms) | ~has_data
-        mmtc_ok = left <= 0
-        satisfied = np.where(sl == EMBB, embb_ok, np.where(sl == URLLC, urllc_ok, mmtc_ok))
-        counted = (sl != MMTC) | active
+        # QoS per slice and DU (docs/model.md#qos), reward per DU
+        satisfied, counted, delay = ue_satisfied(self.slice_of, demand, served, left, capacity,
+                                                 active, self._ue_packet_bits, c, dt)
         q = qos(satisfied.ravel(), counted.ravel(), self._ue_group, E * N * L).reshape(E, N, L)
         r = reward(q, overuse, K, c.reward_alpha, c.reward_zeta, c.qos_min)
 
-        # metrics (each averaged over DUs)
-        # per-(env, slice) and per-(env, DU, slice) sums as bincounts (fewer calls than a slice loop)
-        thr_slice = np.bincount((self._env_base * L + sl).ravel(), served.ravel(), E * L).reshape(E, L) \
-            / (dt * 1e6 * N)
-        is_urllc = (sl == URLLC) & has_data
-        mmtc_act = active.sum(-1)
-        q_env = q.mean(1)  # (E, L)
-        metrics = {
-            "qos_embb": q_env[:, EMBB], "qos_mmtc": q_env[:, MMTC],
-            "qos_urllc": q_env[:, URLLC], "qos_mean": q_env.mean(-1),
-            "throughput_embb_mbps": thr_slice[:, EMBB], "throughput_mmtc_mbps": thr_slice[:, MMTC],
-            "throughput_urllc_mbps": thr_slice[:, URLLC],
-            "urllc_delay_ms": (np.minimum(delay, c.delay_report_cap_ms) * is_urllc).sum(-1)
-            / np.maximum(is_urllc.sum(-1), 1),
-            "mmtc_availability": np.where(mmtc_act > 0, (active & mmtc_ok).sum(-1)
-                                          / np.maximum(mmtc_act, 1), 1.0),
-            "rb_utilisation": used.mean((1, 2)),
-            "rb_overuse": overuse.mean(-1) / K,
-            "drops_mbit": dropped.sum(-1) / (1e6 * N),
-        }
-
-        # PF average, bookkeeping for the observation
-        beta = 1.0 / c.pf_window_steps
-        self.pf_avg = (1 - beta) * self.pf_avg + beta * served / dt
-        self.last_q = q
-        rbs_per_slice = np.bincount((self._du_base * (L + 1) + rb_slice.reshape(E * N, K) + 1).ravel(),
-                                    minlength=E * N * (L + 1))  # slice -1 (idle) counted first
-        self.last_frac = rbs_per_slice.reshape(E, N, L + 1)[..., 1:] / K
-        self.last_action = a.astype(np.float32)
+        # bookkeeping: metrics, PF average, what the next observation and render() read
+        frac = rb_fraction(rb_slice, L)
+        metrics = step_metrics(q, served, left, delay, has_data, active, self.slice_of, frac, used,
+                               overuse, dropped, c, dt)
+        self.pf_avg = pf_average(self.pf_avg, served, dt, c.pf_window_steps)
+        rb_ue = np.where(used, rows.order.take(np.maximum(win, 0)) % U, -1)  # before handover
+        self.last_q, self.last_frac, self.last_action = q, frac, a.astype(np.float32)
         self.last_arrivals = arrivals
-        ue_thr = (served / (dt * 1e6)).astype(np.float32)
-        rb_ue = np.where(used, self._order.take(wr) % U, -1)  # before the handover reorders rows
         self.last_rb_slice, self.last_rb_ue, self.last_reward = rb_slice, rb_ue, r
 
-        # mobility (SPEC A.1): heading change, move, reflect at the area edges, handover
-        self.heading = self.heading + self._turns[rng.integers(0, len(self._turns), size=(E, U))]
-        vel = np.empty((E, U, 2))
-        np.cos(self.heading, out=vel[..., 0])
-        np.sin(self.heading, out=vel[..., 1])
-        pos = self.pos + (self.speed * dt)[..., None] * vel
-        lo, hi = self._lo_eu, self._hi_eu
-        below, above = pos < lo, pos > hi
-        pos = np.where(below, 2 * lo - pos, np.where(above, 2 * hi - pos, pos))
-        vel = np.where(below | above, -vel, vel)
-        self.heading = np.arctan2(vel[..., 1], vel[..., 0])
-        self.pos = np.clip(pos, lo, hi)
-        if self.home is not None:  # a UE that left its home disk turns back toward the site
-            away = self.pos - self.sites[self.home]
-            out = np.einsum("eui,eui->eu", away, away) > self.home_radius ** 2
-            self.heading = np.where(out, np.arctan2(-away[..., 1], -away[..., 0]), self.heading)
+        # mobility and handover, then the next step's traffic and serving-link fading
+        home_sites = None if self.home is None else self.sites[self.home]
+        self.pos, self.heading = move_ues(self.rng, self.pos, self.heading, self.speed, dt,
+                                          self._turns, self._lo_eu, self._hi_eu, home_sites,
+                                          self.home_radius)
         metrics["handovers"] = self._associate() / N
         self._draw_next()
 
         self.t += 1
-        self.env_steps += 1
+        self.env_steps += E
         self.ep_return += r
-        info = {"metrics": metrics, "ue_throughput_mbps": ue_thr, "qos": q.astype(np.float32),
-                "overuse": overuse, "rb_slice": rb_slice, "sinr": sinr_rb,
-                "rb_ue": rb_ue,
-                "ue_arrival_bits": arrivals, "ue_served_bits": served, "ue_dropped_bits": dropped}
+        info = {"metrics": metrics, "ue_throughput_mbps": (served / (dt * 1e6)).astype(np.float32),
+                "qos": q.astype(np.float32), "overuse": overuse, "rb_slice": rb_slice,
+                "sinr": sinr_rb, "rb_ue": rb_ue, "ue_arrival_bits": arrivals,
+                "ue_served_bits": served, "ue_dropped_bits": dropped}
         terminated = np.zeros(E, dtype=bool)
         truncated = np.full(E, self.t >= self.episode_length)
         obs = self._observe()
@@ -1087,8 +1317,8 @@ class ORANEnv:
         ax, bars = fig.add_axes((0.01, 0.02, 0.55, 0.84)), fig.add_axes((0.66, 0.12, 0.32, 0.72))
         radius = self.config.inter_site_distance_m / math.sqrt(3)
         for n, (x, y) in enumerate(self.sites):
-            ax.add_patch(RegularPolygon((x, y), 6, radius=radius, orientation=math.pi / 6, fill=False,
-                                        lw=0.6, ec="0.6"))
+            ax.add_patch(RegularPolygon((x, y), 6, radius=radius, orientation=math.pi / 6,
+                                        fill=False, lw=0.6, ec="0.6"))
             ax.annotate(f"du_{n}", (x, y), xytext=(6, 6), textcoords="offset points", fontsize=9)
         pos, serving, sl = self.pos[0], self.serving[0], self.slice_of[0]
         got_rb = np.zeros(U, dtype=bool)
@@ -1115,7 +1345,8 @@ class ORANEnv:
             for count, alpha, label in (((rb_slice == l) & used, 1.0, SLICES[l]),
                                         ((rb_slice == l) & ~used, 0.3, None)):
                 width = count.sum(-1)
-                bars.barh(np.arange(N), width, left=left, color=colours[l], alpha=alpha, label=label)
+                bars.barh(np.arange(N), width, left=left, color=colours[l], alpha=alpha,
+                          label=label)
                 left += width
         bars.barh(np.arange(N), K - left, left=left, color="0.85", label="no slice")
         bars.set_yticks(np.arange(N), [f"du_{n}\n" + " ".join(f"{q:.2f}" for q in self.last_q[0, n])
@@ -1124,7 +1355,8 @@ class ORANEnv:
         bars.invert_yaxis()
         bars.set_xlim(0, K)
         bars.set_xlabel("RBs of the last step (pale: idle)", fontsize=8)
-        bars.legend(loc="upper center", bbox_to_anchor=(0.5, 1.16), ncol=4, fontsize=7, frameon=False)
+        bars.legend(loc="upper center", bbox_to_anchor=(0.5, 1.16), ncol=4, fontsize=7,
+                    frameon=False)
         fig.suptitle(f"{self.config.num_dus} DUs, {U} UEs, step {self.t}/{self.episode_length}: "
                      f"last reward per DU {self.last_reward[0].mean():.2f}", fontsize=10)
         fig.canvas.draw()
@@ -1132,7 +1364,8 @@ class ORANEnv:
 
 
 # ---------------------------------------------------------------------------------------------
-# Heuristic baselines (SPEC A.7): policy(env) -> actions (E, N, act_dim) in env's action mode
+# Heuristic baselines (docs/model.md#heuristics): policy(env) -> actions (E, N, act_dim) in the
+# env's action mode
 # ---------------------------------------------------------------------------------------------
 def _round_to_total(x, total: int):
     """Non-negative reals (..., L) -> ints with the given row sum (largest remainder)."""
@@ -1246,7 +1479,8 @@ def ue_count_split(env, rbs_per_urllc: float = 1.5, rbs_per_mmtc: float = 0.3):
 
 def random_policy(env):
     """Uniform random actions in [-1, 1] (from the env's separate policy generator)."""
-    return env.policy_rng.uniform(-1, 1, (env.num_envs, env.n_agents, env.act_dim)).astype(np.float32)
+    shape = (env.num_envs, env.n_agents, env.act_dim)
+    return env.policy_rng.uniform(-1, 1, shape).astype(np.float32)
 
 
 HEURISTICS = {
@@ -1266,7 +1500,7 @@ FULL_INFO_MARGINS = (0.5, 1.0, 1.5, 2.0, 3.0)
 
 
 def full_information_reference(env, candidates=None):
-    """A per-step search over each DU's slice split that sees the step (SPEC A.7 reference).
+    """A per-step search over each DU's slice split that sees the step (docs/model.md#heuristics).
 
     Every candidate allocation (default: urllc_first with each margin in FULL_INFO_MARGINS,
     demand_proportional, pf_no_slicing, static_equal and ue_count) is applied at all DUs and the
@@ -1296,11 +1530,12 @@ def evaluate(policy, envs, seed: int):
     """Score `policy` on fixed episodes: one episode per env copy of `envs`, all in lockstep from
     `envs.reset(seed=seed)` (the same episodes for every policy given the same `seed` and copies).
 
-    `policy(obs, envs) -> actions`: obs (E, N, obs_dim) -> actions (E, N, act_dim); a heuristic reads
-    `envs` itself, a learned policy the observations. Returns the team returns (E,) (each episode's
-    mean over agents of their returns), each info["metrics"] entry's mean over steps and episodes, and
-    each UE's mean throughput over the episode (a flat list; empty for an env that reports none).
-    The same function scores every environment family with this vector-env API (comp_env uses it)."""
+    `policy(obs, envs) -> actions`: obs (E, N, obs_dim) -> actions (E, N, act_dim); a heuristic
+    reads `envs` itself, a learned policy the observations. Returns the team returns (E,) (each
+    episode's mean over agents of their returns), each info["metrics"] entry's mean over steps and
+    episodes, and each UE's mean throughput over the episode (a flat list; empty for an env that
+    reports none). The same function scores every environment family with this vector-env API
+    (comp_env uses it)."""
     obs, _ = envs.reset(seed=seed)
     metrics, ue_tput = {}, []
     for _ in range(envs.episode_length):
@@ -1316,14 +1551,18 @@ def evaluate(policy, envs, seed: int):
 
 
 def _make_parallel_env_class():
-    """ParallelEnv over one ORANEnv (E = 1); agents du_0 ... du_{N-1}; per-agent info: the DU's Q_l."""
+    """ParallelEnv over one ORANEnv (E = 1); agents du_0 ... du_{N-1}; per-agent info: the DU's
+    Q_l."""
     from pettingzoo_adapter import make_parallel_env_class
 
     def observation_bounds(env):
         return np.full(env.obs_dim, -np.inf, np.float32), np.full(env.obs_dim, np.inf, np.float32)
 
-    return make_parallel_env_class("oran_slicing_v0", lambda config, seed: ORANEnv(config, num_envs=1, seed=seed),
-                                   "du", observation_bounds, lambda info, i: {"qos": info["qos"][0, i]})
+    def make(config, seed):
+        return ORANEnv(config, num_envs=1, seed=seed)
+
+    return make_parallel_env_class("oran_slicing_v0", make, "du", observation_bounds,
+                                   lambda info, i: {"qos": info["qos"][0, i]})
 
 
 def __getattr__(name):

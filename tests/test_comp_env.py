@@ -1,4 +1,4 @@
-"""Tests of the DeepCoMP cell-selection environment (comp_env.py), SPEC Part B."""
+"""Tests of the DeepCoMP cell-selection environment (comp_env.py), docs/comp.md."""
 
 import numpy as np
 import pytest

@@ -41,7 +41,8 @@ def test_sinr_and_rate_fall_with_distance_and_with_an_interferer():
     interferer = p_rb * oe.long_term_gain(oe.path_loss_db(np.array([300.0])), 0.0)
     with_int = oe.sinr(p_rb * gain, interferer, noise)
     assert np.all(with_int < snr)
-    assert np.all(oe.rate_bps(with_int, 200e3) <= rate) and oe.rate_bps(with_int, 200e3)[1] < rate[1]
+    rate_int = oe.rate_bps(with_int, 200e3)
+    assert np.all(rate_int <= rate) and rate_int[1] < rate[1]
 
 
 def test_rate_cap_and_sinr_floor():
@@ -150,12 +151,13 @@ def scheduler_estimate(env, winners):
     e, n, k = np.nonzero(winners >= 0)
     u = winners[e, n, k]  # flat e * U + u
     h = env.fading.reshape(E * U, K)[u, k]
-    est = oe.rate_bps(env.sinr_geom.ravel()[u] * h, env.bandwidth, env.config.max_spectral_efficiency,
-                      env.config.min_sinr_db) * env.dt
+    est = oe.rate_bps(env.sinr_geom.ravel()[u] * h, env.bandwidth,
+                      env.config.max_spectral_efficiency, env.config.min_sinr_db) * env.dt
     return u, n, k, e, est
 
 
-@pytest.mark.parametrize("scenario, match_slice", [("small", True), ("paper", True), ("small", False)])
+@pytest.mark.parametrize("scenario, match_slice",
+                         [("small", True), ("paper", True), ("small", False)])
 def test_scheduler_is_work_conserving_and_demand_aware(scenario, match_slice):
     """On random allocations and states: (1) no RB of a slice stays idle while a UE of that slice
     at that DU is short of its need (scheduler's estimate); (2) no UE holds an RB beyond the one
@@ -177,7 +179,8 @@ def test_scheduler_is_work_conserving_and_demand_aware(scenario, match_slice):
         cap = np.bincount(u, est, E * U)
         top = np.zeros(E * U)
         np.maximum.at(top, u, est)
-        assert (cap - top < need * (1 + 1e-6) + 1e-6)[cap > 0].all(), "a UE holds RBs beyond its need"
+        assert (cap - top < need * (1 + 1e-6) + 1e-6)[cap > 0].all(), \
+            "a UE holds RBs beyond its need"
         short = (demand.ravel() > 0) & (cap < need * (1 - 1e-6))
         group_of_ue = (np.arange(E * U) // U * N + env.serving.ravel()) * (L if match_slice else 1)
         if match_slice:
@@ -187,20 +190,23 @@ def test_scheduler_is_work_conserving_and_demand_aware(scenario, match_slice):
         idle_group = (ie * N + i_n) * (L if match_slice else 1)
         if match_slice:
             idle_group = idle_group + rb_slice[ie, i_n, ik]
-        assert not np.isin(idle_group, short_groups).any(), "an RB idles while a UE of its slice is short"
+        assert not np.isin(idle_group, short_groups).any(), \
+            "an RB idles while a UE of its slice is short"
         assert short.any() and (win < 0).any()  # the random cases do exercise both sides
 
 
 def test_urllc_first_leaves_no_embb_rb_idle_while_an_embb_ue_is_short():
-    """The SPEC A.5 property on the real KPI: under urllc_first, DU-steps with an idle eMBB RB while
-    an eMBB UE of the DU ends below its KPI are rare (the estimate the scheduler works with is not
-    the realised interference, so not never); the old non-work-conserving cap of 2 passes shows it."""
+    """The work-conserving property (docs/model.md#the-mdp-of-each-du) on the real KPI: under
+    urllc_first, DU-steps with an idle eMBB RB while an eMBB UE of the DU ends below its KPI are
+    rare (the estimate the scheduler works with is not the realised interference, so not never);
+    the old non-work-conserving cap of 2 passes shows it."""
     def idle_while_short(**overrides):
         env = oe.make_env("paper", num_envs=2, seed=3, episode_length=20, **overrides)
         E, N, U, K, L = env._shape
         hits = 0
         for _ in range(20):
-            demand, serving, embb = env.backlog + env.arrivals, env.serving.copy(), env.slice_of == 0
+            demand, serving = env.backlog + env.arrivals, env.serving.copy()
+            embb = env.slice_of == 0
             _, _, _, _, info = env.step(oe.urllc_first(env))
             target = np.minimum(demand, env.config.embb_target_mbps * 1e6 * env.dt) * (1 - 1e-9)
             short = embb & (info["ue_served_bits"] < target)
@@ -385,7 +391,8 @@ def test_fading_block_option():
 @pytest.mark.parametrize("overrides, field", [
     (dict(num_slices=4), "num_slices"), (dict(action_mode="rb"), "action_mode"),
     (dict(obs_mode="x"), "obs_mode"), (dict(slice_shares=(0.5, 0.5, 0.5)), "slice_shares"),
-    (dict(load=-1.0), "load"), (dict(num_rbs=0), "num_rbs"), (dict(mmtc_activity=2.0), "mmtc_activity"),
+    (dict(load=-1.0), "load"), (dict(num_rbs=0), "num_rbs"),
+    (dict(mmtc_activity=2.0), "mmtc_activity"),
     (dict(qos_min=(0.5, 1.5, 0.7)), "qos_min"), (dict(fading_block_rbs=0), "fading_block_rbs"),
     (dict(episode_length=0), "episode_length"),
 ])
@@ -404,7 +411,8 @@ def test_unknown_scenario_or_field():
 
 
 @pytest.mark.parametrize("bad, message", [
-    ("shape", "shape"), ("nan", "finite"), ("inf", "finite"), ("range", r"\[-1, 1\]"), ("int", "float"),
+    ("shape", "shape"), ("nan", "finite"), ("inf", "finite"), ("range", r"\[-1, 1\]"),
+    ("int", "float"),
 ])
 def test_bad_actions_raise(bad, message):
     env = small_env(num_envs=2)
@@ -448,8 +456,9 @@ def test_hetero_profile_counts_mix_and_home_sites():
     for e in range(E):
         np.testing.assert_array_equal(np.bincount(env.home[e], minlength=N), counts)
         for n in range(N):
-            np.testing.assert_array_equal(np.bincount(env.slice_of[e][env.home[e] == n], minlength=L),
-                                          oe.split_counts(c.du_slice_mix[n], counts[n]))
+            np.testing.assert_array_equal(
+                np.bincount(env.slice_of[e][env.home[e] == n], minlength=L),
+                oe.split_counts(c.du_slice_mix[n], counts[n]))
     radius = c.inter_site_distance_m / math.sqrt(3)
     at_home = []
     for _ in range(100):
@@ -490,7 +499,8 @@ def test_ue_count_rule_reads_the_observation_alone():
     np.testing.assert_array_equal(counts[..., 1], np.ceil(0.3 * env.ue_count[..., 1] - 1e-9))
     assert (counts.sum(-1) == env.config.num_rbs).all()
     action = oe.ue_count_split(env)
-    np.testing.assert_array_equal(action, oe.encode_allocation(env, oe.counts_to_rb_slice(counts, 100)))
+    np.testing.assert_array_equal(
+        action, oe.encode_allocation(env, oe.counts_to_rb_slice(counts, 100)))
     # the state the agents do not observe (backlog, arrivals, fading) does not move it
     env.backlog[:] = 1e7
     env.arrivals[:] = 0
@@ -503,7 +513,8 @@ def test_ue_count_rule_reads_the_observation_alone():
         obs, *_ = env.step(oe.static_equal_split(env))
     assert env.shifted
     counts = oe.ue_count_rbs(obs, env.config, shifted=True)
-    np.testing.assert_array_equal(counts[..., 2], np.minimum(np.ceil(1.5 * env.ue_count[..., 2] - 1e-9), 25))
+    np.testing.assert_array_equal(
+        counts[..., 2], np.minimum(np.ceil(1.5 * env.ue_count[..., 2] - 1e-9), 25))
 
 
 def test_full_information_reference_picks_per_du_the_best_candidate_and_leaves_env_alone():
@@ -553,8 +564,93 @@ def test_render_episode_command_writes_a_gif_from_a_saved_model(tmp_path, monkey
                 "hidden_sizes": [8]}, tmp_path / "model.pt")
     out = tmp_path / "ep.gif"
     script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "render_episode.py"
-    argv = ["--policy", str(tmp_path / "model.pt"), "--scenario", "small", "--steps", "4", "--every", "2"]
+    argv = ["--policy", str(tmp_path / "model.pt"), "--scenario", "small", "--steps", "4",
+            "--every", "2"]
     monkeypatch.setattr("sys.argv", ["render_episode.py", *argv, "--out", str(out)])
     runpy.run_path(str(script), run_name="__main__")
     gif = Image.open(out)
     assert gif.n_frames == 2 and gif.size == (1000, 500)
+
+
+# --- step counter, RB shares, action prior -------------------------------------------------
+@pytest.mark.parametrize("num_envs", (1, 2))
+def test_env_steps_count_every_copy_and_the_shift_comes_at_its_env_step(num_envs):
+    # shift after 8 env steps, episodes of 4: the first episode start at or after env step 8
+    env = small_env(num_envs=num_envs, seed=0, episode_length=4, shift_after_steps=8)
+    shift_episode = math.ceil(8 / (4 * num_envs))  # episodes run before the shift
+    for episode in range(3):
+        assert env.shifted == (episode >= shift_episode), episode
+        for _ in range(4):
+            env.step(oe.static_equal_split(env))
+    assert env.env_steps == 3 * 4 * num_envs
+    # stopped after the first episode and resumed: the script sets the counter to its global
+    # step before the reset, and the shift comes at the same episode as without the stop
+    resumed = small_env(num_envs=num_envs, seed=0, episode_length=4, shift_after_steps=8)
+    resumed.env_steps = 4 * num_envs
+    resumed.reset(seed=0)
+    for episode in range(1, 3):
+        assert resumed.shifted == (episode >= shift_episode), episode
+        for _ in range(4):
+            resumed.step(oe.static_equal_split(resumed))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rb_shares_are_the_allocation_per_slice(mode):
+    env = small_env(num_envs=2, seed=4, action_mode=mode)
+    K = env.config.num_rbs
+    for policy in (oe.static_equal_split, oe.urllc_first, oe.pf_no_slicing, oe.random_policy,
+                   idle_action):
+        _, _, _, _, info = env.step(policy(env))
+        m, rb_slice = info["metrics"], info["rb_slice"]
+        shares = np.stack([m[f"rb_share_{s}"] for s in oe.SLICES], -1)  # (E, L)
+        assert shares.shape == (2, 3) and ((shares >= 0) & (shares <= 1)).all()
+        for l in range(3):
+            np.testing.assert_allclose(shares[:, l], (rb_slice == l).sum(-1).mean(-1) / K)
+        np.testing.assert_allclose(shares.sum(-1) + (rb_slice < 0).mean((1, 2)), 1.0)
+        assert (m["rb_utilisation"] <= shares.sum(-1) + 1e-12).all()
+        if mode == "rb_slice_ue" and policy is oe.pf_no_slicing:
+            # every RB labelled with a slice goes to its PF winner, who has data
+            np.testing.assert_allclose(m["rb_utilisation"], shares.sum(-1))
+        if policy is idle_action and mode != "slice_share":
+            assert (shares == 0).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_action_prior_is_the_equal_split_on_the_slice_scores(mode):
+    env = small_env(num_envs=2, seed=5, action_mode=mode)
+    prior = env.action_prior
+    if mode == "slice_share":
+        assert prior is None
+        return
+    K, L = env.config.num_rbs, 3
+    assert prior.shape == (env.n_agents, env.act_dim) and prior.dtype == np.float32
+    equal = oe.HEURISTICS["static_equal"](env)[0]  # (N, act_dim)
+    np.testing.assert_array_equal(prior[:, : K * L], equal[:, : K * L])
+    assert np.isnan(prior[:, K * L:]).all()
+    # the prior, with any UE scores, decodes to the equal split
+    action = np.broadcast_to(np.nan_to_num(prior, nan=-1.0), (2, env.n_agents, env.act_dim))
+    _, _, _, _, info = env.step(action.astype(np.float32))
+    counts = np.stack([(info["rb_slice"] == l).sum(-1) for l in range(L)], -1)
+    assert (counts.max(-1) - counts.min(-1) <= 1).all() and (counts.sum(-1) == K).all()
+
+
+def test_queue_allocation_and_scheduler_functions_of_arrays():
+    served, left, dropped = oe.serve_queues(np.array([10.0, 5.0, 0.0]), np.array([4.0, 9.0, 3.0]),
+                                            np.array([3.0, 3.0, 3.0]))
+    np.testing.assert_array_equal(served, [4, 5, 0])
+    np.testing.assert_array_equal(left, [6, 0, 0])
+    np.testing.assert_array_equal(dropped, [3, 0, 0])
+    # rb_slice: scores (K, L) flattened; RB 2 goes to the larger of two claims, RB 3 to none
+    a = -np.ones((1, 1, 4 * 3), dtype=np.float32)
+    a[0, 0, [0 * 3 + 0, 1 * 3 + 2, 2 * 3 + 1, 2 * 3 + 2]] = [0.5, 0.2, 0.3, 0.9]
+    rb_slice, overuse, ue_scores = oe.decode_action(a, "rb_slice", 4)
+    np.testing.assert_array_equal(rb_slice[0, 0], [0, 2, 2, -1])
+    assert overuse[0, 0] == 0 and ue_scores is None
+    # slice_share: 4 + 4 + 0 RBs requested of 4: over-use 4, scaled down to 2 + 2
+    rb_slice, overuse, _ = oe.decode_action(np.array([[[1.0, 1.0, -1.0]]]), "slice_share", 4)
+    np.testing.assert_array_equal(rb_slice[0, 0], [0, 0, 1, 1])
+    assert overuse[0, 0] == 4
+    # a row keeps its offered RBs (in RB order) until their capacity covers its need
+    keep = oe.keep_needed(np.array([0, 0, 0, 1]), np.array([2.0, 2.0, 2.0, 5.0]),
+                          np.array([3.0, 1.0]), np.zeros(2))
+    np.testing.assert_array_equal(keep, [True, True, False, True])
