@@ -33,7 +33,9 @@ System model (docs/comp.md, [deepcomp] unless marked [ours]):
   choices (E, U) directly (discrete policies such as PPO's).
 - Reward: "multi" (default) = sum of the normalised rewards u/20 of the UE's competing set, the UEs
   that share at least one BS with it (itself included; only itself when it has no connection);
-  "central" = the sum over all UEs, given to every agent.
+  "central" = the sum over all UEs, given to every agent. `reward_aggregate="avg"` (DeepCoMP's
+  later default, which deprecated the sum): multi = the mean of u/20 over the UEs connected to the
+  BSs in the UE's range (`neighbourhood_average_reward`), central = the mean over all UEs.
 
 Choices and differences, written down:
 - [ours] Default UE counts per scenario (upstream's CLI defaults to 0): small 2 slow + 1 fast,
@@ -55,7 +57,9 @@ Choices and differences, written down:
 
 Per-step `info` (besides `metrics`, `final_obs`, `episode` of docs/INTERFACES.md), all at reward time:
 `ue_rate` (E, U) total rate, `ue_utility` (E, U) utility, `connected` (E, U, B) bool connections.
-HEURISTICS: best_cell, full_comp, dynamic_comp (eps 0.8) and random (uniform scores, for reference).
+HEURISTICS: best_cell, full_comp, dynamic_comp (eps 0.8; `dynamic_comp(env, eps)` for others) and
+random (uniform scores, for reference); `full_information_reference`: a per-step greedy search with
+the state known, the room above the heuristics.
 PettingZoo: `comp_env.ParallelEnv(config=None, seed=None)` or `parallel_env(scenario, seed, **overrides)`.
 `metrics` (E,): `utility` (mean utility per UE), `rate` (mean total rate per UE), `connections_per_ue`,
 `unconnected_fraction`.
@@ -99,7 +103,10 @@ class CompConfig:
     sharing: Literal["resource-fair", "rate-fair", "proportional-fair", "max-cap", "mixed"] = "resource-fair"
     """How a BS shares its time among connected UEs [deepcomp v1.0 default: resource-fair]."""
     reward: Literal["multi", "central"] = "multi"
-    """multi: sum of u/20 over the UE's competing set; central: sum over all UEs [deepcomp]."""
+    """multi: each UE is paid for its neighbourhood; central: for all UEs [deepcomp]."""
+    reward_aggregate: Literal["sum", "avg"] = "sum"
+    """How the UEs' u/20 are aggregated [deepcomp]: sum (multi: over the competing set, DeepCoMP v1.0)
+    or avg (multi: mean over the UEs at the BSs in range, DeepCoMP's later default; central: mean)."""
     bandwidth_hz: float = 9e6
     """BS bandwidth bw in r = bw log2(1 + SNR) [deepcomp: 9e6]."""
     frequency_mhz: float = 2500.0
@@ -164,6 +171,8 @@ class CompConfig:
             bad("sharing", f"one of {SHARING_MODELS}", self.sharing)
         if self.reward not in ("multi", "central"):
             bad("reward", "'multi' or 'central'", self.reward)
+        if self.reward_aggregate not in ("sum", "avg"):
+            bad("reward_aggregate", "'sum' or 'avg'", self.reward_aggregate)
         if not (0.0 <= self.ewma_weight <= 1.0):
             bad("ewma_weight", "in [0, 1]", self.ewma_weight)
         for field in ("slow_speed", "fast_speed"):
@@ -295,6 +304,37 @@ def competing_set_reward(connected, ue_reward):
     links = connected.astype(np.float64)
     shares_bs = (links @ links.transpose(0, 2, 1)) > 0  # (E, U, U)
     return np.where(connected.any(axis=2), (shares_bs * ue_reward[:, None, :]).sum(axis=2), ue_reward)
+
+
+def neighbourhood_average_reward(connected, in_range, ue_reward):
+    """DeepCoMP's `avg` multi-agent reward: the mean of ue_reward over the UEs connected to the BSs in
+    range of each UE, a UE counted once per such BS it is connected to, the UE itself included (added
+    once when it has no connection); its own reward when no UE is connected to a BS in its range.
+
+        R_u = (sum_{b in range(u)} sum_{v at b} r_v + [u unconnected] r_u)
+              / (sum_{b in range(u)} n_b + [u unconnected])
+
+    Unlike the competing-set sum, R_u does not grow with the number of neighbours, so neither
+    connecting more UEs (low load) nor disconnecting (high load) pays by itself [deepcomp].
+    connected, in_range (E, U, B) bool, ue_reward (E, U) -> (E, U).
+    """
+    bs_total = (connected * ue_reward[:, :, None]).sum(axis=1)  # (E, B) reward of the UEs at each BS
+    bs_count = connected.sum(axis=1)  # (E, B)
+    total = (in_range * bs_total[:, None, :]).sum(axis=2)  # (E, U)
+    count = (in_range * bs_count[:, None, :]).sum(axis=2)
+    alone = ~connected.any(axis=2)
+    mean = (total + alone * ue_reward) / np.maximum(count + alone, 1)
+    return np.where(count > 0, mean, ue_reward)
+
+
+def team_reward(connected, in_range, ue_reward, reward: str, aggregate: str):
+    """Each agent's reward (E, U) from the UEs' normalised utilities ue_reward (E, U) = u / 20."""
+    if reward == "central":
+        team = ue_reward.sum(axis=1) if aggregate == "sum" else ue_reward.mean(axis=1)
+        return np.repeat(team[:, None], ue_reward.shape[1], axis=1)
+    if aggregate == "sum":
+        return competing_set_reward(connected, ue_reward)
+    return neighbourhood_average_reward(connected, in_range, ue_reward)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -439,10 +479,7 @@ class CompEnv:
         ue_rate = rate.sum(axis=2)
         ue_utility = utility(ue_rate)
         ue_reward = ue_utility / UTILITY_MAX
-        if cfg.reward == "central":
-            reward = np.repeat(ue_reward.sum(axis=1, keepdims=True), self.n_agents, axis=1)
-        else:
-            reward = competing_set_reward(self.connected, ue_reward)
+        reward = team_reward(self.connected, self.in_range, ue_reward, cfg.reward, cfg.reward_aggregate)
         n_connections = self.connected.sum(axis=2)
         info = {
             "metrics": {
@@ -518,6 +555,32 @@ def random_policy(env: CompEnv):
 
 
 HEURISTICS = {"best_cell": best_cell, "full_comp": full_comp, "dynamic_comp": dynamic_comp, "random": random_policy}
+
+
+def full_information_reference(env: CompEnv, sweeps: int = 2):
+    """A per-step full-information reference (not a heuristic a UE could run, nor an upper bound):
+    every UE's choice (noop or toggle one BS) by greedy coordinate search, `sweeps` passes over the
+    UEs, each keeping the choice that most raises this step's mean utility, with the state known
+    (positions, rates, every UE's connections and sharing). Myopic: it does not look past the step."""
+    choice = np.zeros((env.num_envs, env.n_agents), dtype=np.int64)
+
+    def mean_utility(choice):  # the env's step 1-2 for a candidate joint choice, (E,)
+        toggle = choice[..., None] == np.arange(1, env.act_dim)
+        connected = env.connected ^ (toggle & (env.connected | env.in_range))
+        rate = shared_rate(connected, env.rate_unshared, env.ewma, env.bs_models)
+        return utility(rate.sum(axis=2)).mean(axis=1)
+
+    best = mean_utility(choice)
+    for _ in range(sweeps):
+        for ue in range(env.n_agents):
+            for candidate in range(env.act_dim):
+                trial = choice.copy()
+                trial[:, ue] = candidate
+                value = mean_utility(trial)
+                better = value > best
+                choice[better, ue] = candidate
+                best = np.where(better, value, best)
+    return _scores(choice, env.act_dim)
 
 
 # ----------------------------------------------------------------------------------------------
