@@ -14,10 +14,11 @@ System model (docs/comp.md, [deepcomp] unless marked [ours]):
   N0 = 1e-9 mW; no interference. Unshared rate r = bw log2(1 + SNR), bw = 9e6 (nominal units: the
   rate is 1 at about 46.2 m). A UE can connect to a BS only while SNR > 2e-8 (strict; about 68.9 m).
 - Sharing at a BS among its connected UEs: resource-fair (r_u / n, the default), rate-fair (everyone
-  gets 1 / sum_v 1/r_v), proportional-fair (time fractions proportional to r_u / ewma_u, where ewma_u
-  is the UE's total rate smoothed as 0.9 * current + 0.1 * old), max-cap (all time to the UE with the
-  largest r_u; ties go to the lowest UE index), and mixed (BS i uses resource-fair, rate-fair,
-  proportional-fair for i mod 3). A UE's total rate is the sum over its connections (CoMP).
+  gets 1 / sum_v 1/r_v), proportional-fair (time fractions proportional to r_u / ewma_u, where
+  ewma_u is the UE's total rate smoothed as 0.9 * current + 0.1 * old), max-cap (all time to the UE
+  with the largest r_u; ties go to the lowest UE index), and mixed (BS i uses resource-fair,
+  rate-fair, proportional-fair for i mod 3). A UE's total rate is the sum over its connections
+  (CoMP).
 - Utility u = clip(10 log10 rate, -20, 20), u = -20 at rate 0. Per-UE reward u / 20.
 - Random-waypoint movement: start at an integer point of the map, integer waypoints at least
   `waypoint_border_m` from the border, speed (integer m/step) drawn per leg from 1..3 (slow) or
@@ -45,8 +46,8 @@ Choices and differences, written down:
 - The competing set is taken from the connections at reward time (after the actions, before the
   move), following docs/comp.md ("reward computed after the actions and before the move");
   upstream forms it after the move, from the connections that survived it.
-- The EWMA is updated as upstream does: after the move, from the reward-time rates of the connections
-  that survived the move.
+- The EWMA is updated as upstream does: after the move, from the reward-time rates of the
+  connections that survived the move.
 - The initial position is an integer point of the whole map (upstream `randint(0, int(width))`), the
   waypoints integer points inside the border; medium's height 106.60 m thus gives waypoint y <= 96.
 - Heuristics act on the current state like upstream's (which read the observation): best-cell keeps
@@ -55,14 +56,16 @@ Choices and differences, written down:
   (eps = 0.8, upstream's value) first drops a connection whose relative SNR < eps, then connects the
   strongest selected BS.
 
-Per-step `info` (besides `metrics`, `final_obs`, `episode` of docs/INTERFACES.md), all at reward time:
-`ue_rate` (E, U) total rate, `ue_utility` (E, U) utility, `connected` (E, U, B) bool connections.
+Per-step `info` (besides `metrics`, `final_obs`, `episode` of docs/INTERFACES.md), all at reward
+time: `ue_rate` (E, U) total rate, `ue_utility` (E, U) utility, `connected` (E, U, B) bool
+connections.
 HEURISTICS: best_cell, full_comp, dynamic_comp (eps 0.8; `dynamic_comp(env, eps)` for others) and
 random (uniform scores, for reference); `full_information_reference`: a per-step greedy search with
 the state known, the room above the heuristics.
-PettingZoo: `comp_env.ParallelEnv(config=None, seed=None)` or `parallel_env(scenario, seed, **overrides)`.
-`metrics` (E,): `utility` (mean utility per UE), `rate` (mean total rate per UE), `connections_per_ue`,
-`unconnected_fraction`.
+PettingZoo: `comp_env.ParallelEnv(config=None, seed=None)` or
+`parallel_env(scenario, seed, **overrides)`.
+`metrics` (E,): `utility` (mean utility per UE), `rate` (mean total rate per UE),
+`connections_per_ue`, `unconnected_fraction`.
 """
 
 from __future__ import annotations
@@ -76,7 +79,8 @@ from typing import Literal
 
 import numpy as np
 
-from oran_env import evaluate, has_type  # noqa: F401  one evaluation and one config check for both simulators
+# one evaluation and one config check for both simulators
+from oran_env import evaluate, has_type  # noqa: F401
 
 SHARING_MODELS = ("resource-fair", "rate-fair", "proportional-fair", "max-cap", "mixed")
 MIXED_CYCLE = ("resource-fair", "rate-fair", "proportional-fair")  # BS i uses MIXED_CYCLE[i % 3]
@@ -92,21 +96,27 @@ class CompConfig:
     """Map width in metres [deepcomp: small 150, medium 120, large 230]."""
     map_height: float = 20.0 + 50.0 * math.sqrt(3.0)
     """Map height in metres [deepcomp: small 100, medium 106.60, large 260]."""
-    bs_positions: tuple[tuple[float, float], ...] = ((10.0, 10.0), (110.0, 10.0), (60.0, 10.0 + 50.0 * math.sqrt(3.0)))
-    """Base-station positions (x y pairs, metres) [deepcomp; medium: triangle of side 100 m, 10 m from the border]."""
+    bs_positions: tuple[tuple[float, float], ...] = (
+        (10.0, 10.0), (110.0, 10.0), (60.0, 10.0 + 50.0 * math.sqrt(3.0))
+    )
+    """Base-station positions (x y pairs, metres) [deepcomp; medium: triangle of side 100 m, 10 m
+    from the border]."""
     num_slow_ues: int = 3
     """Number of slow UEs (speed slow_speed) [ours: small 2, medium 3, large 10]."""
     num_fast_ues: int = 2
     """Number of fast UEs (speed fast_speed) [ours: small 1, medium 2, large 5]."""
     episode_length: int = 100
     """Steps per episode [deepcomp: 100]."""
-    sharing: Literal["resource-fair", "rate-fair", "proportional-fair", "max-cap", "mixed"] = "resource-fair"
+    sharing: Literal["resource-fair", "rate-fair", "proportional-fair", "max-cap", "mixed"] = (
+        "resource-fair"
+    )
     """How a BS shares its time among connected UEs [deepcomp v1.0 default: resource-fair]."""
     reward: Literal["multi", "central"] = "multi"
     """multi: each UE is paid for its neighbourhood; central: for all UEs [deepcomp]."""
     reward_aggregate: Literal["sum", "avg"] = "sum"
-    """How the UEs' u/20 are aggregated [deepcomp]: sum (multi: over the competing set, DeepCoMP v1.0)
-    or avg (multi: mean over the UEs at the BSs in range, DeepCoMP's later default; central: mean)."""
+    """How the UEs' u/20 are aggregated [deepcomp]: sum (multi: over the competing set, DeepCoMP
+    v1.0) or avg (multi: mean over the UEs at the BSs in range, DeepCoMP's later default; central:
+    mean)."""
     bandwidth_hz: float = 9e6
     """BS bandwidth bw in r = bw log2(1 + SNR) [deepcomp: 9e6]."""
     frequency_mhz: float = 2500.0
@@ -134,10 +144,13 @@ class CompConfig:
 
     def __post_init__(self):
         for f, kind in zip(dataclasses.fields(self), typing.get_type_hints(type(self)).values()):
-            value = getattr(self, f.name)  # types first (finite floats), so the range checks compare numbers
+            # types first (finite floats), so the range checks compare numbers
+            value = getattr(self, f.name)
             if not has_type(value, kind):
                 name = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
-                raise ValueError(f"CompConfig.{f.name} must be of type {name} (floats finite), got {value!r}")
+                raise ValueError(
+                    f"CompConfig.{f.name} must be of type {name} (floats finite), got {value!r}"
+                )
         def bad(field, expected, got):
             raise ValueError(f"CompConfig.{field} must be {expected}, got {got!r}")
 
@@ -158,7 +171,11 @@ class CompConfig:
             bad("bs_positions", "at least one (x, y) pair", self.bs_positions)
         for x, y in self.bs_positions:
             if not (0 <= x <= self.map_width and 0 <= y <= self.map_height):
-                bad("bs_positions", f"inside the map [0, {self.map_width}] x [0, {self.map_height}]", (x, y))
+                bad(
+                    "bs_positions",
+                    f"inside the map [0, {self.map_width}] x [0, {self.map_height}]",
+                    (x, y),
+                )
         for field in ("num_slow_ues", "num_fast_ues", "pause_steps"):
             value = getattr(self, field)
             if not (isinstance(value, (int, np.integer)) and value >= 0):
@@ -183,7 +200,11 @@ class CompConfig:
             setattr(self, field, (int(lo_hi[0]), int(lo_hi[1])))
         if not (0 <= math.ceil(self.waypoint_border_m)
                 <= int(min(self.map_width, self.map_height) - self.waypoint_border_m)):
-            bad("waypoint_border_m", "in [0, min(map_width, map_height) / 2]", self.waypoint_border_m)
+            bad(
+                "waypoint_border_m",
+                "in [0, min(map_width, map_height) / 2]",
+                self.waypoint_border_m,
+            )
 
     @property
     def num_ues(self) -> int:
@@ -195,7 +216,8 @@ class CompConfig:
 
 
 SCENARIOS: dict[str, CompConfig] = {
-    "small": CompConfig(map_width=150.0, map_height=100.0, bs_positions=((50.0, 50.0), (100.0, 50.0)),
+    "small": CompConfig(map_width=150.0, map_height=100.0,
+                        bs_positions=((50.0, 50.0), (100.0, 50.0)),
                         num_slow_ues=2, num_fast_ues=1),
     "medium": CompConfig(),  # the field defaults
     "large": CompConfig(map_width=230.0, map_height=260.0,
@@ -206,9 +228,12 @@ SCENARIOS: dict[str, CompConfig] = {
 
 
 def make_config(scenario: str, **overrides) -> CompConfig:
-    """A preset of SCENARIOS with some fields replaced; unknown scenario or field raises ValueError."""
+    """A preset of SCENARIOS with some fields replaced; unknown scenario or field raises
+    ValueError."""
     if scenario not in SCENARIOS:
-        raise ValueError(f"unknown comp_env scenario {scenario!r}; expected one of {sorted(SCENARIOS)}")
+        raise ValueError(
+            f"unknown comp_env scenario {scenario!r}; expected one of {sorted(SCENARIOS)}"
+        )
     fields = {f.name for f in dataclasses.fields(CompConfig)}
     for name in overrides:
         if name not in fields:
@@ -216,7 +241,9 @@ def make_config(scenario: str, **overrides) -> CompConfig:
     return dataclasses.replace(SCENARIOS[scenario], **overrides)
 
 
-def make_env(scenario: str = "medium", num_envs: int = 1, seed: int | None = None, **overrides) -> "CompEnv":
+def make_env(
+    scenario: str = "medium", num_envs: int = 1, seed: int | None = None, **overrides
+) -> "CompEnv":
     """The vectorised environment of a preset scenario with some config fields replaced."""
     return CompEnv(make_config(scenario, **overrides), num_envs=num_envs, seed=seed)
 
@@ -236,7 +263,8 @@ def path_loss_db(distance_m, cfg: CompConfig):
 
 
 def snr(ue_pos, bs_pos, cfg: CompConfig):
-    """SNR = 10^((P_tx - PL)/10) / N0, no interference. ue_pos (..., U, 2), bs_pos (B, 2) -> (..., U, B)."""
+    """SNR = 10^((P_tx - PL)/10) / N0, no interference. ue_pos (..., U, 2), bs_pos (B, 2) ->
+    (..., U, B)."""
     dx = ue_pos[..., :, None, 0] - bs_pos[:, 0]
     dy = ue_pos[..., :, None, 1] - bs_pos[:, 1]
     received_dbm = cfg.tx_power_dbm - path_loss_db(np.sqrt(dx * dx + dy * dy), cfg)
@@ -263,7 +291,8 @@ def sharing_fractions(connected, rate_unshared, ewma, model: str):
     elif model == "proportional-fair":
         weight = np.where(connected, rate_unshared / (ewma[..., None] + EPSILON), 0.0)
     elif model == "max-cap":
-        best = np.argmax(np.where(connected, rate_unshared, -np.inf), axis=1)  # (E, B), first on ties
+        # (E, B), first on ties
+        best = np.argmax(np.where(connected, rate_unshared, -np.inf), axis=1)
         return connected & (np.arange(connected.shape[1])[None, :, None] == best[:, None, :])
     else:
         raise ValueError(f"unknown sharing model {model!r}; expected one of {SHARING_MODELS[:-1]}")
@@ -279,13 +308,16 @@ def bs_sharing_models(cfg: CompConfig) -> list[str]:
 
 
 def shared_rate(connected, rate_unshared, ewma, models: list[str]):
-    """Rate each UE gets from each BS after sharing, (E, U, B); a UE's CoMP rate is the sum over B."""
+    """Rate each UE gets from each BS after sharing, (E, U, B); a UE's CoMP rate is the sum
+    over B."""
     if len(set(models)) == 1:
         return sharing_fractions(connected, rate_unshared, ewma, models[0]) * rate_unshared
     fraction = np.zeros(connected.shape)
     for model in set(models):
         at_bs = np.array([m == model for m in models])  # (B,)
-        fraction = np.where(at_bs, sharing_fractions(connected, rate_unshared, ewma, model), fraction)
+        fraction = np.where(
+            at_bs, sharing_fractions(connected, rate_unshared, ewma, model), fraction
+        )
     return fraction * rate_unshared
 
 
@@ -303,13 +335,16 @@ def competing_set_reward(connected, ue_reward):
     """
     links = connected.astype(np.float64)
     shares_bs = (links @ links.transpose(0, 2, 1)) > 0  # (E, U, U)
-    return np.where(connected.any(axis=2), (shares_bs * ue_reward[:, None, :]).sum(axis=2), ue_reward)
+    return np.where(
+        connected.any(axis=2), (shares_bs * ue_reward[:, None, :]).sum(axis=2), ue_reward
+    )
 
 
 def neighbourhood_average_reward(connected, in_range, ue_reward):
-    """DeepCoMP's `avg` multi-agent reward: the mean of ue_reward over the UEs connected to the BSs in
-    range of each UE, a UE counted once per such BS it is connected to, the UE itself included (added
-    once when it has no connection); its own reward when no UE is connected to a BS in its range.
+    """DeepCoMP's `avg` multi-agent reward: the mean of ue_reward over the UEs connected to the BSs
+    in range of each UE, a UE counted once per such BS it is connected to, the UE itself included
+    (added once when it has no connection); its own reward when no UE is connected to a BS in its
+    range.
 
         R_u = (sum_{b in range(u)} sum_{v at b} r_v + [u unconnected] r_u)
               / (sum_{b in range(u)} n_b + [u unconnected])
@@ -318,7 +353,8 @@ def neighbourhood_average_reward(connected, in_range, ue_reward):
     connecting more UEs (low load) nor disconnecting (high load) pays by itself [deepcomp].
     connected, in_range (E, U, B) bool, ue_reward (E, U) -> (E, U).
     """
-    bs_total = (connected * ue_reward[:, :, None]).sum(axis=1)  # (E, B) reward of the UEs at each BS
+    # (E, B) reward of the UEs at each BS
+    bs_total = (connected * ue_reward[:, :, None]).sum(axis=1)
     bs_count = connected.sum(axis=1)  # (E, B)
     total = (in_range * bs_total[:, None, :]).sum(axis=2)  # (E, U)
     count = (in_range * bs_count[:, None, :]).sum(axis=2)
@@ -366,19 +402,27 @@ class CompEnv:
         self.bs_models = bs_sharing_models(config)
         self.is_fast = np.arange(self.n_agents) >= config.num_slow_ues  # (U,) slow UEs first
         self.rng = np.random.default_rng(seed)
-        self.policy_rng = np.random.default_rng(None if seed is None else (seed, 1))  # for `random_policy`
+        # for `random_policy`
+        self.policy_rng = np.random.default_rng(None if seed is None else (seed, 1))
         self.reset()
 
     # -- movement ------------------------------------------------------------------------------
 
     def _draw_legs(self):
-        """A fresh waypoint (E, U, 2) and speed (E, U) for every UE (callers keep what they need)."""
+        """A fresh waypoint (E, U, 2) and speed (E, U) for every UE (callers keep what they
+        need)."""
         cfg = self.config
         border = cfg.waypoint_border_m
         high = np.array([int(cfg.map_width - border), int(cfg.map_height - border)]) + 1
-        waypoint = self.rng.integers(math.ceil(border), high, size=(self.num_envs, self.n_agents, 2)).astype(np.float64)
-        slow = self.rng.integers(cfg.slow_speed[0], cfg.slow_speed[1] + 1, size=(self.num_envs, self.n_agents))
-        fast = self.rng.integers(cfg.fast_speed[0], cfg.fast_speed[1] + 1, size=(self.num_envs, self.n_agents))
+        waypoint = self.rng.integers(
+            math.ceil(border), high, size=(self.num_envs, self.n_agents, 2)
+        ).astype(np.float64)
+        slow = self.rng.integers(
+            cfg.slow_speed[0], cfg.slow_speed[1] + 1, size=(self.num_envs, self.n_agents)
+        )
+        fast = self.rng.integers(
+            cfg.fast_speed[0], cfg.fast_speed[1] + 1, size=(self.num_envs, self.n_agents)
+        )
         return waypoint, np.where(self.is_fast, fast, slow).astype(np.float64)
 
     def _move(self):
@@ -416,8 +460,12 @@ class CompEnv:
         """obs (E, U, 3B + 1): connected, relative SNR, utility / 20, BS utilisation."""
         relative_snr = self.snr / self.snr.max(axis=2, keepdims=True)
         own_utility = utility(self.rate.sum(axis=2))[..., None] / UTILITY_MAX
-        load = np.broadcast_to(self.connected.sum(axis=1, keepdims=True) / self.n_agents, self.connected.shape)
-        return np.concatenate([self.connected, relative_snr, own_utility, load], axis=2).astype(np.float32)
+        load = np.broadcast_to(
+            self.connected.sum(axis=1, keepdims=True) / self.n_agents, self.connected.shape
+        )
+        return np.concatenate(
+            [self.connected, relative_snr, own_utility, load], axis=2
+        ).astype(np.float32)
 
     # -- API -----------------------------------------------------------------------------------
 
@@ -447,29 +495,38 @@ class CompEnv:
         if actions.dtype.kind != "f":
             raise ValueError(f"actions must be a float array, got dtype {actions.dtype}")
         if actions.shape != expected:
-            raise ValueError(f"actions must have shape (num_envs, n_agents, act_dim) = {expected}, got {actions.shape}")
+            raise ValueError(
+                f"actions must have shape (num_envs, n_agents, act_dim) = {expected}, "
+                f"got {actions.shape}"
+            )
         if not np.all(np.isfinite(actions)):
             raise ValueError("actions contain NaN or inf")
         if actions.min() < -1.0 or actions.max() > 1.0:
-            raise ValueError(f"actions must lie in [-1, 1], got values in [{actions.min()}, {actions.max()}]")
+            raise ValueError(
+                f"actions must lie in [-1, 1], got values in [{actions.min()}, {actions.max()}]"
+            )
         return actions
 
     def step(self, actions):
-        """Apply actions (E, U, B+1) -> (obs, reward (E, U), terminated (E,), truncated (E,), info)."""
+        """Apply actions (E, U, B+1) -> (obs, reward (E, U), terminated (E,), truncated (E,),
+        info)."""
         return self.step_choices(self._check_actions(actions).argmax(axis=2))
 
     def step_choices(self, choice):
         """Apply integer choices (E, U) in 0..B (0 = noop, i = toggle BS i) -> as `step`.
 
-        The entry point for discrete policies (PPO's categorical actions); `step` takes the argmax of
-        its scores and calls this.
+        The entry point for discrete policies (PPO's categorical actions); `step` takes the argmax
+        of its scores and calls this.
         """
         choice = np.asarray(choice)
         if choice.dtype.kind not in "iu" or choice.shape != (self.num_envs, self.n_agents):
             raise ValueError(f"choices must be an integer array of shape (num_envs, n_agents) = "
                              f"{(self.num_envs, self.n_agents)}, got {choice.dtype} {choice.shape}")
         if choice.min() < 0 or choice.max() > self.num_bs:
-            raise ValueError(f"choices must lie in 0..{self.num_bs}, got values in [{choice.min()}, {choice.max()}]")
+            raise ValueError(
+                f"choices must lie in 0..{self.num_bs}, "
+                f"got values in [{choice.min()}, {choice.max()}]"
+            )
         cfg = self.config
         # 1. all UEs act at once: choice 0 = noop, choice i toggles BS i (connect only in range)
         toggle = choice[..., None] == np.arange(1, self.act_dim)  # (E, U, B)
@@ -479,7 +536,9 @@ class CompEnv:
         ue_rate = rate.sum(axis=2)
         ue_utility = utility(ue_rate)
         ue_reward = ue_utility / UTILITY_MAX
-        reward = team_reward(self.connected, self.in_range, ue_reward, cfg.reward, cfg.reward_aggregate)
+        reward = team_reward(
+            self.connected, self.in_range, ue_reward, cfg.reward, cfg.reward_aggregate
+        )
         n_connections = self.connected.sum(axis=2)
         info = {
             "metrics": {
@@ -496,7 +555,10 @@ class CompEnv:
         self._move()
         self._update_radio()
         self.connected &= self.in_range
-        self.ewma = cfg.ewma_weight * (rate * self.connected).sum(axis=2) + (1.0 - cfg.ewma_weight) * self.ewma
+        self.ewma = (
+            cfg.ewma_weight * (rate * self.connected).sum(axis=2)
+            + (1.0 - cfg.ewma_weight) * self.ewma
+        )
         self.rate = self._shared_rate()
         obs = self._observe()
 
@@ -513,7 +575,8 @@ class CompEnv:
 
 
 # ----------------------------------------------------------------------------------------------
-# Heuristic baselines: policy(env) -> actions (E, U, B+1), scores whose argmax is the intended choice
+# Heuristic baselines: policy(env) -> actions (E, U, B+1), scores whose argmax is the intended
+# choice
 
 
 def _scores(choice, act_dim):
@@ -531,7 +594,8 @@ def best_cell(env: CompEnv):
 
 
 def full_comp(env: CompEnv):
-    """Full CoMP: connect to the strongest BS not yet connected, one per step (out of range: no-op)."""
+    """Full CoMP: connect to the strongest BS not yet connected, one per step (out of range:
+    no-op)."""
     free = ~env.connected
     strongest_free = np.where(free, env.snr, -np.inf).argmax(axis=2)
     choice = np.where(free.any(axis=2), strongest_free + 1, 0)
@@ -539,7 +603,8 @@ def full_comp(env: CompEnv):
 
 
 def dynamic_comp(env: CompEnv, eps: float = 0.8):
-    """Dynamic CoMP: keep the BSs with SNR >= eps * best SNR; drop others first, then add the strongest."""
+    """Dynamic CoMP: keep the BSs with SNR >= eps * best SNR; drop others first, then add the
+    strongest."""
     selected = env.snr >= eps * env.snr.max(axis=2, keepdims=True)
     drop = env.connected & ~selected
     add = selected & ~env.connected
@@ -550,18 +615,25 @@ def dynamic_comp(env: CompEnv, eps: float = 0.8):
 
 
 def random_policy(env: CompEnv):
-    """Uniform random scores in [-1, 1] (from the env's separate policy generator), for reference."""
+    """Uniform random scores in [-1, 1] (from the env's separate policy generator), for
+    reference."""
     return env.policy_rng.uniform(-1.0, 1.0, (env.num_envs, env.n_agents, env.act_dim))
 
 
-HEURISTICS = {"best_cell": best_cell, "full_comp": full_comp, "dynamic_comp": dynamic_comp, "random": random_policy}
+HEURISTICS = {
+    "best_cell": best_cell,
+    "full_comp": full_comp,
+    "dynamic_comp": dynamic_comp,
+    "random": random_policy,
+}
 
 
 def full_information_reference(env: CompEnv, sweeps: int = 2):
     """A per-step full-information reference (not a heuristic a UE could run, nor an upper bound):
     every UE's choice (noop or toggle one BS) by greedy coordinate search, `sweeps` passes over the
     UEs, each keeping the choice that most raises this step's mean utility, with the state known
-    (positions, rates, every UE's connections and sharing). Myopic: it does not look past the step."""
+    (positions, rates, every UE's connections and sharing). Myopic: it does not look past the
+    step."""
     choice = np.zeros((env.num_envs, env.n_agents), dtype=np.int64)
 
     def mean_utility(choice):  # the env's step 1-2 for a candidate joint choice, (E,)
@@ -588,7 +660,8 @@ def full_information_reference(env: CompEnv, sweeps: int = 2):
 
 
 def _observation_bounds(env):
-    b = env.num_bs  # connected, relative SNR in [0, 1]; utility / 20 in [-1, 1]; BS utilisation in [0, 1]
+    # connected, relative SNR in [0, 1]; utility / 20 in [-1, 1]; BS utilisation in [0, 1]
+    b = env.num_bs
     low = np.concatenate([np.zeros(2 * b), [-1.0], np.zeros(b)]).astype(np.float32)
     return low, np.ones_like(low)
 
@@ -599,9 +672,15 @@ def _parallel_env_class():
     from pettingzoo_adapter import make_parallel_env_class
 
     return make_parallel_env_class(
-        "comp_env_v0", lambda config, seed: CompEnv(config or make_config("medium"), num_envs=1, seed=seed), "ue",
+        "comp_env_v0",
+        lambda config, seed: CompEnv(config or make_config("medium"), num_envs=1, seed=seed),
+        "ue",
         _observation_bounds,
-        lambda info, i: {"rate": float(info["ue_rate"][0, i]), "utility": float(info["ue_utility"][0, i])})
+        lambda info, i: {
+            "rate": float(info["ue_rate"][0, i]),
+            "utility": float(info["ue_utility"][0, i]),
+        },
+    )
 
 
 def parallel_env(scenario: str = "medium", seed: int | None = None, **overrides):

@@ -10,7 +10,8 @@ from pettingzoo import ParallelEnv
 
 
 def make_parallel_env_class(name, make_vec_env, agent_prefix, observation_bounds, agent_info):
-    """A `ParallelEnv` class whose instances wrap `make_vec_env(config, seed)` (a vectorised env, E = 1).
+    """A `ParallelEnv` class whose instances wrap `make_vec_env(config, seed)` (a vectorised env,
+    E = 1).
 
     agent_prefix: agents are `{agent_prefix}_0` ... `{agent_prefix}_{N-1}`.
     observation_bounds(env) -> (low, high), float32 arrays (obs_dim,) of the observation box.
@@ -48,7 +49,9 @@ def make_parallel_env_class(name, make_vec_env, agent_prefix, observation_bounds
                 raise RuntimeError("the episode has ended; call reset() before step()")
             missing = [a for a in self.agents if a not in actions]
             if missing:
-                raise ValueError(f"actions: expected an action for every live agent, missing {missing}")
+                raise ValueError(
+                    f"actions: expected an action for every live agent, missing {missing}"
+                )
             joint = np.stack([np.asarray(actions[a]) for a in self.agents])[None]  # (1, N, act_dim)
             obs, reward, terminated, truncated, info = self.env.step(joint)
             if truncated[0]:

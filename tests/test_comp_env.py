@@ -8,7 +8,9 @@ import comp_env as ce
 
 def unshared_rate_at(distance_m, cfg=None):
     cfg = cfg or ce.make_config("medium")
-    ue = np.stack([np.asarray(distance_m, dtype=float), np.zeros_like(distance_m, dtype=float)], axis=-1)
+    ue = np.stack(
+        [np.asarray(distance_m, dtype=float), np.zeros_like(distance_m, dtype=float)], axis=-1
+    )
     return ce.unshared_rate(ce.snr(ue, np.zeros((1, 2)), cfg), cfg)[..., 0]
 
 
@@ -20,7 +22,9 @@ def snr_at(distance_m, cfg=None):
 
 def static_env(scenario="small", **overrides):
     """An environment whose UEs never move (speed 0), so that only the actions change the state."""
-    return ce.make_env(scenario, num_envs=1, seed=0, slow_speed=(0, 0), fast_speed=(0, 0), **overrides)
+    return ce.make_env(
+        scenario, num_envs=1, seed=0, slow_speed=(0, 0), fast_speed=(0, 0), **overrides
+    )
 
 
 def place(env, positions):
@@ -71,7 +75,9 @@ def test_threshold_is_strict():
 
 
 def test_utility_values():
-    np.testing.assert_allclose(ce.utility([0.0, 1.0, 100.0, 1e6, 1e-9, 10.0]), [-20, 0, 20, 20, -20, 10])
+    np.testing.assert_allclose(
+        ce.utility([0.0, 1.0, 100.0, 1e6, 1e-9, 10.0]), [-20, 0, 20, 20, -20, 10]
+    )
 
 
 # -- sharing models --------------------------------------------------------------------------------
@@ -107,7 +113,9 @@ def test_rate_fair_gives_equal_rates():
     rate = ce.shared_rate(connected, rate_unshared, ewma, ["rate-fair"] * 3)
     for e, b in zip(*np.nonzero(connected.any(axis=1))):
         at_bs = rate[e, connected[e, :, b], b]
-        np.testing.assert_allclose(at_bs, 1.0 / np.sum(1.0 / rate_unshared[e, connected[e, :, b], b]))
+        np.testing.assert_allclose(
+            at_bs, 1.0 / np.sum(1.0 / rate_unshared[e, connected[e, :, b], b])
+        )
 
 
 def test_resource_fair_splits_rate_by_number_of_ues():
@@ -117,7 +125,9 @@ def test_resource_fair_splits_rate_by_number_of_ues():
     np.testing.assert_allclose(rate, np.where(connected, rate_unshared / np.maximum(n, 1), 0.0))
 
 
-@pytest.mark.parametrize("sharing", ["resource-fair", "rate-fair", "proportional-fair", "max-cap", "mixed"])
+@pytest.mark.parametrize(
+    "sharing", ["resource-fair", "rate-fair", "proportional-fair", "max-cap", "mixed"]
+)
 def test_adding_a_connection_never_lowers_own_total_rate(sharing):
     rng = np.random.default_rng(5)
     models = ce.bs_sharing_models(ce.make_config("medium", sharing=sharing))
@@ -127,14 +137,17 @@ def test_adding_a_connection_never_lowers_own_total_rate(sharing):
     for i in range(0, len(e), 7):
         added = connected.copy()
         added[e[i], u[i], b[i]] = True
-        after = ce.shared_rate(added[e[i]][None], rate_unshared[e[i]][None], ewma[e[i]][None], models)
+        after = ce.shared_rate(
+            added[e[i]][None], rate_unshared[e[i]][None], ewma[e[i]][None], models
+        )
         assert after[0, u[i]].sum() >= before[e[i], u[i]] * (1 - 1e-12)
 
 
 def test_comp_rates_add_up():
     env = static_env()
     mid = env.bs_pos.mean(axis=0)
-    place(env, [mid, mid + [200.0, 0.0], mid + [200.0, 40.0]])  # UE 0 between both BSs, the others far
+    # UE 0 between both BSs, the others far
+    place(env, [mid, mid + [200.0, 0.0], mid + [200.0, 40.0]])
     _, _, _, _, info = env.step(toggle(env, [1, 0, 0]))
     single = info["ue_rate"][0, 0]
     _, _, _, _, info = env.step(toggle(env, [2, 0, 0]))
@@ -172,7 +185,9 @@ def test_ue_moving_out_of_range_is_disconnected():
 
 
 def test_random_waypoint_pauses_two_steps_and_never_exceeds_speed():
-    env = ce.make_env("small", num_envs=32, seed=8, num_slow_ues=3, num_fast_ues=3, episode_length=10_000)
+    env = ce.make_env(
+        "small", num_envs=32, seed=8, num_slow_ues=3, num_fast_ues=3, episode_length=10_000
+    )
     noop = np.zeros((env.num_envs, env.n_agents, env.act_dim))
     noop[..., 0] = 1.0
     positions, waypoints, speeds = [env.position.copy()], [env.waypoint.copy()], [env.speed.copy()]
@@ -194,7 +209,8 @@ def test_random_waypoint_pauses_two_steps_and_never_exceeds_speed():
     t = t + 1
     np.testing.assert_array_equal(pos[t + 1, e, u], pos[t, e, u])
     np.testing.assert_array_equal(pos[t + 2, e, u], pos[t, e, u])
-    # third step: a new leg starts (new waypoint) and the UE moves, unless the new waypoint is right here
+    # third step: a new leg starts (new waypoint) and the UE moves, unless the new waypoint is right
+    # here
     new_leg = np.any(wp[t + 3, e, u] != wp[t, e, u], axis=-1)
     left = np.any(pos[t + 3, e, u] != pos[t, e, u], axis=-1)
     assert np.all(new_leg & (left | np.all(wp[t + 3, e, u] == pos[t, e, u], axis=-1)))
@@ -233,7 +249,9 @@ def test_reward_is_competing_set_or_central_sum(reward):
                 if reward == "central":
                     expected = own[e].sum()
                 elif conn[e, u].any():
-                    expected = sum(own[e, v] for v in range(env.n_agents) if (conn[e, u] & conn[e, v]).any())
+                    expected = sum(
+                        own[e, v] for v in range(env.n_agents) if (conn[e, u] & conn[e, v]).any()
+                    )
                 else:
                     expected = own[e, u]
                 assert r[e, u] == pytest.approx(expected, rel=1e-5, abs=1e-6)
@@ -244,10 +262,16 @@ def test_reward_is_taken_before_the_move_and_observation_after():
     for _ in range(20):
         env.step(ce.dynamic_comp(env))
     connected = env.connected.copy()
-    expected_rate = ce.shared_rate(connected, env.rate_unshared, env.ewma, env.bs_models).sum(axis=2)
-    obs, _, _, _, info = env.step(np.where(np.arange(env.act_dim) == 0, 1.0, -1.0) * np.ones((4, env.n_agents, 1)))
+    expected_rate = ce.shared_rate(
+        connected, env.rate_unshared, env.ewma, env.bs_models
+    ).sum(axis=2)
+    obs, _, _, _, info = env.step(
+        np.where(np.arange(env.act_dim) == 0, 1.0, -1.0) * np.ones((4, env.n_agents, 1))
+    )
     np.testing.assert_allclose(info["ue_rate"], expected_rate)  # noop: rates before the move
-    np.testing.assert_allclose(obs[..., 2 * env.num_bs], ce.utility(env.rate.sum(axis=2)) / 20, atol=1e-6)
+    np.testing.assert_allclose(
+        obs[..., 2 * env.num_bs], ce.utility(env.rate.sum(axis=2)) / 20, atol=1e-6
+    )
     np.testing.assert_allclose(obs[..., :env.num_bs], env.connected)
 
 
@@ -265,7 +289,10 @@ def test_same_seed_same_episode_and_auto_reset():
             if trunc.all():
                 assert info["episode"]["return"].shape == (3, env.n_agents)
                 np.testing.assert_array_equal(info["episode"]["length"], 20)
-                assert info["final_obs"].shape == obs.shape and not np.array_equal(info["final_obs"], obs)
+                assert (
+                    info["final_obs"].shape == obs.shape
+                    and not np.array_equal(info["final_obs"], obs)
+                )
                 assert not obs[..., :env.num_bs].any()  # fresh episode: no connections
         return out
 
@@ -281,7 +308,9 @@ def test_metrics_shapes_and_values():
     assert set(m) >= {"utility", "rate", "connections_per_ue", "unconnected_fraction"}
     assert all(v.shape == (5,) for v in m.values())
     np.testing.assert_allclose(m["utility"], ce.utility(info["ue_rate"]).mean(axis=1))
-    np.testing.assert_allclose(m["connections_per_ue"] + 0, info["connected"].sum(axis=2).mean(axis=1))
+    np.testing.assert_allclose(
+        m["connections_per_ue"] + 0, info["connected"].sum(axis=2).mean(axis=1)
+    )
 
 
 # -- heuristics ------------------------------------------------------------------------------------
@@ -300,7 +329,9 @@ def test_heuristics_behave_as_described():
         if name == "full_comp":  # after 60 steps almost every in-range BS is held
             assert (env.connected | ~env.in_range).mean() > 0.95
         if name == "best_cell":
-            connected_best = np.take_along_axis(env.connected, env.snr.argmax(axis=2)[..., None], 2)[..., 0]
+            connected_best = np.take_along_axis(
+                env.connected, env.snr.argmax(axis=2)[..., None], 2
+            )[..., 0]
             assert connected_best[env.in_range.any(axis=2)].mean() > 0.8
 
 
@@ -315,7 +346,10 @@ def test_dynamic_comp_eps_limits():
 
 def test_api_attributes():
     env = ce.make_env("large", num_envs=2)
-    assert (env.num_envs, env.n_agents, env.obs_dim, env.act_dim, env.episode_length) == (2, 15, 22, 8, 100)
+    assert (
+        (env.num_envs, env.n_agents, env.obs_dim, env.act_dim, env.episode_length)
+        == (2, 15, 22, 8, 100)
+    )
     assert set(ce.SCENARIOS) == {"small", "medium", "large"}
     assert ce.make_config("small").bs_positions == ((50.0, 50.0), (100.0, 50.0))
     assert ce.make_config("medium").bs_positions[2] == pytest.approx((60.0, 96.60), abs=0.01)
@@ -327,7 +361,11 @@ def test_config_fields_are_documented_and_parse_with_tyro():
 
     tyro = pytest.importorskip("tyro")
     body = ast.parse(inspect.getsource(ce.CompConfig)).body[0].body
-    fields = [(stmt.target.id, nxt) for stmt, nxt in zip(body, body[1:]) if isinstance(stmt, ast.AnnAssign)]
+    fields = [
+        (stmt.target.id, nxt)
+        for stmt, nxt in zip(body, body[1:])
+        if isinstance(stmt, ast.AnnAssign)
+    ]
     assert len(fields) == len(ce.dataclasses.fields(ce.CompConfig))
     undocumented = [name for name, nxt in fields
                     if not (isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant))]
@@ -335,7 +373,9 @@ def test_config_fields_are_documented_and_parse_with_tyro():
     cfg = tyro.cli(ce.CompConfig, default=ce.make_config("large"),
                    args=["--sharing", "mixed", "--num-fast-ues", "0", "--slow-speed", "2", "4"])
     assert (cfg.sharing, cfg.num_fast_ues, cfg.slow_speed, cfg.num_bs) == ("mixed", 0, (2, 4), 7)
-    cfg = tyro.cli(ce.CompConfig, args=["--bs-positions", "10", "10", "50", "50", "--reward", "central"])
+    cfg = tyro.cli(
+        ce.CompConfig, args=["--bs-positions", "10", "10", "50", "50", "--reward", "central"]
+    )
     assert cfg.bs_positions == ((10.0, 10.0), (50.0, 50.0)) and cfg.reward == "central"
 
 
@@ -385,7 +425,9 @@ def test_pettingzoo_parallel_api():
     assert all(env.observation_space(a).contains(o) for a, o in obs.items())
     steps = 0
     while env.agents:
-        obs, rewards, term, trunc, infos = env.step({a: env.action_space(a).sample() for a in env.agents})
+        obs, rewards, term, trunc, infos = env.step(
+            {a: env.action_space(a).sample() for a in env.agents}
+        )
         assert all(env.observation_space(a).contains(o) for a, o in obs.items())
         steps += 1
     assert steps == 30 and all(trunc.values())
