@@ -42,7 +42,7 @@ class Experiment:
     flags: tuple[str, ...] = ()  # flags of every run, after the method's
     per_scenario: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (scenario, flags), after `flags`
     per_scenario_steps: tuple[tuple[str, int], ...] = ()
-    only: tuple[str, ...] = ()  # run names or their prefixes <variant>__<rho>__<scenario> (empty: all)
+    only: tuple[str, ...] = ()  # run names, or prefixes <variant>__<rho>__<scenario>; () = all
     references: tuple[str, ...] = ()  # reference rows (REFERENCE_ROWS names), once per scenario
     env_options: tuple[tuple[str, str], ...] = ()  # environment options of the reference rows
     eval_episodes: int = 32  # episodes of the reference rows (= the runs' --eval-episodes)
@@ -91,33 +91,43 @@ PAPER_METHODS = (NOSAM, L2_METHOD) + tuple(sam(v, r) for r in ("equal", "unequal
 NON_RB = ("--num-envs", "1", "--alpha-init", "1.0", "--init-bias", "0")
 # The CPU budget of the slice_share grids: the compact action (3 numbers per DU), batch 128,
 # 1,000 warm-up steps, an evaluation every 500 steps, models saved for the transfer rows
-BUDGET = ("--batch-size", "128", "--learning-starts", "1000", "--eval-interval", "500", "--save-model")
+BUDGET = ("--batch-size", "128", "--learning-starts", "1000", "--eval-interval", "500",
+          "--save-model")
 CPU_BUDGET = ("--action-mode", "slice_share", *NON_RB, *BUDGET)
+
+
+def rb_values(num_envs, gamma, target_entropy, lr_decay_to) -> tuple[str, ...]:
+    """The four flags in which the RB-level jobs of `small` and `paper` differ."""
+    return ("--num-envs", f"{num_envs}", "--gamma", f"{gamma}", "--target-entropy",
+            f"{target_entropy}", "--lr-decay-to", f"{lr_decay_to}")
+
+
 # `small`'s RB-level values [ours]: a shorter horizon, a higher entropy target, decaying rates
-RB_SMALL = ("--num-envs", "1", "--gamma", "0.9", "--target-entropy", "-0.5", "--lr-decay-to", "0")
-# `paper`'s RB-level values, spelled for `small`
-PAPER_VALUES = ("--num-envs", "2", "--gamma", "0.99", "--target-entropy", "-1", "--lr-decay-to", "1")
+RB_SMALL = rb_values(1, 0.9, -0.5, 0)
+PAPER_VALUES = rb_values(2, 0.99, -1, 1)  # `paper`'s RB-level values, spelled for `small`
 HEURISTIC_ROWS = ("static_equal", "urllc_first", "ue_count", "pf_no_slicing", "random")
 ALL_ORAN_ROWS = HEURISTIC_ROWS + ("demand_proportional", "full_info")
 SPLITS = tuple(f"split-{1 - m - u:.2f}-{m:g}-{u:g}" for m in (0.04, 0.08, 0.12)
                for u in (0.08, 0.12, 0.16, 0.2, 0.24))  # constant RB shares eMBB-mMTC-URLLC
-UE_COUNT_RULES = tuple(f"ue_count-{u:g}-{m:g}" for u in (0.5, 1, 1.5, 2) for m in (0.1, 0.2, 0.3, 0.5))
+UE_COUNT_RULES = tuple(f"ue_count-{u:g}-{m:g}" for u in (0.5, 1, 1.5, 2)
+                       for m in (0.1, 0.2, 0.3, 0.5))  # RBs per URLLC UE, per mMTC UE
 FIVE, TEN = (1, 2, 3, 4, 5), tuple(range(1, 11))
 
 
-def learning_check(doc, *, small=None, paper=(), methods=(NOSAM, TASAM_DYNAMIC), **kw) -> Experiment:
+def learning_check(doc, *, small=None, paper=(), methods=(NOSAM, TASAM_DYNAMIC),
+                   **kw) -> Experiment:
     """A learning-check entry: the scripts on the RB-level action (20k steps, 5 seeds) with
     `small`'s and `paper`'s flags (small=None: `paper` only)."""
     scenarios = ("paper",) if small is None else ("small", "paper")
     per = (("paper", tuple(paper)),) + ((("small", tuple(small)),) if small is not None else ())
-    return Experiment(doc, tuple(methods), scenarios, kw.pop("seeds", FIVE), kw.pop("steps", 20_000),
-                      ("--eval-episodes", "32"), per_scenario=per, **kw)
+    return Experiment(doc, tuple(methods), scenarios, kw.pop("seeds", FIVE),
+                      kw.pop("steps", 20_000), ("--eval-episodes", "32"), per_scenario=per, **kw)
 
 
 # The RB-level ablation of sac_marl_baseline.py: the defaults it started from (SAC's entropy
 # target, one env copy, gamma 0.99, constant learning rates), then one configuration each
-ABLATION_BASE = ("--target-entropy", "-1", "--num-envs", "1", "--gamma", "0.99", "--lr-decay-to", "1",
-                 "--checkpoint-interval", "0", "--eval-interval", "2000")
+ABLATION_BASE = ("--target-entropy", "-1", "--num-envs", "1", "--gamma", "0.99",
+                 "--lr-decay-to", "1", "--checkpoint-interval", "0", "--eval-interval", "2000")
 ABLATION = {
     "cleanrl": ("--alpha-init", "1", "--init-bias", "0"),
     "bias1": ("--alpha-init", "1", "--init-bias", "1"),
@@ -144,22 +154,25 @@ ABLATION = {
 }
 # the runs made of each configuration: (scenario, steps) -> {configuration: seeds}
 ABLATION_RUNS = {
-    ("paper", 20_000): {"alpha1e-3+bias1": 3, "anneal": 3, "gamma0.9": 1, "te-0.5": 3, "utd0.25": 3,
-                        "utd0.5": 3, "utd0.5+batch512": 2, "utd0.5+bias0.3": 2, "gamma0.9+te-0.5": 3,
-                        "gamma0.9+te-0.5+anneal": 3},
-    ("small", 20_000): {"alpha1e-3+bias1": 3, "anneal": 3, "batch1024": 3, "bias0": 3, "gamma0.9": 3,
-                        "lr3e-4": 3, "qlr1e-3": 3, "te-0.5": 3, "utd0.25": 3, "utd0.5": 3, "utd2": 3,
-                        "gamma0.9+te-0.5": 4, "gamma0.9+te-0.5+anneal": 5},
-    ("paper", 6_000): {"alpha1e-3+bias1": 3, "bias0": 3, "gamma0.9": 3, "qlr1e-3": 3, "te-0.5": 3, "utd2": 3},
+    ("paper", 20_000): {"alpha1e-3+bias1": 3, "anneal": 3, "gamma0.9": 1, "te-0.5": 3,
+                        "utd0.25": 3, "utd0.5": 3, "utd0.5+batch512": 2, "utd0.5+bias0.3": 2,
+                        "gamma0.9+te-0.5": 3, "gamma0.9+te-0.5+anneal": 3},
+    ("small", 20_000): {"alpha1e-3+bias1": 3, "anneal": 3, "batch1024": 3, "bias0": 3,
+                        "gamma0.9": 3, "lr3e-4": 3, "qlr1e-3": 3, "te-0.5": 3, "utd0.25": 3,
+                        "utd0.5": 3, "utd2": 3, "gamma0.9+te-0.5": 4, "gamma0.9+te-0.5+anneal": 5},
+    ("paper", 6_000): {"alpha1e-3+bias1": 3, "bias0": 3, "gamma0.9": 3, "qlr1e-3": 3,
+                       "te-0.5": 3, "utd2": 3},
 }
 
 
 def ablation_runs(steps: int) -> tuple[str, ...]:
-    return tuple(f"{name}__none__{scenario}__s{seed}" for (scenario, budget), runs in ABLATION_RUNS.items()
-                 if budget == steps for name, n in runs.items() for seed in range(1, n + 1))
+    return tuple(f"{name}__none__{scenario}__s{seed}"
+                 for (scenario, budget), runs in ABLATION_RUNS.items() if budget == steps
+                 for name, n in runs.items() for seed in range(1, n + 1))
 
 
-ABLATION_METHODS = tuple(Method(name, "none", SAC, ABLATION_BASE + flags) for name, flags in ABLATION.items())
+ABLATION_METHODS = tuple(Method(name, "none", SAC, ABLATION_BASE + flags)
+                         for name, flags in ABLATION.items())
 
 
 def ppo(mode: str, *flags: str) -> Method:
@@ -187,7 +200,8 @@ EXPERIMENTS: dict[str, Experiment] = {
     "rho_sweep": Experiment(
         "Actor/Critic/Both-SAM with a fixed rho in 0..0.06 (actor = critic rho)",
         tuple(fixed_rho(v, r) for v in ("actor-sam", "critic-sam", "both-sam")
-              for r in (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06)), ("paper",), TEN, 5_000, CPU_BUDGET),
+              for r in (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06)),
+        ("paper",), TEN, 5_000, CPU_BUDGET),
     "du_sweep": Experiment(
         "No-SAM and TA-SAM with 2..10 DUs and 200 UEs", (NOSAM, TASAM_DYNAMIC),
         tuple(f"du{n}" for n in (2, 4, 6, 8, 10)), TEN, 5_000, CPU_BUDGET),
@@ -210,31 +224,32 @@ EXPERIMENTS: dict[str, Experiment] = {
         "TA-SAM (dynamic rho) and No-SAM on `hetero`, RB-level action, the main job's defaults",
         (TASAM_DYNAMIC, NOSAM), ("hetero",), TEN, 20_000, ("--eval-episodes", "32"),
         references=ALL_ORAN_ROWS + SPLITS + UE_COUNT_RULES),
-    # --- the learning check: the scripts' RB-level jobs against the heuristics (docs/results.md) ---
+    # --- the learning check: the scripts' RB-level jobs against the heuristics ---
     "learning-check": learning_check(
         "the scripts' defaults (the main job on `paper`) and `small`'s RB-level values",
         small=RB_SMALL, references=HEURISTIC_ROWS),
     "learning-check-small-flags": learning_check(
-        "`small`'s RB-level values spelled as flags (they reproduce the default runs)", small=RB_SMALL,
-        methods=(NOSAM, TASAM_DYNAMIC)),
+        "`small`'s RB-level values spelled as flags (they reproduce the default runs)",
+        small=RB_SMALL),
     "learning-check-small-paper-defaults": learning_check(
         "`paper`'s values on `small` (the defaults there up to 240b555)", small=PAPER_VALUES),
     "learning-check-num-envs1": learning_check(
         "one update per env step (--num-envs 1), the RB-level default of the time",
-        small=("--num-envs", "1", "--gamma", "0.99", "--target-entropy", "-1", "--lr-decay-to", "1"),
+        small=rb_values(1, 0.99, -1, 1),
         paper=("--num-envs", "1"), only=("nosam__none__small", "nosam__none__paper",
                                         "ta-sam__dynamic__paper")),
     "learning-check-te-0.5": learning_check(
         "a higher entropy target (-0.5 act_dim), with one env copy",
-        small=("--num-envs", "1", "--gamma", "0.99", "--target-entropy", "-0.5", "--lr-decay-to", "1"),
+        small=rb_values(1, 0.99, -0.5, 1),
         paper=("--num-envs", "1", "--target-entropy", "-0.5"),
         only=("nosam__none__small", "nosam__none__paper", "ta-sam__dynamic__paper")),
     "learning-check-lr-decay0": learning_check(
         "learning rates decaying to 0 at the budget, with one env copy",
-        small=("--num-envs", "1", "--gamma", "0.99", "--target-entropy", "-1", "--lr-decay-to", "0"),
+        small=rb_values(1, 0.99, -1, 0),
         paper=("--num-envs", "1", "--lr-decay-to", "0"),
         only=("nosam__none__small", "nosam__none__paper", "ta-sam__dynamic__paper")),
-    "learning-check-bias0.3": learning_check("a smaller action-head bias", paper=("--init-bias", "0.3")),
+    "learning-check-bias0.3": learning_check("a smaller action-head bias",
+                                             paper=("--init-bias", "0.3")),
     "learning-check-batch512": learning_check("batch 512", paper=("--batch-size", "512")),
     "learning-check-batch512-small": learning_check(
         "batch 512 with `paper`'s values on `small`", small=PAPER_VALUES + ("--batch-size", "512"),
@@ -260,7 +275,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         "one change each from the ablation's base, 20k steps", ABLATION_METHODS, ("small", "paper"),
         FIVE, 20_000, ("--eval-episodes", "32"), only=ablation_runs(20_000), posthoc="decodings"),
     "rb-ablation-6k": Experiment(
-        "the ablation's short runs on `paper`, 6k steps", ABLATION_METHODS, ("paper",), (1, 2, 3), 6_000,
+        "the ablation's short runs on `paper`, 6k steps", ABLATION_METHODS, ("paper",), (1, 2, 3),
+        6_000,
         ("--eval-episodes", "32"), only=ablation_runs(6_000), posthoc="decodings"),
     "rb-ablation-5fc924f": Experiment(
         "the ablation's first runs, on the simulator before the work-conserving scheduler",
@@ -270,7 +286,8 @@ EXPERIMENTS: dict[str, Experiment] = {
     "ppo-comp": Experiment(
         "multi-agent and central PPO on DeepCoMP's medium and large scenarios",
         (ppo("multi", "--eval-load-factors", "1", "2", "4"), ppo("central")),
-        ("comp-medium", "comp-large"), FIVE, 200_000, ("--eval-episodes", "100", "--eval-seed", "0"),
+        ("comp-medium", "comp-large"), FIVE, 200_000,
+        ("--eval-episodes", "100", "--eval-seed", "0"),
         per_scenario=(("comp-medium", ("--eval-interval", "10000")),
                       ("comp-large", ("--eval-interval", "5000"))),
         per_scenario_steps=(("comp-large", 100_000),),
@@ -288,7 +305,8 @@ EXPERIMENTS: dict[str, Experiment] = {
     "comp-heuristics": Experiment(
         "DeepCoMP's heuristics on comp_env's scenarios (100 episodes, seed 0)", (),
         ("comp-small", "comp-medium", "comp-large"), (), 0,
-        references=("best_cell", "dynamic_comp", "full_comp", "random"), eval_episodes=100, eval_seed=0),
+        references=("best_cell", "dynamic_comp", "full_comp", "random"), eval_episodes=100,
+        eval_seed=0),
 }
 
 
@@ -297,17 +315,21 @@ def scenario_flags(script: str, scenario: str) -> tuple[str, ...]:
     if not scenario.startswith("comp-"):
         return ("--scenario", scenario)
     preset = scenario[len("comp-"):]
-    return ("--scenario", preset) if script == "ppo_comp.py" else ("--env-id", "comp", "--scenario", preset)
+    if script == "ppo_comp.py":
+        return ("--scenario", preset)
+    return ("--env-id", "comp", "--scenario", preset)
 
 
 def run_name(method: Method, scenario: str, seed: int) -> str:
     return f"{method.variant}__{method.rho}__{scenario}__s{seed}"
 
 
-def training_runs(exp: Experiment, seeds: tuple[int, ...] | None = None) -> list[tuple[Method, str, int]]:
+def training_runs(exp: Experiment,
+                  seeds: tuple[int, ...] | None = None) -> list[tuple[Method, str, int]]:
     """(method, scenario, seed) of every training run of an entry, seed-major (a grid cut short
     holds complete seeds of every method); `seeds` replaces the entry's."""
-    runs = [(m, s, seed) for seed in (seeds or exp.seeds) for s in exp.scenarios for m in exp.methods]
+    runs = [(m, s, seed) for seed in (seeds or exp.seeds) for s in exp.scenarios
+            for m in exp.methods]
     return [r for r in runs if not exp.only or any(
         run_name(*r) == p or run_name(*r).startswith(p + "__") for p in exp.only)]
 

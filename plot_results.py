@@ -152,7 +152,7 @@ class Run:
 
     @property
     def score(self) -> float:
-        return float(self.summary["score"])
+        return rec.run_score(self.summary)  # from the evaluations (the record's score is rounded)
 
     @property
     def best_return(self) -> float:
@@ -1276,7 +1276,7 @@ def readme_tables(args: Args, names) -> dict[str, str]:
     tables, notes = {}, []
     for name in names:
         experiment, _, part = name.partition("/")
-        folder = args.records / (part if experiment == "claims" and part else experiment)
+        folder = args.records / ((part or "paper") if experiment == "claims" else experiment)
         runs = load_grid(folder, notes) if folder.is_dir() else []
         if experiment == "claims":
             rows = claims_table({folder.name: runs}, args, folder.name) if runs else []

@@ -139,9 +139,9 @@ def parse_run_id(name: str) -> dict | None:
     return {"variant": parts[0], "rho": parts[1], "scenario": parts[2], "seed": int(parts[3][1:])}
 
 
-def scenario_token(args: dict) -> str:
+def scenario_token(args: dict, script: str = "") -> str:
     """The run name's scenario part: the O-RAN preset, or comp-<preset> for comp_env."""
-    env_id = args.get("env_id", "oran")
+    env_id = "comp" if Path(script).name == "ppo_comp.py" else args.get("env_id", "oran")
     return args["scenario"] if env_id == "oran" else f"{env_id}-{args['scenario']}"
 
 
@@ -165,11 +165,13 @@ def variant_of(script: str, args: dict) -> tuple[str, str]:
     radii = (float(args["rho_actor"]), float(args["rho_critic"]))
     if radii in RHO_NAMES:
         return variant, RHO_NAMES[radii]
-    return variant, f"fixed{radii[0]:g}" if radii[0] == radii[1] else f"fixed{radii[0]:g}-{radii[1]:g}"
+    if radii[0] == radii[1]:
+        return variant, f"fixed{radii[0]:g}"
+    return variant, f"fixed{radii[0]:g}-{radii[1]:g}"
 
 
 def run_name(script: str, args: dict) -> str:
-    return run_id(*variant_of(script, args), scenario_token(args), int(args["seed"]))
+    return run_id(*variant_of(script, args), scenario_token(args, script), int(args["seed"]))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -177,7 +179,8 @@ def run_name(script: str, args: dict) -> str:
 # ------------------------------------------------------------------------------------------------
 def eval_curve(record: dict) -> tuple[np.ndarray, np.ndarray]:
     """(steps, deterministic evaluation returns) of a run, in step order."""
-    hist = sorted((int(s), float(v)) for s, v, *_ in record.get("eval_history") or [] if v is not None)
+    hist = sorted((int(s), float(v)) for s, v, *_ in record.get("eval_history") or []
+                  if v is not None)
     return np.array([s for s, _ in hist], dtype=float), np.array([v for _, v in hist], dtype=float)
 
 
@@ -218,7 +221,8 @@ def make_record(experiment: str, run: str, *, kind: str, script: str, args: dict
     record = {"record_version": RECORD_VERSION, "experiment": experiment, "run": run, "kind": kind,
               "script": script, "args": args, "torch_threads": args.get("torch_threads"),
               "global_step": int(global_step), "wall_time_s": wall_time_s,
-              "eval_history": eval_history or [], "eval_sampled_history": eval_sampled_history or [],
+              "eval_history": eval_history or [],
+              "eval_sampled_history": eval_sampled_history or [],
               "final_eval": final, "best_eval_return": best_eval_return, "curves": curves or {},
               "converted": converted, "extra": extra or {}}
     if best_eval_return is None:  # the best evaluation, or the one evaluation of a row
@@ -258,7 +262,8 @@ def record_from_summary(summary: dict, experiment: str, run: str | None = None, 
     kind = kind_of(script)
     if run is None or (kind == "train" and parse_run_id(run) is None):
         run = run_name(script, summary["args"])
-    extra = {k: summary[k] for k in ("load_sweep", "num_ues", "num_bs", "eval_time_s") if k in summary}
+    extra = {k: summary[k] for k in ("load_sweep", "num_ues", "num_bs", "eval_time_s")
+             if k in summary}
     final, history = summary.get("final_eval") or {}, summary.get("eval_history") or []
     if script == "ppo_comp.py":
         final, history = ppo_final(final), [[h["step"], h["return"], h] for h in history]
@@ -321,7 +326,8 @@ def write_record(records_dir: Path, record: dict) -> Path:
     """Writes a valid record atomically to <records_dir>/<experiment>/<run>.json."""
     problems = validate(record)
     if problems:
-        raise ValueError(f"record {record.get('experiment')}/{record.get('run')}: {'; '.join(problems)}")
+        name = f"{record.get('experiment')}/{record.get('run')}"
+        raise ValueError(f"record {name}: {'; '.join(problems)}")
     path = record_path(records_dir, record["experiment"], record["run"])
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, record)
@@ -380,8 +386,8 @@ def old_code(rev: str, folder: Path, repo: Path = Path(__file__).resolve().paren
     """The training scripts and simulators of commit `rev`, written into `folder`."""
     for name in ("sac_marl_baseline.py", "sac_marl_l2.py", "tasam_marl_sac.py", "oran_env.py",
                  "comp_env.py", "pettingzoo_adapter.py"):
-        text = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:{name}"], capture_output=True,
-                              text=True, check=True).stdout
+        text = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:{name}"],
+                              capture_output=True, text=True, check=True).stdout
         (folder / name).write_text(text)
     return folder
 
@@ -396,10 +402,12 @@ def learning_check_argv(old: dict, flags: list[str]) -> list[str]:
 
 
 def convert_learning_check(paths: list[Path], experiment: str, records_dir: Path,
-                           flags: list[str] | None = None, rev: str = LEARNING_CHECK_CODE) -> list[Path]:
+                           flags: list[str] | None = None,
+                           rev: str = LEARNING_CHECK_CODE) -> list[Path]:
     """Records of the learning check's files ({script}__{scenario}__s{seed}.json: flags, histories,
     final QoS, no arguments): their complete arguments are what the scripts of commit `rev` make of
-    the learning check's command line with the record's flags (`flags` for records that have none)."""
+    the learning check's command line with the record's flags (`flags` for records that keep
+    none)."""
     olds = [json.loads(Path(p).read_text()) for p in paths]
     for path, old in zip(paths, olds):
         if old.get("flags") is None and flags is None:
@@ -413,14 +421,16 @@ def convert_learning_check(paths: list[Path], experiment: str, records_dir: Path
             group = [(p, o) for p, o in zip(paths, olds) if o["script"] == script]
             argvs = [learning_check_argv(o, o["flags"] if o.get("flags") is not None else flags)
                      for _, o in group]
-            for (path, old), argv, args in zip(group, argvs, resolve_args(Path(tmp) / script, argvs)):
+            resolved = resolve_args(Path(tmp) / script, argvs)
+            for (path, old), argv, args in zip(group, argvs, resolved):
                 if args["total_timesteps"] != old["total_timesteps"]:
                     raise ValueError(f"{path}: the flags give {args['total_timesteps']} steps, "
                                      f"the record {old['total_timesteps']}")
                 record = make_record(
                     experiment, run_name(script, args), kind="train", script=script, args=args,
                     global_step=old["total_timesteps"], wall_time_s=old["wall_time_s"],
-                    eval_history=old["eval_history"], eval_sampled_history=old["eval_sampled_history"],
+                    eval_history=old["eval_history"],
+                    eval_sampled_history=old["eval_sampled_history"],
                     final_eval={"episodic_return": old["eval_history"][-1][1],
                                 "sampled_episodic_return": old["eval_sampled_history"][-1][1],
                                 "metrics": old["final_qos"]},
@@ -447,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     val = sub.add_parser("validate", help="check every record under a folder")
     val.add_argument("paths", nargs="+", type=Path)
     args = p.parse_args(argv)
-    files = [f for path in args.paths for f in (sorted(path.rglob("*.json")) if path.is_dir() else [path])]
+    files = [f for path in args.paths
+             for f in (sorted(path.rglob("*.json")) if path.is_dir() else [path])]
     try:
         if args.command == "validate":
             bad = [(f, validate(json.loads(f.read_text()))) for f in files]

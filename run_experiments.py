@@ -60,7 +60,7 @@ FLAG_RUN_DIR, FLAG_RESUME, FLAG_THREADS = "--run-dir", "--resume", "--torch-thre
 MODEL_FILE = "model.pt"  # written by --save-model: {"actor", "qf", "hidden_sizes"}
 ENV_MODULES = {"oran": "oran_env", "comp": "comp_env"}  # env id -> simulator module
 CHECKPOINT, SUMMARY, LOCK, RUN_LOG = "checkpoint.pt", "summary.json", "run.lock", "runner.log"
-RAY_TOKEN = ".ray-driver-token"  # in <results-dir>/<experiment>/: a node that reads it shares the disk
+RAY_TOKEN = ".ray-driver-token"  # in <results-dir>/<experiment>/: a node reading it shares the disk
 COMPANIONS = ("run_utils.py",)  # modules next to the scripts that a script may import
 
 
@@ -95,17 +95,17 @@ class Args:
     python: str = sys.executable
     """python interpreter of the training scripts (a Ray task uses its worker's Python)"""
     backend: Literal["local", "ray"] = "local"
-    """where the training runs execute: `local` (a pool of --workers processes) or `ray` (one Ray task
-    per run on a local Ray instance or the cluster at --ray-address; needs `pip install ray`)"""
+    """where the training runs execute: `local` (a pool of --workers processes) or `ray` (one Ray
+    task per run on a local Ray instance or the cluster at --ray-address; needs `pip install ray`)"""
     ray_address: str | None = None
-    """Ray cluster to connect to (`auto`, or the head's `host:6379`); none starts a local Ray instance"""
+    """Ray cluster to connect to (`auto`, or the head's `host:6379`); none starts a local one"""
     cpus_per_run: float = 1.0
     """Ray: CPUs reserved for each run (keep it >= --torch-threads)"""
     gpus_per_run: float = 0.0
     """Ray: GPUs reserved for each run; a fraction packs several runs on one GPU"""
     ray_storage: Literal["auto", "shared", "copy"] = "auto"
-    """Ray: `shared`: tasks write into the run folders directly (a filesystem shared with the driver);
-    `copy`: a task trains in a temporary folder on its node and returns the run folder's files;
+    """Ray: `shared`: tasks write into the run folders directly (a filesystem shared with the
+    driver); `copy`: a task trains in a temporary folder on its node and returns the run folder's files;
     `auto`: `shared` on the nodes that see the driver's results folder, `copy` elsewhere"""
     ray_max_retries: int = 3
     """Ray: times a run's task is started again after its worker process or node died"""
@@ -145,8 +145,8 @@ def experiment_of(args: Args) -> Experiment:
     if args.definitions is not None:
         load_definitions(args.definitions)
     if args.experiment not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {args.experiment!r}: expected one of {sorted(EXPERIMENTS)} "
-                         "(--list describes them)")
+        raise ValueError(f"unknown experiment {args.experiment!r}: expected one of "
+                         f"{sorted(EXPERIMENTS)} (--list describes them)")
     exp = EXPERIMENTS[args.experiment]
     if exp.historical:
         raise ValueError(f"experiment {args.experiment!r} cannot be run again: {exp.historical} "
@@ -167,8 +167,8 @@ def check_args(args: Args) -> None:
         raise ValueError("--workers and --torch-threads must be >= 1 and --seeds >= 0, got "
                          f"{args.workers}, {args.torch_threads}, {list(args.seeds)}")
     if args.cpus_per_run <= 0 or args.gpus_per_run < 0 or args.ray_max_retries < 0:
-        raise ValueError("--cpus-per-run must be > 0, --gpus-per-run and --ray-max-retries >= 0, got "
-                         f"{args.cpus_per_run}, {args.gpus_per_run}, {args.ray_max_retries}")
+        raise ValueError("--cpus-per-run must be > 0, --gpus-per-run and --ray-max-retries >= 0, "
+                         f"got {args.cpus_per_run}, {args.gpus_per_run}, {args.ray_max_retries}")
     check_output_dir(args.results_dir, "--results-dir")
     check_output_dir(args.records, "--records")
     interpreter = shutil.which(args.python)
@@ -192,16 +192,17 @@ def expand(args: Args, exp: Experiment) -> list[Task]:
     out = args.results_dir / args.experiment
     tasks = []
     if args.references:
-        tasks += [Task("heuristic", args.experiment, records.run_id(f"heuristic-{name}", "none", s, 0), s,
-                       out / records.run_id(f"heuristic-{name}", "none", s, 0))
-                  for s in exp.scenarios for name in exp.references]
+        rows = [(records.run_id(f"heuristic-{name}", "none", s, 0), s)
+                for s in exp.scenarios for name in exp.references]
+        tasks += [Task("heuristic", args.experiment, name, s, out / name) for name, s in rows]
     runs = training_runs(exp, args.seeds or None) if args.training else []
     if exp.transfer_from:
         source_exp, sources = exp.transfer_from
         for method, scenario, seed in runs:
             name = run_name(method, scenario, seed)
             source = args.results_dir / source_exp / run_name(method, dict(sources)[scenario], seed)
-            tasks.append(Task("transfer", args.experiment, name, scenario, out / name, source=source))
+            tasks.append(Task("transfer", args.experiment, name, scenario, out / name,
+                              source=source))
         return tasks
     by_script: dict[str, list] = {}
     for method, scenario, seed in runs:
@@ -209,7 +210,8 @@ def expand(args: Args, exp: Experiment) -> list[Task]:
     requested = {}
     for script, group in by_script.items():
         lines = [argv(exp, *run) + [FLAG_THREADS, str(args.torch_threads)] for run in group]
-        for run, line, resolved in zip(group, lines, records.resolve_args(script_path(script), lines)):
+        resolved_args = records.resolve_args(script_path(script), lines)
+        for run, line, resolved in zip(group, lines, resolved_args):
             requested[run_name(*run)] = (run[0].script, line, resolved)
     for method, scenario, seed in runs:
         name = run_name(method, scenario, seed)
@@ -238,7 +240,8 @@ def record_state(task: Task, args: Args, exp: Experiment) -> tuple[str, str]:
     if task.kind == "train":
         for other in exp.reuse:
             found = records.read_record(records.record_path(args.records, other, task.run))
-            if found and found["finished"] and not records.args_differ(found["args"], task.requested):
+            if found and found["finished"] and \
+                    not records.args_differ(found["args"], task.requested):
                 return "reuse", f"the record of {other}"
     return "todo", why
 
@@ -277,7 +280,8 @@ def fixed_split(shares: tuple[float, float, float]):
     def policy(env):
         counts = np.rint(np.asarray(shares) * env.config.num_rbs).astype(int)
         if counts.sum() > env.config.num_rbs:
-            raise ValueError(f"shares {shares} round to {counts.sum()} of the {env.config.num_rbs} RBs")
+            raise ValueError(f"shares {shares} round to {counts.sum()} of the "
+                             f"{env.config.num_rbs} RBs")
         rb_slice = oran_env.counts_to_rb_slice(counts, env.config.num_rbs)
         return oran_env.encode_allocation(env, np.broadcast_to(
             rb_slice, (env.num_envs, env.n_agents, len(rb_slice))))
@@ -300,8 +304,8 @@ def reference_policy(module, name: str):
 
 
 def final_eval(returns, metrics, ue_tput) -> dict:
-    final = {"episodic_return": float(np.mean(returns)), "episodic_returns": np.asarray(returns).tolist(),
-             "metrics": metrics}
+    final = {"episodic_return": float(np.mean(returns)),
+             "episodic_returns": np.asarray(returns).tolist(), "metrics": metrics}
     if ue_tput:
         final[records.UE_THROUGHPUT_KEY] = list(ue_tput)
     return final
@@ -319,9 +323,10 @@ def reference_row(task: Task, exp: Experiment) -> dict:
     result = module.evaluate(lambda obs, env: policy(env), envs, exp.eval_seed)
     args = {"heuristic": name, "env_options": options, "scenario": task.scenario, "seed": 0,
             "eval_episodes": exp.eval_episodes, "eval_seed": exp.eval_seed}
-    return records.make_record(task.experiment, task.run, kind="heuristic", script=f"heuristic:{name}",
-                               args=args, global_step=0, wall_time_s=time.time() - start,
-                               eval_history=[], final_eval=final_eval(*result))
+    return records.make_record(task.experiment, task.run, kind="heuristic",
+                               script=f"heuristic:{name}", args=args, global_step=0,
+                               wall_time_s=time.time() - start, eval_history=[],
+                               final_eval=final_eval(*result))
 
 
 def load_actor(source: Path):
@@ -329,7 +334,8 @@ def load_actor(source: Path):
     import torch
 
     summary = records.read_summary(source)
-    if summary is None or summary.get("status") != "finished" or not (source / MODEL_FILE).is_file():
+    finished = summary is not None and summary.get("status") == "finished"
+    if not finished or not (source / MODEL_FILE).is_file():
         raise RuntimeError(f"{source}: no finished run with {MODEL_FILE}; run its experiment first "
                            "(its runs pass --save-model)")
     sys.path.insert(0, str(script_path(summary["script"]).parent))
@@ -405,7 +411,8 @@ def decodings(run_dir: Path, episodes: int) -> dict:
             elif name == "z-score":
                 action = torch.tanh(mean / std)
             else:
-                pk = torch.special.ndtr(mean / std).unflatten(-1, (-1, 3))  # P(score > 0), (RB, slice)
+                # P(sampled score > 0) per (RB, slice)
+                pk = torch.special.ndtr(mean / std).unflatten(-1, (-1, 3))
                 count = pk.sum(-2, keepdim=True).round()
                 rank = pk.argsort(-2, descending=True).argsort(-2)
                 action = torch.where(rank < count, pk, -torch.ones_like(pk)).flatten(-2)
@@ -561,7 +568,8 @@ def code_files(script: str) -> dict[str, bytes]:
     """A training script, the simulator modules and the scripts' companion module: all of this project
     that a script imports."""
     here = Path(__file__).resolve().parent
-    paths = [Path(script)] + [here / f"{m}.py" for m in ENV_MODULES.values()] + [here / c for c in COMPANIONS]
+    paths = [Path(script), *(here / f"{m}.py" for m in ENV_MODULES.values()),
+             *(here / c for c in COMPANIONS)]
     return {p.name: p.read_bytes() for p in paths}
 
 
