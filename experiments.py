@@ -117,9 +117,9 @@ FIVE, TEN = (1, 2, 3, 4, 5), tuple(range(1, 11))
 def learning_check(doc, *, small=None, paper=(), methods=(NOSAM, TASAM_DYNAMIC),
                    **kw) -> Experiment:
     """A learning-check entry: the scripts on the RB-level action (20k steps, 5 seeds) with
-    `small`'s and `paper`'s flags (small=None: `paper` only)."""
-    scenarios = ("paper",) if small is None else ("small", "paper")
-    per = (("paper", tuple(paper)),) + ((("small", tuple(small)),) if small is not None else ())
+    `small`'s and `paper`'s flags (None: not on that scenario)."""
+    flags = {s: tuple(f) for s, f in (("small", small), ("paper", paper)) if f is not None}
+    scenarios, per = tuple(flags), tuple(flags.items())
     return Experiment(doc, tuple(methods), scenarios, kw.pop("seeds", FIVE),
                       kw.pop("steps", 20_000), ("--eval-episodes", "32"), per_scenario=per, **kw)
 
@@ -230,9 +230,10 @@ EXPERIMENTS: dict[str, Experiment] = {
         small=RB_SMALL, references=HEURISTIC_ROWS),
     "learning-check-small-flags": learning_check(
         "`small`'s RB-level values spelled as flags (they reproduce the default runs)",
-        small=RB_SMALL),
+        small=RB_SMALL, paper=None),
     "learning-check-small-paper-defaults": learning_check(
-        "`paper`'s values on `small` (the defaults there up to 240b555)", small=PAPER_VALUES),
+        "`paper`'s values on `small` (the defaults there up to 240b555)", small=PAPER_VALUES,
+        paper=None),
     "learning-check-num-envs1": learning_check(
         "one update per env step (--num-envs 1), the RB-level default of the time",
         small=rb_values(1, 0.99, -1, 1),
@@ -253,6 +254,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "learning-check-batch512": learning_check("batch 512", paper=("--batch-size", "512")),
     "learning-check-batch512-small": learning_check(
         "batch 512 with `paper`'s values on `small`", small=PAPER_VALUES + ("--batch-size", "512"),
+        paper=None,
         only=("nosam__none__small", "ta-sam__dynamic__small")),
     "learning-check-budget40k": learning_check(
         "the main job at twice the budget", methods=(TASAM_DYNAMIC,), steps=40_000, seeds=(1, 4)),

@@ -63,6 +63,8 @@ KINDS = ("train", "heuristic", "transfer")
 MACHINERY_ARGS = frozenset({"run_dir", "resume", "cuda", "torch_threads", "checkpoint_interval",
                             "progress_interval"})
 ADDED_ARGS: dict[str, object] = {}  # argument -> its value in runs recorded before it existed
+# arguments a script computes from the others at run time (CleanRL's PPO: from num_envs, num_steps)
+DERIVED_ARGS = {"ppo_comp.py": {"batch_size", "minibatch_size", "num_iterations"}}
 SUMMARY = "summary.json"
 # training script -> variant name of its runs (tasam_marl_sac: by its SAM flags, see variant_of)
 SCRIPT_VARIANTS = {"sac_marl_baseline.py": "nosam", "sac_marl_l2.py": "l2"}
@@ -343,10 +345,13 @@ def effective_args(args: dict) -> dict:
     return {**args, "alpha_init": 1e-3 if rb_level else 1.0}
 
 
-def args_differ(recorded: dict, requested: dict) -> list[str]:
-    """The arguments, but the run machinery's, in which a record is not the requested run."""
-    recorded, requested = effective_args(recorded), effective_args(requested)
-    keys = (set(recorded) | set(requested)) - MACHINERY_ARGS
+def args_differ(recorded: dict, requested: dict, script: str = "") -> list[str]:
+    """The arguments in which a record is not the requested run: all but the run machinery's and
+    those the script derives from the others, compared to SIGNIFICANT digits (as records keep
+    them)."""
+    recorded, requested = compact(effective_args(recorded)), compact(effective_args(requested))
+    derived = DERIVED_ARGS.get(Path(script).name, set())
+    keys = (set(recorded) | set(requested)) - MACHINERY_ARGS - derived
     missing = object()
     return sorted(k for k in keys if recorded.get(k, ADDED_ARGS.get(k, missing))
                   != requested.get(k, ADDED_ARGS.get(k, missing)))

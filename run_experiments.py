@@ -231,7 +231,7 @@ def record_state(task: Task, args: Args, exp: Experiment) -> tuple[str, str]:
     if record is not None and record["finished"]:
         if task.kind != "train":
             return "finished", "record"
-        differ = records.args_differ(record["args"], task.requested)
+        differ = records.args_differ(record["args"], task.requested, record["script"])
         if not differ:
             return "finished", "record"
         why = f"its record has other {differ}"
@@ -241,7 +241,7 @@ def record_state(task: Task, args: Args, exp: Experiment) -> tuple[str, str]:
         for other in exp.reuse:
             found = records.read_record(records.record_path(args.records, other, task.run))
             if found and found["finished"] and \
-                    not records.args_differ(found["args"], task.requested):
+                    not records.args_differ(found["args"], task.requested, found["script"]):
                 return "reuse", f"the record of {other}"
     return "todo", why
 
@@ -259,7 +259,7 @@ def write_run_record(task: Task, args: Args, exp: Experiment) -> str:
     """The record of a finished run folder; returns a line about it."""
     record = records.record_from_run(task.run_dir, task.experiment, task.run)
     if task.kind == "train":
-        differ = records.args_differ(record["args"], task.requested)
+        differ = records.args_differ(record["args"], task.requested, record["script"])
         if differ:
             raise RuntimeError(f"{task.run_dir} holds a run with other {differ} than requested; "
                                "move it away to train the run anew")
