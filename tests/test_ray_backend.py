@@ -21,7 +21,8 @@ from test_run_folder_safety import wait_for  # noqa: E402
 ray = pytest.importorskip("ray")
 
 # A tiny grid: No-SAM and TA-SAM x seeds 1, 2 on `small`, 200 steps, evaluations every 100 steps.
-FLAGS = ("--eval-episodes", "1", "--learning-starts", "100", "--eval-interval", "100", "--batch-size", "32")
+FLAGS = ("--eval-episodes", "1", "--learning-starts", "100", "--eval-interval", "100", "--batch-size", "32",
+         "--save-model")
 rx.EXPERIMENTS["tiny"] = ex.Experiment("tiny grid", (ex.NOSAM, ex.TASAM_DYNAMIC), ("small",), (1, 2), 200, FLAGS)
 rx.EXPERIMENTS["tiny-checkpoints"] = ex.Experiment("one tiny run with checkpoints", (ex.NOSAM,), ("small",), (1,),
                                                    300, FLAGS + ("--checkpoint-interval", "100"))
