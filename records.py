@@ -413,7 +413,12 @@ def convert_learning_check(paths: list[Path], experiment: str, records_dir: Path
     final QoS, no arguments): their complete arguments are what the scripts of commit `rev` make of
     the learning check's command line with the record's flags (`flags` for records that keep
     none)."""
-    olds = [json.loads(Path(p).read_text()) for p in paths]
+    olds = []
+    for path in paths:
+        try:
+            olds.append(json.loads(Path(path).read_text()))
+        except ValueError as e:
+            raise ValueError(f"{path}: not a learning-check record ({e})") from None
     for path, old in zip(paths, olds):
         if old.get("flags") is None and flags is None:
             raise ValueError(f"{path} keeps no flags: give them with --flags")

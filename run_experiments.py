@@ -144,6 +144,8 @@ def load_definitions(path: Path) -> None:
 def experiment_of(args: Args) -> Experiment:
     if args.definitions is not None:
         load_definitions(args.definitions)
+    if not args.experiment:
+        raise ValueError("name the experiment to run (--list shows them)")
     if args.experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {args.experiment!r}: expected one of "
                          f"{sorted(EXPERIMENTS)} (--list describes them)")
