@@ -1,14 +1,15 @@
-"""Figures and tables from the committed run records (`records.py`), without any training.
+"""Every published table and figure, from the committed run records (`records.py`) alone.
 
-    python plot_results.py                                   # records/ -> docs/results
-    python plot_results.py --collect results                 # first add the finished runs of a results folder
+    python plot_results.py            # records/ -> docs/results (figures and results.md)
+    python plot_results.py --readme   # also the marked tables of README.md and docs/*.md
 
-`--records` holds one folder per grid (`records/paper/<run id>.json`, ...); `--collect` converts the
-finished run folders of a `run_experiments.py` results root (or one grid folder) into records first,
-so a grid can be run in slices across sittings and its records accumulate in the repository.
-Writes PNG figures and `results.md` (markdown tables, the figures, notes on skipped input) into
-`--out`. Every figure whose input is absent is skipped with a one-line note; every record that is
-unreadable or of another format is reported and left out.
+`--records` holds one folder per experiment (`records/<experiment>/<run>.json`, written by
+`run_experiments.py`). Each experiment makes its section of `results.md`: the method grids a table
+per scenario (and their figures), the learning checks their table and `learning_check*.png`, the
+RB-level ablation and the fixed splits their tables, PPO on comp_env its tables and curves. Every
+figure whose input is absent is skipped with a one-line note; every record that is not a valid,
+finished run is reported and left out. `--readme` rewrites the tables between
+`<!-- table: NAME -->` and `<!-- /table -->` wherever they are (readme_tables names them).
 
 Statistics (rliable; ours where rliable leaves a choice):
 - The unit of replication is a seed. A run's score is the mean of its evaluations over the last 20%
@@ -921,7 +922,7 @@ def aggregate_section(name, runs: list[Run], args, rng, out, figures, notes, lin
     save(fig, out / f"{name}.png", figures)
 
 
-PAPER_CLAIMS = (  # (claim, method, reference method, scenario grid); SPEC Part D
+PAPER_CLAIMS = (  # (claim, method, reference method); docs/results.md#the-papers-claims
     ("TA-SAM vs SAC without SAM: up to +22%", TA_SAM, ("nosam", "none")),
     ("TA-SAM vs SAC + L2: +7%", TA_SAM, ("l2", "none")),
     ("the TD-variance selection (TA-SAM vs Both-SAM): +2.35 to +3.5%", TA_SAM, ("both-sam", "dynamic")),

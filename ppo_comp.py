@@ -1,5 +1,5 @@
 # Multi-agent and central PPO for DeepCoMP's cell selection (comp_env.py), CleanRL style (after cleanrl ppo.py).
-# docs: README.md, section "Multi-agent PPO on comp_env"; environment: SPEC Part B.
+# docs: docs/comp.md (the environment, PPO on it and its results).
 """PPO with categorical actions (noop or toggle BS i) on `comp_env`, DeepCoMP's learned agents.
 
 - `--mode multi` (DeepCoMP's multi-agent PPO): one policy and one value network shared by all UE

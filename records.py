@@ -381,9 +381,10 @@ def resolve_args(script: Path, argvs: list[list[str]], python: str = sys.executa
     proc = subprocess.run([python, "-c", RESOLVER, script.stem], input=json.dumps(argvs),
                           capture_output=True, text=True, cwd=script.parent,
                           env={**os.environ, "PYTHONPATH": str(script.parent)})
-    if proc.returncode != 0:
-        raise ValueError(f"{script.name} rejects one of the command lines {argvs}: "
-                         f"{proc.stderr.strip().splitlines()[-1:] or proc.stdout[-200:]}")
+    if proc.returncode != 0:  # the script's message, out of tyro's box
+        lines = [line.strip(" │╭╮╰╯─") for line in proc.stderr.splitlines()]
+        why = " ".join(x for x in lines if x and "helptext" not in x and not x.startswith("Value error"))
+        raise ValueError(f"{script.name} rejects a command line of {argvs}: {why[-400:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

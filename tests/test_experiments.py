@@ -432,6 +432,29 @@ def test_runner_reuses_a_record_of_the_same_arguments(fake_experiment, capsys):
     assert copied["experiment"] == "fake" and copied["eval_history"] == record["eval_history"]
 
 
+def test_a_definitions_file_adds_experiments(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(rx, "EXPERIMENTS", dict(rx.EXPERIMENTS))
+    defs = tmp_path / "mine.py"
+    defs.write_text("from experiments import Experiment, NOSAM\n"
+                    "EXPERIMENTS = {'mine': Experiment('my grid', (NOSAM,), ('small',), (7,), 300),\n"
+                    "               'wrong': Experiment('a budget below the warm-up', (NOSAM,), ('small',),\n"
+                    "                                   (1,), 300, ('--learning-starts', '1000'))}\n")
+    assert rx.main(rx.Args(list=True, definitions=defs)) == 0
+    assert "mine                                 my grid" in capsys.readouterr().out
+    args = rx.Args(experiment="mine", definitions=defs, records=tmp_path / "r", results_dir=tmp_path / "x",
+                   dry_run=True)
+    with pytest.raises(ValueError, match="learning-starts"):  # 300 steps: below the default warm-up
+        rx.main(args)
+    defs.write_text(defs.read_text().replace("(7,), 300)", "(7,), 3000)"))
+    assert rx.main(args) == 0
+    assert "sac_marl_baseline.py --scenario small --seed 7 --total-timesteps 3000" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"--learning-starts \(1000\) must be below --total-timesteps"):
+        rx.main(rx.Args(**{**vars(args), "experiment": "wrong"}))  # the script's own check, named
+    (tmp_path / "bad.py").write_text("X = 1\n")
+    with pytest.raises(ValueError, match="defines no EXPERIMENTS"):
+        rx.main(rx.Args(experiment="mine", definitions=tmp_path / "bad.py"))
+
+
 def test_bad_experiment_names_and_historical_entries_exit_with_a_message(tmp_path):
     with pytest.raises(ValueError, match="unknown experiment 'nope'"):
         rx.main(rx.Args(experiment="nope", records=tmp_path))
