@@ -994,9 +994,9 @@ def claims_table(grids: dict[str, list[Run]], args: Args, grid: str = "paper") -
 LC_HEURISTICS = ("static_equal", "urllc_first", "ue_count", "pf_no_slicing", "random")
 LC_METRICS = ("qos_embb", "qos_mmtc", "qos_urllc")
 SCRIPT_OF = {"nosam": "sac_marl_baseline", "ta-sam": "tasam_marl_sac", "l2": "sac_marl_l2"}
-LC_HEAD = ("| scenario | script | steps | seeds | final det. (mean ± sd) | final sampled | last 20% (mean ± sd) "
-           "| stable last 20% | Q eMBB/mMTC/URLLC, RB use | static split | best heuristic | last 20% / best "
-           "| wall (s) |")
+LC_HEAD = ("| scenario | script | steps | seeds | final det. (mean ± sd) | final sampled "
+           "| last 20% (mean ± sd) | stable last 20% | Q eMBB/mMTC/URLLC, RB use | static split "
+           "| best heuristic | last 20% / best | wall (s) |")
 
 
 def kind_of_experiment(name: str) -> str:
@@ -1019,18 +1019,19 @@ def stable(history) -> bool:
     return bool(np.all(np.abs(last - last.mean()) <= 0.1 * abs(last.mean())))
 
 
-def reference_scores(records_dir: Path, experiment: str, scenario: str, names, notes) -> dict[str, float]:
+def reference_scores(records_dir: Path, experiment: str, scenario: str, names,
+                     notes) -> dict[str, float]:
     """Scores of reference rows on a scenario: the experiment's own rows, else the learning check's
     (the same evaluation episodes)."""
     for source in (experiment, "learning-check"):
         folder = records_dir / source
-        rows = {r.variant[len(HEURISTIC_PREFIX):]: r.score for r in (load_grid(folder, notes) if folder.is_dir()
-                                                                     else []) if r.is_heuristic
-                and r.scenario == scenario}
+        runs = load_grid(folder, notes) if folder.is_dir() else []
+        rows = {r.variant[len(HEURISTIC_PREFIX):]: r.score for r in runs
+                if r.is_heuristic and r.scenario == scenario}
         if all(n in rows for n in names):
             return {n: rows[n] for n in names}
-    raise ValueError(f"{experiment}: no heuristic rows {list(names)} on {scenario} under {records_dir} "
-                     f"(python run_experiments.py learning-check --no-training)")
+    raise ValueError(f"{experiment}: no heuristic rows {list(names)} on {scenario} under "
+                     f"{records_dir} (python run_experiments.py learning-check --no-training)")
 
 
 def learning_check_rows(runs: list[Run], records_dir: Path, notes) -> dict[str, list[str]]:
@@ -1054,11 +1055,12 @@ def learning_check_rows(runs: list[Run], records_dir: Path, notes) -> dict[str, 
             q = "/".join(f"{np.mean([m[k] for m in metrics]):.2f}" for k in LC_METRICS)
             q += f", {np.mean([m['rb_utilisation'] for m in metrics]):.2f}"
             wall = " ".join(str(round(r.summary["wall_time_s"])) for r in recs)
-            rows.append(f"| {scenario} | {SCRIPT_OF.get(variant, variant)} | {recs[0].summary['global_step']} | "
-                        f"{len(recs)} | {det.mean():.1f}±{det.std():.1f} | {smp.mean():.1f}±{smp.std():.1f} | "
-                        f"{late.mean():.1f}±{late.std():.1f} | {sum(stable(h) for h in hist)}/{len(recs)} | {q} | "
-                        f"{heur['static_equal']:.1f} | {best[1]} {best[0]:.1f} | {late.mean() / best[0]:.2f} | "
-                        f"{wall} |")
+            cells = [scenario, SCRIPT_OF.get(variant, variant), str(recs[0].summary["global_step"]),
+                     str(len(recs)), f"{det.mean():.1f}±{det.std():.1f}",
+                     f"{smp.mean():.1f}±{smp.std():.1f}", f"{late.mean():.1f}±{late.std():.1f}",
+                     f"{sum(stable(h) for h in hist)}/{len(recs)}", q, f"{heur['static_equal']:.1f}",
+                     f"{best[1]} {best[0]:.1f}", f"{late.mean() / best[0]:.2f}", wall]
+            rows.append("| " + " | ".join(cells) + " |")
         out[scenario] = rows
     return out
 
@@ -1078,7 +1080,8 @@ def learning_check_section(name: str, runs: list[Run], args, out: Path, figures,
                 continue
             for key, style, label in (("eval_history", "-", "deterministic"),
                                       ("eval_sampled_history", "--", "sampled")):
-                steps = [s for s, *_ in min((r.summary[key] for r in recs), key=len)]  # steps all runs reached
+                # the steps every run reached
+                steps = [s for s, *_ in min((r.summary[key] for r in recs), key=len)]
                 returns = np.array([[v for _, v, *_ in r.summary[key]][: len(steps)] for r in recs])
                 ax.plot(steps, returns.mean(0), style, color=colour, marker="o", ms=3,
                         label=f"{SCRIPT_OF[variant]}, {label} (mean of {len(recs)})")
@@ -1095,9 +1098,10 @@ def learning_check_section(name: str, runs: list[Run], args, out: Path, figures,
 
 
 ABLATION_ORDER = ["cleanrl", "bias1", "alpha1e-2", "alpha1e-2+bias1", "alpha1e-2+bias1+lr3e-4",
-                  "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1", "gamma0.9", "lr3e-4", "qlr1e-3", "batch1024",
-                  "tau0.02", "bias0", "te-0.5", "utd2", "utd0.5", "utd0.25", "utd0.5+batch512", "utd0.5+bias0.3",
-                  "gamma0.9+te-0.5", "anneal", "gamma0.9+te-0.5+anneal"]
+                  "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1", "gamma0.9", "lr3e-4", "qlr1e-3",
+                  "batch1024", "tau0.02", "bias0", "te-0.5", "utd2", "utd0.5", "utd0.25",
+                  "utd0.5+batch512", "utd0.5+bias0.3", "gamma0.9+te-0.5", "anneal",
+                  "gamma0.9+te-0.5+anneal"]
 
 
 def ablation_rows(runs: list[Run]) -> list[str]:
@@ -1106,11 +1110,16 @@ def ablation_rows(runs: list[Run]) -> list[str]:
     the final actor, stability, the deterministic policy's final over-use and QoS."""
     groups: dict[tuple, list[Run]] = {}
     for r in runs:
-        groups.setdefault((r.scenario != "small", r.scenario, r.summary["global_step"], r.variant), []).append(r)
-    lines = ["| scen. | steps | config | n | det. | sampled | gap | last 20% | exp. count | stable | over-use "
-             "| Q e/m/u |", "| --- " * 12 + "|"]
-    for (_, scen, steps, name), rs in sorted(groups.items(), key=lambda g: (g[0][:3], ABLATION_ORDER.index(g[0][3])
-                                                                             if g[0][3] in ABLATION_ORDER else 99)):
+        key = (r.scenario != "small", r.scenario, r.summary["global_step"], r.variant)
+        groups.setdefault(key, []).append(r)
+    lines = ["| scen. | steps | config | n | det. | sampled | gap | last 20% | exp. count | stable "
+             "| over-use | Q e/m/u |", "| --- " * 12 + "|"]
+
+    def order(group):
+        name = group[0][3]
+        return group[0][:3], ABLATION_ORDER.index(name) if name in ABLATION_ORDER else 99
+
+    for (_, scen, steps, name), rs in sorted(groups.items(), key=order):
         rs = sorted(rs, key=lambda r: r.seed)
         det = np.array([r.summary["eval_history"][-1][1] for r in rs])
         smp = np.array([r.summary["eval_sampled_history"][-1][1] for r in rs])
@@ -1118,7 +1127,9 @@ def ablation_rows(runs: list[Run]) -> list[str]:
         late = np.array([last_fifth(r.summary["eval_history"]).mean() for r in rs])
         m = [r.summary["final_eval"]["metrics"] for r in rs]
         q = "/".join(f"{np.mean([x[k] for x in m]):.2f}" for k in LC_METRICS)
-        spread = (lambda x: f"{x.mean():.1f}±{x.std():.1f}") if len(rs) > 1 else (lambda x: f"{x.mean():.1f}")
+        def spread(x, several=len(rs) > 1):
+            return f"{x.mean():.1f}±{x.std():.1f}" if several else f"{x.mean():.1f}"
+
         lines.append(f"| {scen} | {steps} | {name} | {len(rs)} | {spread(det)} | {spread(smp)} | "
                      f"{(det - smp).mean():.1f} | {spread(late)} | {exp.mean():.1f} | "
                      f"{sum(stable(r.summary['eval_history']) for r in rs)}/{len(rs)} | "
@@ -1151,7 +1162,8 @@ def splits_rows(runs: list[Run]) -> list[str]:
         rules = {k: r for k, r in rows.items() if k.startswith("ue_count-")}
         if splits:
             best = max(splits, key=lambda k: splits[k].score)
-            row(f"best constant split of {len(splits)}: {best[len('split-'):].replace('-', '/')}", splits[best])
+            shares = best[len("split-"):].replace("-", "/")
+            row(f"best constant split of {len(splits)}: {shares}", splits[best])
         if rules:
             best = max(rules, key=lambda k: rules[k].score)
             u, m = best[len("ue_count-"):].split("-")
@@ -1166,7 +1178,8 @@ def scenario_order(s: str) -> int:
     return SCENARIOS.index(s) if s in SCENARIOS else 99
 
 
-PPO_HEURISTICS = {"best_cell": ("tab:gray", "--"), "dynamic_comp": ("black", "-."), "full_comp": ("tab:brown", ":")}
+PPO_HEURISTICS = {"best_cell": ("tab:gray", "--"), "dynamic_comp": ("black", "-."),
+                  "full_comp": ("tab:brown", ":")}  # the reference lines of the PPO curves
 
 
 def ppo_rows(runs: list[Run], args, rng) -> list[str]:
@@ -1179,20 +1192,22 @@ def ppo_rows(runs: list[Run], args, rng) -> list[str]:
              "|" + " --- |" * 11]
     for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
         by_method = group([r for r in runs if r.scenario == scenario])
-        heur = {m[0][len(HEURISTIC_PREFIX):]: rs[0] for m, rs in by_method.items() if m[0].startswith(HEURISTIC_PREFIX)}
+        heur = {m[0][len(HEURISTIC_PREFIX):]: rs[0] for m, rs in by_method.items()
+                if m[0].startswith(HEURISTIC_PREFIX)}
         for (variant, _), rs in by_method.items():
             metric = lambda r, k: r.summary["final_eval"]["metrics"][k]  # noqa: E731
             if variant.startswith(HEURISTIC_PREFIX):
                 r = rs[0]
                 ret = np.asarray(r.summary["final_eval"]["episodic_returns"])
-                cells = [f"{metric(r, 'utility'):.2f}", fmt_ci(ret.mean(), *bootstrap_ci(ret, args.n_boot, rng), 2)]
+                cells = [f"{metric(r, 'utility'):.2f}",
+                         fmt_ci(ret.mean(), *bootstrap_ci(ret, args.n_boot, rng), 2)]
                 seeds = steps = wall = "-"
                 paired = ["-", "-"]
             else:
                 util = np.array([metric(r, "utility") for r in rs])
                 ret = np.array([r.summary["final_eval"]["episodic_return"] for r in rs])
-                cells = [fmt_ci(x.mean(), *bootstrap_ci(x, args.n_boot, rng), 2) if len(x) > 1 else f"{x.mean():.2f}"
-                         for x in (util, ret)]
+                cells = [fmt_ci(x.mean(), *bootstrap_ci(x, args.n_boot, rng), 2) if len(x) > 1
+                         else f"{x.mean():.2f}" for x in (util, ret)]
                 seeds = str(len(rs))
                 trained = [r.summary["global_step"] or r.summary["args"].get("trained_steps") for r in rs]
                 steps = f"{trained[0]:,}"
@@ -1218,7 +1233,8 @@ def ppo_load_rows(runs: list[Run]) -> list[str]:
         group_ = [r for r in runs if r.scenario == scenario and r.summary["extra"].get("load_sweep")]
         for factor in sorted({int(f) for r in group_ for f in r.summary["extra"]["load_sweep"]}):
             sweeps = [r.summary["extra"]["load_sweep"][str(factor)] for r in group_]
-            lines.append(f"| {scenario[len('comp-'):]} | {sweeps[0]['num_ues']} | {method_label((group_[0].variant, 'none'))} | "
+            label = method_label((group_[0].variant, "none"))
+            lines.append(f"| {scenario[len('comp-'):]} | {sweeps[0]['num_ues']} | {label} | "
                          f"{np.mean([s['connections_per_ue'] for s in sweeps]):.2f} | "
                          f"{np.mean([s['utility'] for s in sweeps]):.2f} | "
                          f"{np.mean([s['unconnected_fraction'] for s in sweeps]):.3f} |")
@@ -1239,7 +1255,8 @@ def ppo_section(name: str, runs: list[Run], args, out: Path, figures, notes, lin
     fig, axes = plt.subplots(2, len(scenarios), figsize=(5.5 * len(scenarios), 7), squeeze=False)
     for col, scenario in enumerate(scenarios):
         by_method = group([r for r in runs if r.scenario == scenario])
-        for row, (key, ylabel) in enumerate((("utility", "utility per UE-step"), ("return", "episode return"))):
+        for row, (key, ylabel) in enumerate((("utility", "utility per UE-step"),
+                                             ("return", "episode return"))):
             ax = axes[row, col]
             for (variant, _), rs in by_method.items():
                 if variant.startswith(HEURISTIC_PREFIX):
@@ -1253,8 +1270,10 @@ def ppo_section(name: str, runs: list[Run], args, out: Path, figures, notes, lin
                 if not rs:
                     continue
                 steps = np.array([h[0] for h in rs[0].summary["eval_history"]])
-                values = np.array([[h[2][key] for h in r.summary["eval_history"]] for r in rs])  # (seeds, points)
-                line = ax.plot(steps, values.mean(0), label=f"{method_label((variant, 'none'))} ({len(rs)} seeds)")[0]
+                # (seeds, points)
+                values = np.array([[h[2][key] for h in r.summary["eval_history"]] for r in rs])
+                label = f"{method_label((variant, 'none'))} ({len(rs)} seeds)"
+                line = ax.plot(steps, values.mean(0), label=label)[0]
                 if len(rs) > 1:
                     lo, hi = bootstrap_ci(values, args.n_boot, rng)
                     ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
@@ -1282,8 +1301,8 @@ def readme_tables(args: Args, names) -> dict[str, str]:
         if experiment == "claims":
             rows = claims_table({folder.name: runs}, args, folder.name) if runs else []
         elif experiment == "rb-ablation":
-            rows = ablation_rows([r for g in sorted(args.records.glob("rb-ablation*")) if g.name != "rb-ablation-5fc924f"
-                                  for r in load_grid(g, notes)])
+            rows = ablation_rows([r for g in sorted(args.records.glob("rb-ablation*"))
+                                  if g.name != "rb-ablation-5fc924f" for r in load_grid(g, notes)])
         elif kind_of_experiment(experiment) == "splits":
             rows = splits_rows(runs)
         elif kind_of_experiment(experiment) == "ppo":
@@ -1291,6 +1310,7 @@ def readme_tables(args: Args, names) -> dict[str, str]:
                     ppo_rows(runs, args, section_rng(args.seed, experiment)))
         elif kind_of_experiment(experiment) == "learning_check":
             rows = learning_check_rows(runs, args.records, notes).get(part, []) if runs else []
+            rows = [LC_HEAD, "| --- " * 13 + "|", *rows] if rows else []
         elif part == "aggregate":
             rows, _ = aggregate_table(runs, args, section_rng(args.seed, experiment))
         else:
