@@ -1,14 +1,15 @@
-"""Figures and tables from the committed run records (`records.py`), without any training.
+"""Every published table and figure, from the committed run records (`records.py`) alone.
 
-    python plot_results.py                                   # records/ -> docs/results
-    python plot_results.py --collect results                 # first add the finished runs of a results folder
+    python plot_results.py            # records/ -> docs/results (figures and results.md)
+    python plot_results.py --readme   # also the marked tables of README.md and docs/*.md
 
-`--records` holds one folder per grid (`records/paper/<run id>.json`, ...); `--collect` converts the
-finished run folders of a `run_experiments.py` results root (or one grid folder) into records first,
-so a grid can be run in slices across sittings and its records accumulate in the repository.
-Writes PNG figures and `results.md` (markdown tables, the figures, notes on skipped input) into
-`--out`. Every figure whose input is absent is skipped with a one-line note; every record that is
-unreadable or of another format is reported and left out.
+`--records` holds one folder per experiment (`records/<experiment>/<run>.json`, written by
+`run_experiments.py`). Each experiment makes its section of `results.md`: the method grids a table
+per scenario (and their figures), the learning checks their table and `learning_check*.png`, the
+RB-level ablation and the fixed splits their tables, PPO on comp_env its tables and curves. Every
+figure whose input is absent is skipped with a one-line note; every record that is not a valid,
+finished run is reported and left out. `--readme` rewrites the tables between
+`<!-- table: NAME -->` and `<!-- /table -->` wherever they are (readme_tables names them).
 
 Statistics (rliable; ours where rliable leaves a choice):
 - The unit of replication is a seed. A run's score is the mean of its evaluations over the last 20%
@@ -27,8 +28,10 @@ Statistics (rliable; ours where rliable leaves a choice):
   (a positive gain always means M is better), and (Q_M - Q_B) / Q_B for the mean QoS satisfaction Q
   (the mean over slices of Q_l, in [0, 1]); its interval resamples the seeds of M and of B
   independently.
-- Power: the smallest difference of means that a two-sided test at 5% would detect with 80% power
-  with these seeds, (1.96 + 0.84) * sqrt(s_M^2 / n_M + s_B^2 / n_B) (normal approximation).
+- Tests: Welch's t-test of equal means (two-sided p-value) for every comparison the claims table
+  makes; its reading follows the test at 5%. Power: the smallest difference of means that this
+  test detects with 80% power with these seeds, (t_0.975 + t_0.8) * sqrt(s_M^2 / n_M + s_B^2 / n_B)
+  with sample sds and t quantiles at Welch's degrees of freedom.
 - Curves are put on a common step grid before averaging over seeds: dense series (more than twice
   `--curve-points` values) as the mean of each of `--curve-points` equal bins, sparse ones
   (evaluations) interpolated at the logged steps; the grid covers the steps every run covers.
@@ -37,6 +40,7 @@ Statistics (rliable; ours where rliable leaves a choice):
 from __future__ import annotations
 
 import math
+import os
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -50,10 +54,13 @@ import numpy as np  # noqa: E402
 import tyro  # noqa: E402
 from rliable import library as rly  # noqa: E402
 from rliable import metrics as rly_metrics  # noqa: E402
+from scipy import stats  # noqa: E402
 
 import records as rec  # noqa: E402
-from run_experiments import (LABELS, RHO_FLAGS, SCENARIOS, check_output_dir, parse_run_id,  # noqa: E402
-                             run_state)
+from experiments import LABELS, RHO_FLAGS, SPLITS  # noqa: E402
+
+SCENARIOS = ("paper", "hetero", "small", "light", "heavy", "nonstationary", *(f"du{n}" for n in range(2, 11)),
+             "comp-small", "comp-medium", "comp-large")  # the order of scenario sections
 
 # ------------------------------------------------------------------------------------------------
 # TensorBoard tags and summary keys read here (align with the training scripts)
@@ -101,9 +108,7 @@ TA_SAM = ("ta-sam", "dynamic")  # the method compared with every other one (prob
 @dataclass
 class Args:
     records: Path = Path("records")
-    """records root: one folder of run records per grid (records/<grid>/<run id>.json)"""
-    collect: Path | None = None
-    """first convert the finished run folders of this results root (or grid folder) into records"""
+    """records root: one folder of run records per experiment (records/<experiment>/<run>.json)"""
     out: Path = Path("docs/results")
     """output folder for the PNGs and results.md"""
     main_rho: str = "dynamic"
@@ -116,9 +121,11 @@ class Args:
     """non-stationary grid: training step of the traffic shift (default: read from the runs' args)"""
     seed: int = 0
     """seed of the bootstrap (one stream per grid and scenario, derived from this seed)"""
-    readme: Path | None = None
-    """also rewrite the tables between `<!-- table: <grid>/<scenario|aggregate> -->` and
-    `<!-- /table -->` in this markdown file (e.g. README.md)"""
+    readme: bool = False
+    """also rewrite the tables between `<!-- table: NAME -->` and `<!-- /table -->` in README.md and
+    docs/*.md under --root (NAME: <experiment>/<scenario>, <experiment>/aggregate, claims, ...)"""
+    root: Path = Path(".")
+    """the repository whose README.md and docs/*.md --readme rewrites"""
 
 
 @dataclass
@@ -146,15 +153,16 @@ class Run:
 
     @property
     def score(self) -> float:
-        return rec.run_score(self.summary)
+        return rec.run_score(self.summary)  # from the evaluations (the record's score is rounded)
 
     @property
     def best_return(self) -> float:
-        return float(self.summary.get("best_eval_return", self.final_return))
+        best = self.summary.get("best_eval_return")
+        return self.final_return if best is None else float(best)
 
     @property
     def env_id(self) -> str:
-        return SCENARIOS[self.scenario][0] if self.scenario in SCENARIOS else "oran"
+        return "comp" if self.scenario.startswith("comp-") else "oran"
 
 
 def method_label(method: tuple[str, str]) -> str:
@@ -229,61 +237,61 @@ def probability_of_improvement(x, y, n_boot: int, rng: np.random.Generator):
     return float(point["p"]), float(lo), float(hi)
 
 
-def detectable_difference(x, y) -> float:
-    """Smallest difference of means a two-sided 5% test detects with 80% power (normal approx.)."""
+def welch(x, y) -> tuple[float, float]:
+    """(standard error of the difference of means, Welch-Satterthwaite degrees of freedom)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    se = math.sqrt(vx + vy)
+    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1)) if se > 0 else math.inf
+    return se, df
+
+
+def welch_p(x, y) -> float:
+    """Two-sided p-value of Welch's t-test of equal means (nan with one run on a side)."""
     if len(x) < 2 or len(y) < 2:
         return math.nan
-    return float((1.96 + 0.84) * math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y)))
+    se, df = welch(x, y)
+    if se == 0:
+        return 0.0 if np.mean(x) != np.mean(y) else 1.0
+    return float(2 * stats.t.sf(abs(np.mean(x) - np.mean(y)) / se, df))
+
+
+def detectable_difference(x, y) -> float:
+    """Smallest difference of means a two-sided 5% Welch test detects with 80% power:
+    (t_0.975 + t_0.8) x the standard error, t quantiles at Welch's degrees of freedom."""
+    if len(x) < 2 or len(y) < 2:
+        return math.nan
+    se, df = welch(x, y)
+    return float((stats.t.ppf(0.975, df) + stats.t.ppf(0.8, df)) * se)
 
 
 # ------------------------------------------------------------------------------------------------
 # Loading
 # ------------------------------------------------------------------------------------------------
 def load_grid(grid_dir: Path, notes: list[str]) -> list[Run]:
-    """The usable runs of one grid folder of records; every unusable record adds a line to notes."""
+    """The finished runs of one experiment's folder of records; every record left out adds a line
+    to notes."""
     runs = []
     for path in sorted(grid_dir.glob("*.json")):
-        parsed = parse_run_id(path.stem)
+        parsed = rec.parse_run_id(path.stem)
         if parsed is None:
             notes.append(f"skipped {path}: not a record name (<variant>__<rho>__<scenario>__s<seed>.json)")
             continue
         record = rec.read_record(path)
         if record is None:
-            notes.append(f"skipped {path}: not a readable run record (version {rec.RECORD_VERSION})")
+            notes.append(f"skipped {path}: not a valid run record (version {rec.RECORD_VERSION})")
             continue
-        summary = record["summary"]
-        final = summary.get("final_eval")
-        if not isinstance(final, dict) or not isinstance(final.get("episodic_return"), (int, float)):
-            notes.append(f"skipped {path}: record has no numeric final_eval.episodic_return")
+        if not record["finished"]:
+            notes.append(f"skipped {path}: not a finished run (no evaluations)")
             continue
-        run = Run(grid_dir.name, summary=summary, path=path, **parsed)
+        run = Run(grid_dir.name, summary=record, path=path, **parsed)
         run.scalars = {tag: (np.asarray(st, dtype=float), np.asarray(v, dtype=float))
                        for tag, (st, v) in (record.get("curves") or {}).items()}
-        steps, values = rec.eval_curve(summary)
+        steps, values = rec.eval_curve(record)
         if len(steps):
             run.scalars[TAG_EVAL_RETURN] = (steps, values)
         runs.append(run)
     return runs
-
-
-def collect(results: Path, records_dir: Path, notes: list[str]) -> int:
-    """Writes the record of every finished run folder under a results root (or one grid folder)
-    whose record is missing or older than its summary.json; returns the number written."""
-    written = 0
-    for grid_dir in grid_folders(results):
-        for path in sorted(p for p in grid_dir.iterdir() if p.is_dir() and parse_run_id(p.name)):
-            if run_state(path) != "finished":
-                notes.append(f"not collected {path}: no finished summary.json")
-                continue
-            if rec.record_is_current(path, records_dir, grid_dir.name):
-                continue
-            try:
-                rec.write_record(path, records_dir, grid_dir.name)
-                written += 1
-            except Exception as e:  # a damaged run folder must not stop the others
-                notes.append(f"not collected {path}: {e}")
-    return written
 
 
 def group(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
@@ -846,14 +854,12 @@ def generalisation_section(name, runs: list[Run], source: list[Run], args, rng, 
 
 
 # ------------------------------------------------------------------------------------------------
-def grid_folders(results: Path) -> list[Path]:
-    """The grid folders of run folders under a results root, or [results] when it is one itself."""
-    if not results.is_dir():
-        raise ValueError(f"--collect {results}: not a folder")
-    subdirs = sorted(p for p in results.iterdir() if p.is_dir())
-    if any(parse_run_id(p.name) for p in subdirs):
-        return [results]
-    return [p for p in subdirs if any(parse_run_id(q.name) for q in p.iterdir() if q.is_dir())]
+def check_output_dir(path: Path, flag: str) -> None:
+    """ValueError naming `flag` when a folder to write into is a file, lies under a file, or its
+    nearest existing folder is not writable."""
+    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: {existing} is not a writable folder")
 
 
 def section_rng(seed: int, *section: str) -> np.random.Generator:
@@ -916,7 +922,7 @@ def aggregate_section(name, runs: list[Run], args, rng, out, figures, notes, lin
     save(fig, out / f"{name}.png", figures)
 
 
-PAPER_CLAIMS = (  # (claim, method, reference method, scenario grid); SPEC Part D
+PAPER_CLAIMS = (  # (claim, method, reference method); docs/results.md#the-papers-claims
     ("TA-SAM vs SAC without SAM: up to +22%", TA_SAM, ("nosam", "none")),
     ("TA-SAM vs SAC + L2: +7%", TA_SAM, ("l2", "none")),
     ("the TD-variance selection (TA-SAM vs Both-SAM): +2.35 to +3.5%", TA_SAM, ("both-sam", "dynamic")),
@@ -930,36 +936,35 @@ def forgetting(run: Run) -> float:
     return max([v for _, v, *_ in run.summary.get("eval_history") or []] + [run.final_return]) - run.final_return
 
 
-def claims_table(grids: dict[str, list[Run]], args: Args) -> list[str]:
+def claims_table(grids: dict[str, list[Run]], args: Args, grid: str = "paper") -> list[str]:
     """The paper's claims next to our measurement on the same question: relative gain of the score
     with its 95% CI, the probability of improvement, and the smallest gain these seeds could detect."""
     rng = section_rng(args.seed, "claims")
-    lines = ["| paper's claim | scenario | n | our gain [95% CI] | P(improvement) [95% CI] | "
-             "detectable gain | reading |", "|" + " --- |" * 7]
+    lines = ["| paper's claim | scenario | n | our gain [95% CI] | P(improvement) [95% CI] | Welch p | "
+             "detectable gain | reading |", "|" + " --- |" * 8]
 
-    def reading(gain, lo, hi, detectable):
-        if math.isnan(detectable):
+    def reading(gain, p, detectable):
+        if math.isnan(p):
             return "too few seeds to tell (one run on a side)"
-        if lo > 0:
-            return "better, the interval excludes 0"
-        if hi < 0:
-            return "worse, the interval excludes 0"
+        if p < 0.05:
+            return f"{'better' if gain > 0 else 'worse'} (Welch p < 0.05)"
         return f"no difference detected; these seeds detect about +-{detectable:.1f}% or more"
 
-    paper = grids.get("paper", [])
-    for scenario in sorted({r.scenario for r in paper}, key=lambda s: list(SCENARIOS).index(s)
-                           if s in SCENARIOS else 99):
+    paper = grids.get(grid, [])
+    for scenario in sorted({r.scenario for r in paper}, key=scenario_order):
         by_method = group([r for r in paper if r.scenario == scenario])
         for claim, method, ref in PAPER_CLAIMS:
             if method not in by_method or ref not in by_method:
-                lines.append(f"| {claim} | {scenario} | - | not run | | | |")
+                lines.append(f"| {claim} | {scenario} | - | not run | | | | |")
                 continue
             x, y = [r.score for r in by_method[method]], [r.score for r in by_method[ref]]
             gain = relative_gain(x, y, args.n_boot, rng)
             detectable = 100 * detectable_difference(x, y) / abs(np.mean(y))
+            p = welch_p(x, y)
             lines.append(f"| {claim} | {scenario} | {len(x)} vs {len(y)} | {fmt_gain(gain)} | "
                          f"{fmt_ci(*probability_of_improvement(x, y, args.n_boot, rng), 2)} | "
-                         f"{'-' if math.isnan(detectable) else f'+-{detectable:.1f}%'} | {reading(*gain, detectable)} |")
+                         f"{'-' if math.isnan(p) else f'{p:.3f}'} | "
+                         f"{'-' if math.isnan(detectable) else f'+-{detectable:.1f}%'} | {reading(gain[0], p, detectable)} |")
     sweep = [r for r in grids.get("du_sweep", []) if r.method == TA_SAM]
     if sweep:
         means = {}
@@ -967,44 +972,359 @@ def claims_table(grids: dict[str, list[Run]], args: Args) -> list[str]:
             means.setdefault(int(r.scenario[2:]), []).append(r.score)
         best = max(means, key=lambda n: np.mean(means[n]))
         lines.append(f"| TA-SAM is best at 6 DUs (2..10) | du_sweep | {len(sweep)} | best mean score at "
-                     f"{best} DUs | | | scores are not comparable across DU counts (reward per DU) |")
+                     f"{best} DUs | | | | scores are not comparable across DU counts (reward per DU) |")
     else:
-        lines.append("| TA-SAM is best at 6 DUs (2..10) | du_sweep | - | not run | | | |")
+        lines.append("| TA-SAM is best at 6 DUs (2..10) | du_sweep | - | not run | | | | |")
     ns = group(grids.get("nonstationary", []))
     if TA_SAM in ns and ("nosam", "none") in ns:
         x, y = [forgetting(r) for r in ns[TA_SAM]], [forgetting(r) for r in ns[("nosam", "none")]]
         diff = fmt_ci(*two_sample_ci(y, x, lambda a, b: a.mean() - b.mean(), args.n_boot, rng))
         lines.append(f"| less forgetting under non-stationary traffic | nonstationary | {len(x)} vs {len(y)} | "
-                     f"forgetting of No-SAM minus TA-SAM's: {diff} | | | forgetting = peak - final "
-                     "evaluation return |")
+                     f"forgetting of No-SAM minus TA-SAM's: {diff} | | {welch_p(y, x):.3f} | | forgetting = "
+                     "peak - final evaluation return |")
     else:
-        lines.append("| less forgetting under non-stationary traffic | nonstationary | - | not run | | | |")
+        lines.append("| less forgetting under non-stationary traffic | nonstationary | - | not run | | | | |")
     return lines
+
+
+# ------------------------------------------------------------------------------------------------
+# The learning check, the RB-level ablation and the fixed splits: RB-level runs against the
+# heuristics scored on the same episodes
+# ------------------------------------------------------------------------------------------------
+LC_HEURISTICS = ("static_equal", "urllc_first", "ue_count", "pf_no_slicing", "random")
+LC_METRICS = ("qos_embb", "qos_mmtc", "qos_urllc")
+SCRIPT_OF = {"nosam": "sac_marl_baseline", "ta-sam": "tasam_marl_sac", "l2": "sac_marl_l2"}
+LC_HEAD = ("| scenario | script | steps | seeds | final det. (mean ± sd) | final sampled "
+           "| last 20% (mean ± sd) | stable last 20% | Q eMBB/mMTC/URLLC, RB use | static split "
+           "| best heuristic | last 20% / best | wall (s) |")
+
+
+def kind_of_experiment(name: str) -> str:
+    """Which section an experiment's records make (the method grids: 'grid')."""
+    for prefix, kind in (("learning-check", "learning_check"), ("rb-ablation", "ablation"),
+                         ("ppo-comp", "ppo"), ("comp-heuristics", "ppo"), ("fixed-splits", "splits")):
+        if name.startswith(prefix):
+            return kind
+    return "grid"
+
+
+def last_fifth(history) -> np.ndarray:
+    """The evaluations in the last 20% of training (steps >= 0.8 x the last evaluation's step)."""
+    return np.array([r for s, r, *_ in history if s >= 0.8 * history[-1][0]])
+
+
+def stable(history) -> bool:
+    """Every evaluation in the last 20% of training within 10% of their mean."""
+    last = last_fifth(history)
+    return bool(np.all(np.abs(last - last.mean()) <= 0.1 * abs(last.mean())))
+
+
+def reference_scores(records_dir: Path, experiment: str, scenario: str, names,
+                     notes) -> dict[str, float]:
+    """Scores of reference rows on a scenario: the experiment's own rows, else the learning check's
+    (the same evaluation episodes)."""
+    for source in (experiment, "learning-check"):
+        folder = records_dir / source
+        runs = load_grid(folder, notes) if folder.is_dir() else []
+        rows = {r.variant[len(HEURISTIC_PREFIX):]: r.score for r in runs
+                if r.is_heuristic and r.scenario == scenario}
+        if all(n in rows for n in names):
+            return {n: rows[n] for n in names}
+    raise ValueError(f"{experiment}: no heuristic rows {list(names)} on {scenario} under "
+                     f"{records_dir} (python run_experiments.py learning-check --no-training)")
+
+
+def learning_check_rows(runs: list[Run], records_dir: Path, notes) -> dict[str, list[str]]:
+    """Markdown rows per scenario: each script's final and last-20% returns (mean ± population sd
+    over seeds, as published), stability, QoS, the heuristics' scores, wall time per run."""
+    out = {}
+    for scenario in sorted({r.scenario for r in runs if not r.is_heuristic}, key=scenario_order):
+        heur = reference_scores(records_dir, runs[0].grid, scenario, LC_HEURISTICS, notes)
+        best = max((v, k) for k, v in heur.items())
+        rows = []
+        for variant in ("nosam", "l2", "ta-sam", "both-sam"):
+            recs = sorted((r for r in runs if r.variant == variant and r.scenario == scenario),
+                          key=lambda r: r.seed)
+            if not recs:
+                continue
+            hist = [r.summary["eval_history"] for r in recs]
+            det = np.array([h[-1][1] for h in hist])
+            smp = np.array([r.summary["eval_sampled_history"][-1][1] for r in recs])
+            late = np.array([last_fifth(h).mean() for h in hist])
+            metrics = [r.summary["final_eval"]["metrics"] for r in recs]
+            q = "/".join(f"{np.mean([m[k] for m in metrics]):.2f}" for k in LC_METRICS)
+            q += f", {np.mean([m['rb_utilisation'] for m in metrics]):.2f}"
+            wall = " ".join(str(round(r.summary["wall_time_s"])) for r in recs)
+            cells = [scenario, SCRIPT_OF.get(variant, variant), str(recs[0].summary["global_step"]),
+                     str(len(recs)), f"{det.mean():.1f}±{det.std():.1f}",
+                     f"{smp.mean():.1f}±{smp.std():.1f}", f"{late.mean():.1f}±{late.std():.1f}",
+                     f"{sum(stable(h) for h in hist)}/{len(recs)}", q, f"{heur['static_equal']:.1f}",
+                     f"{best[1]} {best[0]:.1f}", f"{late.mean() / best[0]:.2f}", wall]
+            rows.append("| " + " | ".join(cells) + " |")
+        out[scenario] = rows
+    return out
+
+
+def learning_check_section(name: str, runs: list[Run], args, out: Path, figures, notes, lines) -> None:
+    """The learning check's table and its figure (docs/learning_check*.png): per scenario, each
+    script's mean evaluation return of the deterministic and the sampled policy against env steps,
+    a min-max band over seeds, the heuristics as reference lines."""
+    rows = learning_check_rows(runs, args.records, notes)
+    lines += [LC_HEAD, "| --- " * 13 + "|"] + [row for r in rows.values() for row in r]
+    fig, axes = plt.subplots(1, len(rows), figsize=(6.5 * len(rows), 4), squeeze=False)
+    for ax, scenario in zip(axes[0], rows):
+        heur = reference_scores(args.records, name, scenario, LC_HEURISTICS, notes)
+        for variant, colour in (("nosam", "C0"), ("ta-sam", "C3"), ("l2", "C2")):
+            recs = [r for r in runs if r.variant == variant and r.scenario == scenario]
+            if not recs:
+                continue
+            for key, style, label in (("eval_history", "-", "deterministic"),
+                                      ("eval_sampled_history", "--", "sampled")):
+                # the steps every run reached
+                steps = [s for s, *_ in min((r.summary[key] for r in recs), key=len)]
+                returns = np.array([[v for _, v, *_ in r.summary[key]][: len(steps)] for r in recs])
+                ax.plot(steps, returns.mean(0), style, color=colour, marker="o", ms=3,
+                        label=f"{SCRIPT_OF[variant]}, {label} (mean of {len(recs)})")
+                if key == "eval_history":
+                    ax.fill_between(steps, returns.min(0), returns.max(0), color=colour, alpha=0.15)
+        for (hname, value), style in zip(heur.items(), (":", "--", (0, (3, 1, 1, 1)), "-.", (0, (1, 4)))):
+            ax.axhline(value, color="grey", ls=style, lw=1, label=f"heuristic: {hname}")
+        ax.set(xlabel="environment steps", ylabel="evaluation return",
+               title=f"`{scenario}`, RB-level actions (band: min-max, deterministic)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    suffix = name[len("learning-check"):].replace("-", "_", 1)
+    save(fig, out / f"learning_check{suffix}.png", figures)
+
+
+ABLATION_ORDER = ["cleanrl", "bias1", "alpha1e-2", "alpha1e-2+bias1", "alpha1e-2+bias1+lr3e-4",
+                  "alpha1e-2+bias1+te0.5*", "alpha1e-3+bias1", "gamma0.9", "lr3e-4", "qlr1e-3",
+                  "batch1024", "tau0.02", "bias0", "te-0.5", "utd2", "utd0.5", "utd0.25",
+                  "utd0.5+batch512", "utd0.5+bias0.3", "gamma0.9+te-0.5", "anneal",
+                  "gamma0.9+te-0.5+anneal"]
+
+
+def ablation_rows(runs: list[Run]) -> list[str]:
+    """The RB-level ablation's table: final return of the deterministic and the sampled policy (mean
+    ± population sd over seeds, as published), their gap, the run score, the expected-count decoding of
+    the final actor, stability, the deterministic policy's final over-use and QoS."""
+    groups: dict[tuple, list[Run]] = {}
+    for r in runs:
+        key = (r.scenario != "small", r.scenario, r.summary["global_step"], r.variant)
+        groups.setdefault(key, []).append(r)
+    lines = ["| scen. | steps | config | n | det. | sampled | gap | last 20% | exp. count | stable "
+             "| over-use | Q e/m/u |", "| --- " * 12 + "|"]
+
+    def order(group):
+        name = group[0][3]
+        return group[0][:3], ABLATION_ORDER.index(name) if name in ABLATION_ORDER else 99
+
+    for (_, scen, steps, name), rs in sorted(groups.items(), key=order):
+        rs = sorted(rs, key=lambda r: r.seed)
+        det = np.array([r.summary["eval_history"][-1][1] for r in rs])
+        smp = np.array([r.summary["eval_sampled_history"][-1][1] for r in rs])
+        exp = np.array([r.summary["extra"]["posthoc"]["expected count"] for r in rs])
+        late = np.array([last_fifth(r.summary["eval_history"]).mean() for r in rs])
+        m = [r.summary["final_eval"]["metrics"] for r in rs]
+        q = "/".join(f"{np.mean([x[k] for x in m]):.2f}" for k in LC_METRICS)
+        def spread(x, several=len(rs) > 1):
+            return f"{x.mean():.1f}±{x.std():.1f}" if several else f"{x.mean():.1f}"
+
+        lines.append(f"| {scen} | {steps} | {name} | {len(rs)} | {spread(det)} | {spread(smp)} | "
+                     f"{(det - smp).mean():.1f} | {spread(late)} | {exp.mean():.1f} | "
+                     f"{sum(stable(r.summary['eval_history']) for r in rs)}/{len(rs)} | "
+                     f"{np.mean([x['rb_overuse'] for x in m]):.3f} | {q} |")
+    return lines
+
+
+SHOWN_SPLITS = ("split-0.55-0.12-0.21", "split-0.67-0.12-0.21")  # rows shown besides the searches
+
+
+def splits_rows(runs: list[Run]) -> list[str]:
+    """What one constant RB split or one UE-count rule scores, against PF without slicing on the same
+    episodes: the rows of `split-...` and `ue_count-...` with the best of each search."""
+    lines = ["| scenario | allocation | return | / PF without slicing | Q eMBB/mMTC/URLLC | RB use |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
+        rows = {r.variant[len(HEURISTIC_PREFIX):]: r for r in runs if r.scenario == scenario}
+        pf = rows["pf_no_slicing"].score
+
+        def row(label, r):
+            m = r.summary["final_eval"]["metrics"]
+            q = "/".join(f"{m[k]:.2f}" for k in LC_METRICS)
+            lines.append(f"| {scenario} | {label} | {r.score:.1f} | {r.score / pf:.3f} | {q} | "
+                         f"{m['rb_utilisation']:.2f} |")
+
+        for name in SHOWN_SPLITS:
+            if name in rows:
+                row(name[len("split-"):].replace("-", "/"), rows[name])
+        splits = {k: r for k, r in rows.items() if k in SPLITS}
+        rules = {k: r for k, r in rows.items() if k.startswith("ue_count-")}
+        if splits:
+            best = max(splits, key=lambda k: splits[k].score)
+            shares = best[len("split-"):].replace("-", "/")
+            row(f"best constant split of {len(splits)}: {shares}", splits[best])
+        if rules:
+            best = max(rules, key=lambda k: rules[k].score)
+            u, m = best[len("ue_count-"):].split("-")
+            row(f"best UE-count rule of {len(rules)}: {u}/{m} RBs per URLLC/mMTC UE", rules[best])
+        for name in ("static_equal", "pf_no_slicing"):
+            if name in rows:
+                row(f"{name} (reference)", rows[name])
+    return lines
+
+
+def scenario_order(s: str) -> int:
+    return SCENARIOS.index(s) if s in SCENARIOS else 99
+
+
+PPO_HEURISTICS = {"best_cell": ("tab:gray", "--"), "dynamic_comp": ("black", "-."),
+                  "full_comp": ("tab:brown", ":")}  # the reference lines of the PPO curves
+
+
+def ppo_rows(runs: list[Run], args, rng) -> list[str]:
+    """PPO (and a scored SAC model) against DeepCoMP's heuristics on the same episodes: utility per
+    UE-step, episode return, BSs per UE, unconnected fraction, the difference of utility to best_cell
+    and dynamic_comp; 95% CIs by rliable's bootstrap over seeds (learned policies) or over episodes
+    (a heuristic's return; its policy is fixed)."""
+    lines = ["| scenario | policy | seeds | env steps | utility per UE-step | episode return | BSs per UE | "
+             "unconnected | utility - best_cell | utility - dynamic_comp | wall time per run (min) |",
+             "|" + " --- |" * 11]
+    for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
+        by_method = group([r for r in runs if r.scenario == scenario])
+        heur = {m[0][len(HEURISTIC_PREFIX):]: rs[0] for m, rs in by_method.items()
+                if m[0].startswith(HEURISTIC_PREFIX)}
+        for (variant, _), rs in by_method.items():
+            metric = lambda r, k: r.summary["final_eval"]["metrics"][k]  # noqa: E731
+            if variant.startswith(HEURISTIC_PREFIX):
+                r = rs[0]
+                ret = np.asarray(r.summary["final_eval"]["episodic_returns"])
+                cells = [f"{metric(r, 'utility'):.2f}",
+                         fmt_ci(ret.mean(), *bootstrap_ci(ret, args.n_boot, rng), 2)]
+                seeds = steps = wall = "-"
+                paired = ["-", "-"]
+            else:
+                util = np.array([metric(r, "utility") for r in rs])
+                ret = np.array([r.summary["final_eval"]["episodic_return"] for r in rs])
+                cells = [fmt_ci(x.mean(), *bootstrap_ci(x, args.n_boot, rng), 2) if len(x) > 1
+                         else f"{x.mean():.2f}" for x in (util, ret)]
+                seeds = str(len(rs))
+                trained = [r.summary["global_step"] or r.summary["args"].get("trained_steps") for r in rs]
+                steps = f"{trained[0]:,}"
+                walls = [r.summary["wall_time_s"] / 60 for r in rs if r.summary.get("wall_time_s")]
+                wall = f"{np.mean(walls):.1f} ({min(walls):.1f}-{max(walls):.1f})" if walls else "-"
+                paired = [fmt_ci(*(np.array([util.mean(), *bootstrap_ci(util, args.n_boot, rng)])
+                                   - metric(heur[h], "utility")), 2) if len(util) > 1 and h in heur
+                          else f"{util.mean() - metric(heur[h], 'utility'):+.2f}" if h in heur else "-"
+                          for h in ("best_cell", "dynamic_comp")]
+            label = method_label((variant, "none"))
+            bs = np.mean([metric(r, "connections_per_ue") for r in rs])
+            unconnected = np.mean([metric(r, "unconnected_fraction") for r in rs])
+            lines.append(f"| {scenario[len('comp-'):]} | {label} | {seeds} | {steps} | {' | '.join(cells)} | "
+                         f"{bs:.2f} | {unconnected:.3f} | {paired[0]} | {paired[1]} | {wall} |")
+    return lines
+
+
+def ppo_load_rows(runs: list[Run]) -> list[str]:
+    """The final multi-agent PPO policy at k times the preset's UEs (the runs' load sweep)."""
+    lines = ["| scenario | UEs | policy | BSs per UE | utility per UE-step | unconnected |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
+        group_ = [r for r in runs if r.scenario == scenario and r.summary["extra"].get("load_sweep")]
+        for factor in sorted({int(f) for r in group_ for f in r.summary["extra"]["load_sweep"]}):
+            sweeps = [r.summary["extra"]["load_sweep"][str(factor)] for r in group_]
+            label = method_label((group_[0].variant, "none"))
+            lines.append(f"| {scenario[len('comp-'):]} | {sweeps[0]['num_ues']} | {label} | "
+                         f"{np.mean([s['connections_per_ue'] for s in sweeps]):.2f} | "
+                         f"{np.mean([s['utility'] for s in sweeps]):.2f} | "
+                         f"{np.mean([s['unconnected_fraction'] for s in sweeps]):.3f} |")
+    return lines
+
+
+def ppo_section(name: str, runs: list[Run], args, out: Path, figures, notes, lines) -> None:
+    """The PPO tables and the figure of evaluation utility and return against env steps (mean over
+    seeds with rliable's 95% band, the heuristics as horizontal lines)."""
+    rng = section_rng(args.seed, name)
+    lines += ppo_rows(runs, args, rng)
+    if any(r.summary["extra"].get("load_sweep") for r in runs):
+        lines += ["", "Load sweep (mean over seeds):", ""] + ppo_load_rows(runs)
+    scenarios = sorted({r.scenario for r in runs}, key=scenario_order)
+    learned = [r for r in runs if r.summary["eval_history"]]
+    if not learned:
+        return
+    fig, axes = plt.subplots(2, len(scenarios), figsize=(5.5 * len(scenarios), 7), squeeze=False)
+    for col, scenario in enumerate(scenarios):
+        by_method = group([r for r in runs if r.scenario == scenario])
+        for row, (key, ylabel) in enumerate((("utility", "utility per UE-step"),
+                                             ("return", "episode return"))):
+            ax = axes[row, col]
+            for (variant, _), rs in by_method.items():
+                if variant.startswith(HEURISTIC_PREFIX):
+                    h = variant[len(HEURISTIC_PREFIX):]
+                    if h in PPO_HEURISTICS:
+                        final = rs[0].summary["final_eval"]
+                        level = final["metrics"]["utility"] if key == "utility" else final["episodic_return"]
+                        ax.axhline(level, color=PPO_HEURISTICS[h][0], linestyle=PPO_HEURISTICS[h][1], label=h)
+                    continue
+                rs = [r for r in rs if r.summary["eval_history"]]
+                if not rs:
+                    continue
+                steps = np.array([h[0] for h in rs[0].summary["eval_history"]])
+                # (seeds, points)
+                values = np.array([[h[2][key] for h in r.summary["eval_history"]] for r in rs])
+                label = f"{method_label((variant, 'none'))} ({len(rs)} seeds)"
+                line = ax.plot(steps, values.mean(0), label=label)[0]
+                if len(rs) > 1:
+                    lo, hi = bootstrap_ci(values, args.n_boot, rng)
+                    ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
+            if key == "utility":
+                ax.set_ylim(bottom=max(ax.get_ylim()[0], -6))
+            ax.set(title=f"{scenario[len('comp-'):]}: {ylabel}", xlabel="env steps", ylabel=ylabel)
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    save(fig, out / f"{name.replace('-', '_')}_curves.png", figures)
 
 
 README_TABLE = re.compile(r"(<!-- table: ([\w./-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 
 
 def readme_tables(args: Args, names) -> dict[str, str]:
-    """The tables named '<grid>/<scenario>' (method table) or '<grid>/aggregate', computed exactly
-    as results.md computes them (same bootstrap streams)."""
+    """The tables of the markers' names, computed exactly as results.md computes them (same bootstrap
+    streams): '<experiment>/<scenario>' (a method grid's method table, or a learning check's rows),
+    '<experiment>/aggregate', 'claims' (the `paper` grid) or 'claims/<experiment>', 'rb-ablation' (the
+    RB-level ablation's experiments) and 'fixed-splits'."""
     tables, notes = {}, []
     for name in names:
-        if name == "claims":
-            grids = {g.name: load_grid(g, notes) for g in sorted(p for p in args.records.iterdir() if p.is_dir())}
-            tables[name] = "\n".join(claims_table(grids, args)) + "\n"
-            continue
-        grid, _, part = name.partition("/")
-        runs = load_grid(args.records / grid, notes) if (args.records / grid).is_dir() else []
-        if part == "aggregate":
-            rows, _ = aggregate_table(runs, args, section_rng(args.seed, grid))
+        experiment, _, part = name.partition("/")
+        folder = args.records / ((part or "paper") if experiment == "claims" else experiment)
+        runs = load_grid(folder, notes) if folder.is_dir() else []
+        if experiment == "claims":
+            rows = claims_table({folder.name: runs}, args, folder.name) if runs else []
+        elif experiment == "rb-ablation":
+            rows = ablation_rows([r for g in sorted(args.records.glob("rb-ablation*"))
+                                  if g.name != "rb-ablation-5fc924f" for r in load_grid(g, notes)])
+        elif kind_of_experiment(experiment) == "splits":
+            rows = splits_rows(runs)
+        elif kind_of_experiment(experiment) == "ppo":
+            rows = (ppo_load_rows(runs) if part == "load" else
+                    ppo_rows(runs, args, section_rng(args.seed, experiment)))
+        elif kind_of_experiment(experiment) == "learning_check":
+            rows = learning_check_rows(runs, args.records, notes).get(part, []) if runs else []
+            rows = [LC_HEAD, "| --- " * 13 + "|", *rows] if rows else []
+        elif part == "aggregate":
+            rows, _ = aggregate_table(runs, args, section_rng(args.seed, experiment))
         else:
             by_method = group([r for r in runs if r.scenario == part])
-            rows = method_table(by_method, args, section_rng(args.seed, grid, part)) if by_method else []
+            rows = method_table(by_method, args, section_rng(args.seed, experiment, part)) if by_method else []
         if not rows:
             raise ValueError(f"table {name!r}: no records for it under {args.records}")
         tables[name] = "\n".join(rows) + "\n"
     return tables
+
+
+def marked_files(root: Path) -> list[Path]:
+    """README.md and the pages under docs/ of a repository."""
+    return [p for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))] if p.is_file()]
 
 
 def update_readme(path: Path, args: Args) -> int:
@@ -1023,8 +1343,6 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
                          f"{args.curve_points}")
     check_output_dir(args.out, "--out")
     notes: list[str] = []
-    if args.collect is not None:
-        notes.append(f"collected {collect(args.collect, args.records, notes)} new records from {args.collect}")
     if not args.records.is_dir():
         raise ValueError(f"--records {args.records}: not a folder")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -1035,9 +1353,22 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
         notes.append(f"no grid folders of records under {args.records}")
     for grid, runs in grids.items():
         grid_rng = section_rng(args.seed, grid)  # the grid-wide sections (generalisation, DU sweep)
-        lines += ["", f"## Grid `{grid}`", ""]
+        lines += ["", f"## Experiment `{grid}`", ""]
         if not runs:
             lines.append("No usable runs.")
+            continue
+        kind = kind_of_experiment(grid)
+        if kind == "learning_check":
+            learning_check_section(grid, runs, args, args.out, figures, notes, lines)
+            continue
+        if kind == "ablation":
+            lines += ablation_rows(runs)
+            continue
+        if kind == "splits":
+            lines += splits_rows(runs)
+            continue
+        if kind == "ppo":
+            ppo_section(grid, runs, args, args.out, figures, notes, lines)
             continue
         if grid == "generalisation":
             source = [r for r in grids.get("paper", []) if not r.is_heuristic]
@@ -1077,7 +1408,10 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
             aggregate_section(f"{grid}_performance_profile", runs, args, grid_rng, args.out, figures,
                               notes, lines)
         lines.append("")
-    lines += ["## The paper's claims", ""] + claims_table(grids, args) + [""]
+    lines += ["## The paper's claims", ""]
+    for grid in ("paper", "rb-paper"):
+        if grids.get(grid):
+            lines += [f"On the `{grid}` grid:", ""] + claims_table(grids, args, grid) + [""]
     lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
     lines += ["", "## Notes (skipped input)", ""] + [f"- {n}" for n in notes]
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
@@ -1089,8 +1423,11 @@ def main(args: Args) -> None:
     for note in notes:
         print("note:", note)
     print(f"wrote {len(figures)} figures and {args.out / 'results.md'}")
-    if args.readme is not None:
-        print(f"rewrote {update_readme(args.readme, args)} tables in {args.readme}")
+    if args.readme:
+        for path in marked_files(args.root):
+            n = update_readme(path, args)
+            if n:
+                print(f"rewrote {n} tables in {path}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 # Multi-agent and central PPO for DeepCoMP's cell selection (comp_env.py), CleanRL style (after cleanrl ppo.py).
-# docs: README.md, section "Multi-agent PPO on comp_env"; environment: SPEC Part B.
+# docs: docs/comp.md (the environment, PPO on it and its results).
 """PPO with categorical actions (noop or toggle BS i) on `comp_env`, DeepCoMP's learned agents.
 
 - `--mode multi` (DeepCoMP's multi-agent PPO): one policy and one value network shared by all UE
@@ -28,7 +28,6 @@
   final evaluation per episode, wall time), and with `--save-model` `{exp_name}.cleanrl_model`.
 """
 import dataclasses
-import json
 import os
 import random
 import sys
@@ -45,6 +44,7 @@ from torch.distributions.categorical import Categorical
 from torch.utils.tensorboard import SummaryWriter
 
 import comp_env
+from run_utils import write_json
 
 
 @dataclass
@@ -491,10 +491,9 @@ if __name__ == "__main__":
         model_path = os.path.join(run_dir, f"{args.exp_name}.cleanrl_model")
         torch.save(agent.state_dict(), model_path)
         print(f"model saved to {model_path}")
-    summary = {"script": os.path.basename(__file__), "args": dataclasses.asdict(args), "global_step": global_step,
-               "num_ues": n_ues, "num_bs": envs.num_bs, "wall_time_s": train_time, "eval_time_s": eval_time,
-               "eval_history": eval_history, "final_eval": final_eval, "load_sweep": load_sweep}
-    with open(os.path.join(run_dir, "summary.json.tmp"), "w") as f:
-        json.dump(summary, f)
-    os.replace(os.path.join(run_dir, "summary.json.tmp"), os.path.join(run_dir, "summary.json"))
+    summary = {"status": "finished", "script": os.path.basename(__file__), "args": dataclasses.asdict(args),
+               "global_step": global_step, "num_ues": n_ues, "num_bs": envs.num_bs, "wall_time_s": train_time,
+               "eval_time_s": eval_time, "eval_history": eval_history, "final_eval": final_eval,
+               "load_sweep": load_sweep}
+    write_json(os.path.join(run_dir, "summary.json"), summary)
     writer.close()

@@ -1,62 +1,29 @@
-"""Experiment runner: one command runs a named grid of variants x rho settings x scenarios x seeds.
+"""Experiment runner: `python run_experiments.py <experiment>` runs what the records of one entry of
+experiments.py lack.
 
-    python run_experiments.py --grid paper --records-dir records   # the main grid; records kept in the repo
-    python run_experiments.py --grid paper --dry-run       # print every command, run nothing
-    python run_experiments.py --grid paper --seeds 5 --first-seed 6   # a slice: seeds 6..10
-    python run_experiments.py --grid paper --extra-args="--eval-interval 1000"    # more script flags
-    python run_experiments.py --grid paper --backend ray --ray-address auto       # on a Ray cluster
+    python run_experiments.py --list                         # the experiments
+    python run_experiments.py rb-paper                       # its runs and reference rows
+    python run_experiments.py rb-paper --seeds 6 7 8         # a slice of its seeds
+    python run_experiments.py rb-paper --dry-run             # what would run, and why
+    python run_experiments.py paper --backend ray --ray-address auto      # on a Ray cluster
 
-Grids (10 seeds by default, SPEC Part D): `paper` (No-SAM, L2, and Actor/Critic/Both/TA-SAM x rho
-equal 0.01/0.01, unequal 0.05/0.01, dynamic linear decay; on `paper` and `hetero`), `rb_small`
-(No-SAM, L2, Both-SAM and TA-SAM with the paper's RB-level action on `small`), `rho_sweep`
-(Actor/Critic/Both-SAM, fixed rho 0..0.06), `du_sweep` (No-SAM and TA-SAM, 2..10 DUs with 200
-UEs), `nonstationary` (No-SAM, L2, TA-SAM; the traffic shifts half-way through training),
-`generalisation` (the `paper` grid's saved models: paper-trained ones evaluated on `light`, `heavy`
-and `hetero`, hetero-trained ones on `paper`; no training, run `paper` first), `comp` (No-SAM and
-TA-SAM on DeepCoMP's medium scenario).
+Every run of an entry (experiments.training_runs: its methods x scenarios x seeds, seed-major)
+trains in `<results-dir>/<experiment>/<run>/` and ends as `records/<experiment>/<run>.json`
+(records.py). A run is skipped when its record is finished and holds the arguments the script
+makes of the run's command line today (records.args_differ, after resolving them with the
+script's own parser); a record of the same arguments in one of the entry's `reuse` experiments is
+copied in instead of training again. An unfinished run resumes from its checkpoint (--resume), so
+a grid can be stopped (Ctrl-C, SIGTERM, SIGHUP) and continued in another sitting. A training
+process never outlives the runner (own process group, parent-death signal), holds run.lock in its
+folder, runs under `nice` with --torch-threads torch threads (OMP/MKL variables too).
 
-Every run lands in `results/<grid>/<variant>__<rho>__<scenario>__s<seed>/` (docs/INTERFACES.md,
-section 3). Running the same command again skips finished runs (summary.json with status
-"finished"), resumes interrupted ones (`--resume` when their checkpoint.pt exists) and starts the
-rest from scratch, so a grid can be stopped with Ctrl-C (or SIGTERM, SIGHUP) and continued, or
-widened with more seeds. A training process never outlives the runner that started it (own process
-group, parent-death signal) and holds run.lock in its folder, so no folder ever gets two writers.
-`--backend ray` runs each training run as a Ray task instead of in the local pool (README, section
-"Running grids on a Ray cluster or Slurm"; Ray is imported only then).
-
-Choices (ours, all overridable):
-- Budget: 5,000 environment steps per run (10,000 for `nonstationary`, shift at 5,000) with the
-  CPU_BUDGET flags: compact `slice_share` actions, batch 128, 1,000 warm-up steps (so 4,000
-  updates), evaluation every 500 steps; the scripts' 128-128 CPU networks. Measured on the 2-core
-  machine while other jobs shared it: 1,000 updates took about 21 s (baseline) and 33 s (Both-SAM)
-  on `paper`, versus about 4x the baseline's time with the default 300-dim `rb_slice` actions and
-  batch 256. Two 8,000-step `paper` runs side by side took 4m37s (No-SAM) and 5m41s (TA-SAM) of
-  wall time and 5m32s of CPU time together, and their evaluation returns had levelled off by step
-  4,000 (2,000 updates). Measured with 2 workers for the README's results: the 30 runs of
-  `--rhos dynamic none` (plus the heuristic rows) took 37 min and the 20 `equal` runs 28 min, so the
-  70 training runs of one scenario at 5 seeds needed about 1.5 hours on this 2-core machine (before
-  the 32-episode evaluations; the README's results section gives the current times). Scale with
-  --steps, --seeds, --workers; --no-cpu-budget runs the scripts' own defaults (e.g. with
-  --extra-args="--cuda").
-- Runs are ordered seed-major (all methods of seed 1, then seed 2, ...), so a grid cut short still
-  holds complete seeds for every method.
-- Each worker runs one training script as a subprocess with one torch thread (--torch-threads and
-  the OMP/MKL variables): on a small machine several single-threaded runs beat one multi-threaded.
-- Reference rows: the environment module's `HEURISTICS` (and, for oran, the full-information
-  reference `full_info`) are evaluated once per scenario of the grid exactly as the scripts
-  evaluate (the same fixed episodes, seed EVAL_SEED, `--eval-episodes` of them, same environment
-  options) and stored as `heuristic-<name>__none__<scenario>__s0/` run folders with the same
-  summary.json, so `plot_results.py` shows them next to the methods and normalises scores with them
-  (0 = static_equal, 1 = full_info).
-- Records: with `--records-dir records` every finished run's record (records.py) is written there
-  and runs that have a record are skipped even when their run folder is gone, so a grid longer than
-  one sitting is run in slices whose records accumulate in the repository.
-- Generalisation rows: a `paper` run's model.pt (the commands pass --save-model) is rebuilt with its
-  own script's `Actor` and scored with that script's `evaluate` on the target preset, keeping every
-  other environment option of the run.
-
-The mapping from variant / rho setting / scenario to the training scripts' command-line flags is the
-block of tables right below; align it there if a script's flags change.
+Reference rows (an entry's `references`: the environment's heuristics, the full-information
+reference, constant RB splits `split-<eMBB>-<mMTC>-<URLLC>` and UE-count rules
+`ue_count-<RBs per URLLC UE>-<RBs per mMTC UE>`) are scored in this process with the environment
+family's one evaluation function (`oran_env.evaluate`) on the runs' evaluation episodes, as are
+the transfer rows (an entry's `transfer_from`: another experiment's saved models on another
+scenario). `--backend ray` runs each training run as a Ray task (docs/experiments.md; Ray is
+imported only then).
 """
 
 from __future__ import annotations
@@ -67,7 +34,6 @@ import dataclasses
 import fcntl
 import importlib
 import importlib.util
-import json
 import math
 import os
 import shlex
@@ -88,288 +54,396 @@ import numpy as np
 import tyro
 
 import records
+from experiments import EXPERIMENTS, Experiment, argv, run_name, training_runs
 
-# ------------------------------------------------------------------------------------------------
-# Flag tables: the only place that knows the training scripts' command lines.
-# ------------------------------------------------------------------------------------------------
-VARIANTS: dict[str, tuple[str, list[str]]] = {  # variant -> (script, flags)   (SPEC C.2)
-    "nosam": ("sac_marl_baseline.py", []),
-    "l2": ("sac_marl_l2.py", []),
-    "actor-sam": ("tasam_marl_sac.py", ["--no-sam-critic"]),
-    "critic-sam": ("tasam_marl_sac.py", ["--no-sam-actor"]),
-    "both-sam": ("tasam_marl_sac.py", ["--no-selective"]),
-    "ta-sam": ("tasam_marl_sac.py", []),
-}
-LABELS = {"nosam": "No-SAM", "l2": "L2", "actor-sam": "Actor-SAM", "critic-sam": "Critic-SAM",
-          "both-sam": "Both-SAM", "ta-sam": "TA-SAM"}
-RHO_FLAGS: dict[str, list[str]] = {  # rho setting -> flags (SPEC C.3); only for tasam_marl_sac.py
-    "equal": ["--rho-schedule", "fixed", "--rho-actor", "0.01", "--rho-critic", "0.01"],
-    "unequal": ["--rho-schedule", "fixed", "--rho-actor", "0.05", "--rho-critic", "0.01"],
-    "dynamic": ["--rho-schedule", "dynamic"],  # linear decay; --rho-init/--rho-final/--rho-decay-steps: script defaults
-}
-
-
-def fixed_rho_flags(rho: float) -> list[str]:
-    """Flags of the rho sweep's setting `fixed<rho>`: the same fixed rho for actors and critic."""
-    return ["--rho-schedule", "fixed", "--rho-actor", f"{rho:g}", "--rho-critic", f"{rho:g}"]
-
-
-COMMON_FLAGS: list[str] = ["--save-model"]  # added to every training command (model.pt for transfer)
-# The CPU budget [ours] (--cpu-budget, on by default; see the module docstring for the measurements):
-# the compact `slice_share` action mode (3 action dims per DU instead of rb_slice's 3K), batch 128,
-# 1,000 warm-up steps and an evaluation every 500 steps. The scripts' CPU networks (128-128) are their
-# own default without --cuda. --no-cpu-budget runs the scripts' defaults.
-# env id -> (environment options, which the heuristic rows use too, and script flags)
-_BUDGET_SCRIPT_FLAGS = ["--batch-size", "128", "--learning-starts", "1000", "--eval-interval", "500"]
-CPU_BUDGET: dict[str, tuple[dict, list[str]]] = {"oran": ({"action_mode": "slice_share"}, _BUDGET_SCRIPT_FLAGS),
-                                                "comp": ({}, _BUDGET_SCRIPT_FLAGS)}
-
-
-def env_option_flags(options: dict) -> list[str]:
-    """Environment options as the scripts' flags: action_mode -> --action-mode."""
-    return [x for k, v in options.items() for x in ("--" + k.replace("_", "-"), str(v))]
-FLAG_SEED, FLAG_STEPS, FLAG_RUN_DIR, FLAG_RESUME = "--seed", "--total-timesteps", "--run-dir", "--resume"
-FLAG_SCENARIO, FLAG_ENV_ID, FLAG_THREADS = "--scenario", "--env-id", "--torch-threads"
-FLAG_SHIFT = "--shift-after-steps"  # oran_env option: vectorised env steps before the traffic shift
-EVAL_SEED = 10_000  # the scripts evaluate on environments seeded EVAL_SEED: the same episodes for every run
+FLAG_RUN_DIR, FLAG_RESUME, FLAG_THREADS = "--run-dir", "--resume", "--torch-threads"
 MODEL_FILE = "model.pt"  # written by --save-model: {"actor", "qf", "hidden_sizes"}
 ENV_MODULES = {"oran": "oran_env", "comp": "comp_env"}  # env id -> simulator module
-# reference rows evaluated next to HEURISTICS: row name -> policy function of the env module
-REFERENCES = {"oran": {"full_info": "full_information_reference"}, "comp": {}}
-ENV_ID_VALUES = {"oran": None, "comp": "comp"}  # env id -> value of FLAG_ENV_ID (None: script default)
-# scenario token (the run id's third part) -> (env id, preset name of the env module's SCENARIOS)
-SCENARIOS: dict[str, tuple[str, str]] = {
-    **{name: ("oran", name) for name in ("paper", "hetero", "small", "light", "heavy", "nonstationary")},
-    **{f"du{n}": ("oran", f"du{n}") for n in range(2, 11)},  # 2..10 DUs, 200 UEs
-    **{f"comp-{name}": ("comp", name) for name in ("small", "medium", "large")},
-}
 CHECKPOINT, SUMMARY, LOCK, RUN_LOG = "checkpoint.pt", "summary.json", "run.lock", "runner.log"
-RAY_TOKEN = ".ray-driver-token"  # in <results-dir>/<grid>/: a Ray node that reads it shares the driver's disk
-SAM_VARIANTS = ("actor-sam", "critic-sam", "both-sam", "ta-sam")
-RHO_SWEEP = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06)
-
-
-@dataclass(frozen=True)
-class GridSpec:
-    """One named grid: (variant, rho setting) pairs crossed with scenarios and seeds."""
-
-    methods: tuple[tuple[str, str], ...]
-    scenarios: tuple[str, ...]
-    steps: int  # default --total-timesteps per run [ours]; --steps overrides
-    doc: str
-    transfer_from: tuple[str, tuple[tuple[str, str], ...]] | None = None  # (grid, ((target, source scenario), ..))
-    shift_fraction: float | None = None  # traffic shift after this fraction of the budget
-    env_options: tuple[tuple[str, str], ...] = ()  # replace the CPU budget's environment options (action mode)
-    script_flags: tuple[str, ...] = ()  # more script flags, after the CPU budget's
-
-
-PAPER_METHODS = (("nosam", "none"), ("l2", "none")) + tuple(
-    (v, r) for r in ("equal", "unequal", "dynamic") for v in SAM_VARIANTS)
-GENERALISATION = (("light", "paper"), ("heavy", "paper"), ("hetero", "paper"), ("paper", "hetero"))  # (target, source)
-RB_METHODS = (("nosam", "none"), ("l2", "none"), ("both-sam", "dynamic"), ("ta-sam", "dynamic"))
-GRIDS: dict[str, GridSpec] = {
-    "paper": GridSpec(PAPER_METHODS, ("paper", "hetero"), 5_000,
-                      "No-SAM, L2 and the four SAM variants x three rho settings on `paper` and `hetero`"),
-    "rb_small": GridSpec(RB_METHODS, ("small",), 10_000,
-                         "No-SAM, L2, Both-SAM and TA-SAM with the paper's RB-level action on `small`",
-                         env_options=(("action_mode", "rb_slice"),), script_flags=("--eval-interval", "1000")),
-    "rho_sweep": GridSpec(tuple((v, f"fixed{r:g}") for v in ("actor-sam", "critic-sam", "both-sam")
-                                for r in RHO_SWEEP), ("paper",), 5_000,
-                          "Actor/Critic/Both-SAM with a fixed rho in 0..0.06 (actor = critic rho)"),
-    "du_sweep": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")),
-                         tuple(f"du{n}" for n in (2, 4, 6, 8, 10)), 5_000,
-                         "No-SAM and TA-SAM with 2..10 DUs and 200 UEs"),
-    "nonstationary": GridSpec((("nosam", "none"), ("l2", "none"), ("ta-sam", "dynamic")),
-                              ("nonstationary",), 10_000,
-                              "No-SAM, L2 and TA-SAM; the traffic shifts half-way through training",
-                              shift_fraction=0.5),
-    "generalisation": GridSpec(PAPER_METHODS, tuple(t for t, _ in GENERALISATION), 0,
-                               "the `paper` grid's saved models evaluated on `light`, `heavy` and `hetero`, "
-                               "and its `hetero` models on `paper`", transfer_from=("paper", GENERALISATION)),
-    "comp": GridSpec((("nosam", "none"), ("ta-sam", "dynamic")), ("comp-medium",), 5_000,
-                     "multi-agent SAC and TA-SAM on DeepCoMP's medium scenario"),
-}
+RAY_TOKEN = ".ray-driver-token"  # in <results-dir>/<experiment>/: a node reading it shares the disk
+COMPANIONS = ("run_utils.py",)  # modules next to the scripts that a script may import
 
 
 @dataclass
 class Args:
-    grid: Literal["paper", "rb_small", "rho_sweep", "du_sweep", "nonstationary", "generalisation", "comp"] = "paper"
-    """named grid to run (see the module docstring and GRIDS)"""
-    results_dir: Path = Path("results")
-    """root of the results folder; runs go to <results-dir>/<grid>/<run id>/"""
-    seeds: int = 10
-    """number of seeds per configuration (seeds first-seed .. first-seed + seeds - 1)"""
-    first_seed: int = 1
-    """first seed"""
-    steps: int | None = None
-    """--total-timesteps per run (default: the grid's own budget)"""
+    experiment: tyro.conf.Positional[str] = ""
+    """the experiment to run (a key of experiments.EXPERIMENTS; --list shows them)"""
+    list: bool = False
+    """print the experiments and exit"""
+    definitions: Path | None = None
+    """a Python file whose EXPERIMENTS dict adds entries (or replaces entries of the same name) to
+    experiments.py's, for experiments of your own"""
+    seeds: tuple[int, ...] = ()
+    """run these seeds instead of the experiment's own"""
+    results_dir: Path = Path("runs/experiments")
+    """run folders go to <results-dir>/<experiment>/<run>/"""
+    records: Path = Path("records")
+    """records root: finished runs land in <records>/<experiment>/<run>.json"""
     workers: int = 2
-    """runs executed at the same time (the local backend's pool; with --backend ray and no --ray-address, the
+    """runs executed at the same time (the local pool; with --backend ray and no --ray-address, the
     local Ray instance gets --workers x --cpus-per-run CPUs)"""
     torch_threads: int = 1
-    """torch/OpenMP threads per run (OMP_NUM_THREADS, MKL_NUM_THREADS)"""
-    variants: tuple[str, ...] = ()
-    """only these variants (default: all of the grid's), e.g. --variants nosam ta-sam"""
-    rhos: tuple[str, ...] = ()
-    """only these rho settings (default: all of the grid's), e.g. --rhos dynamic none"""
-    scenarios: tuple[str, ...] = ()
-    """replace the grid's scenarios (tokens of SCENARIOS), e.g. --scenarios small"""
-    extra_args: str = ""
-    """more flags passed verbatim to every training script (after all others, so they win); write
-    them with '=': --extra-args="--eval-interval 1000" """
-    cpu_budget: bool = True
-    """use CPU_BUDGET (compact slice_share actions, batch 128) in every training command and in the
-    heuristic rows"""
-    eval_episodes: int = 32
-    """evaluation episodes of the heuristic and transfer rows (keep equal to the scripts' --eval-episodes)"""
-    heuristics: bool = True
-    """evaluate the environment's heuristics as reference rows (once per scenario, as seed 0: every run is
-    evaluated on the same episodes, whatever its seed)"""
-    records_dir: Path | None = None
-    """write the record (records.py) of every finished run into <records-dir>/<grid>/ and skip the runs that
-    have one (`--records-dir records`: a grid run in slices accumulates its records in the repository)"""
+    """torch/OpenMP threads per run"""
+    nice: int = 10
+    """niceness of the training processes (local backend)"""
+    references: bool = True
+    """score the experiment's reference rows"""
+    training: bool = True
+    """train the experiment's runs (--no-training: only the reference rows)"""
     dry_run: bool = False
-    """print the commands and what would be skipped/resumed, run nothing"""
+    """print what would be skipped, reused, resumed or started, run nothing"""
     python: str = sys.executable
-    """python interpreter for the training scripts (local backend; a Ray task uses its worker's Python)"""
+    """python interpreter of the training scripts (a Ray task uses its worker's Python)"""
     backend: Literal["local", "ray"] = "local"
-    """where the training runs execute: `local` (a pool of --workers subprocesses) or `ray` (one Ray task per
-    run on a local Ray instance or the cluster at --ray-address; needs `pip install ray`)"""
+    """where the training runs execute: `local` (a pool of --workers processes) or `ray` (one Ray
+    task per run on a local Ray instance or the cluster at --ray-address; needs `pip install ray`)"""
     ray_address: str | None = None
-    """Ray cluster to connect to (`auto`, or the head's `host:6379`); none starts a local Ray instance"""
+    """Ray cluster to connect to (`auto`, or the head's `host:6379`); none starts a local one"""
     cpus_per_run: float = 1.0
     """Ray: CPUs reserved for each run (keep it >= --torch-threads)"""
     gpus_per_run: float = 0.0
-    """Ray: GPUs reserved for each run; a fraction packs several runs on one GPU (0.25: four per GPU). The
-    scripts use the GPU only with --extra-args="--cuda" (and --no-cpu-budget for the paper's networks)"""
+    """Ray: GPUs reserved for each run; a fraction packs several runs on one GPU"""
     ray_storage: Literal["auto", "shared", "copy"] = "auto"
-    """Ray: `shared`: tasks write into the run folders directly (a filesystem shared with the driver, so
-    interrupted runs resume from their checkpoints); `copy`: a task trains in a temporary folder on its
-    node and returns the run folder's files, which the driver writes into --results-dir; `auto`: `shared`
-    on the nodes that see the driver's results folder, `copy` elsewhere"""
+    """Ray: `shared`: tasks write into the run folders directly (a filesystem shared with the
+    driver); `copy`: a task trains in a temporary folder on its node and returns the run folder's files;
+    `auto`: `shared` on the nodes that see the driver's results folder, `copy` elsewhere"""
     ray_max_retries: int = 3
-    """Ray: times a run's task is started again after its worker process or node died (Ray's max_retries)"""
+    """Ray: times a run's task is started again after its worker process or node died"""
 
 
 @dataclass(frozen=True)
 class Task:
-    """One run folder to produce: a training run, a heuristic evaluation or a transfer evaluation."""
+    """One record to produce: a training run, a reference row or a transfer row."""
 
     kind: Literal["train", "heuristic", "transfer"]
-    grid: str
-    variant: str  # a VARIANTS key, or "heuristic-<name>"
-    rho: str  # a RHO_FLAGS key, "fixed<value>" or "none"
-    scenario: str  # a SCENARIOS key
-    seed: int
+    experiment: str
+    run: str
+    scenario: str
     run_dir: Path
-    cmd: tuple[str, ...] = field(default=(), compare=False)  # train tasks
-    source: Path | None = None  # transfer tasks: the run folder whose model.pt is evaluated
+    cmd: tuple[str, ...] = field(default=(), compare=False)  # train: the script's command line
+    requested: dict = field(default_factory=dict, compare=False)  # the complete arguments asked for
+    source: Path | None = None  # transfer: the run folder whose model.pt is evaluated
 
     @property
     def run_id(self) -> str:
-        return self.run_dir.name
-
-    def record(self, records_dir: Path) -> Path:
-        return records.record_path(records_dir, self.grid, self.run_id)
+        return self.run
 
 
-def write_record(task: Task, args: Args) -> None:
-    """The record of a finished run folder, unless there is an up-to-date one (or --records-dir none)."""
-    if args.records_dir is None:
-        return
-    if not records.record_is_current(task.run_dir, args.records_dir, task.grid):
-        records.write_record(task.run_dir, args.records_dir, task.grid)
+def load_definitions(path: Path) -> None:
+    """Adds the EXPERIMENTS of a definitions file to experiments.EXPERIMENTS."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or not path.is_file():
+        raise ValueError(f"--definitions {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not isinstance(getattr(module, "EXPERIMENTS", None), dict):
+        raise ValueError(f"--definitions {path}: defines no EXPERIMENTS dict")
+    EXPERIMENTS.update(module.EXPERIMENTS)
 
 
-def run_id(variant: str, rho: str, scenario: str, seed: int) -> str:
-    return f"{variant}__{rho}__{scenario}__s{seed}"
-
-
-def parse_run_id(name: str) -> dict | None:
-    """Inverse of run_id: {'variant', 'rho', 'scenario', 'seed'}, or None for another folder name."""
-    parts = name.split("__")
-    if len(parts) != 4 or not parts[3].startswith("s") or not parts[3][1:].isdigit():
-        return None
-    return {"variant": parts[0], "rho": parts[1], "scenario": parts[2], "seed": int(parts[3][1:])}
-
-
-def rho_flags(variant: str, rho: str) -> list[str]:
-    if rho == "none":
-        if variant in SAM_VARIANTS:
-            raise ValueError(f"variant {variant!r} needs a rho setting, got 'none'")
-        return []
-    if variant not in SAM_VARIANTS:
-        raise ValueError(f"variant {variant!r} takes no rho setting (expected 'none'), got {rho!r}")
-    if rho in RHO_FLAGS:
-        return list(RHO_FLAGS[rho])
-    if rho.startswith("fixed"):
-        try:
-            value = float(rho[len("fixed"):])
-        except ValueError:
-            value = -1.0
-        if value >= 0:
-            return fixed_rho_flags(value)
-    raise ValueError(f"unknown rho setting {rho!r}: expected one of {sorted(RHO_FLAGS)}, "
-                     "'fixed<value>' with value >= 0, or 'none'")
-
-
-def scenario_flags(scenario: str) -> list[str]:
-    if scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}: expected one of {sorted(SCENARIOS)}")
-    env_id, preset = SCENARIOS[scenario]
-    flags = [FLAG_ENV_ID, ENV_ID_VALUES[env_id]] if ENV_ID_VALUES[env_id] else []
-    return flags + [FLAG_SCENARIO, preset]
-
-
-def train_command(python: str, variant: str, rho: str, scenario: str, seed: int, steps: int,
-                  run_dir: Path, resume: bool, extra_args: str = "", torch_threads: int = 1,
-                  grid_flags: tuple[str, ...] = (), cpu_budget: bool = True, grid: str = "paper") -> tuple[str, ...]:
-    """The training script's command line for one run of a grid (resume: continue from its checkpoint)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}: expected one of {sorted(VARIANTS)}")
-    script, variant_flags = VARIANTS[variant]
-    cmd = [python, script, *variant_flags, *rho_flags(variant, rho), *scenario_flags(scenario),
-           FLAG_SEED, str(seed), FLAG_STEPS, str(steps), FLAG_RUN_DIR, str(run_dir),
-           FLAG_THREADS, str(torch_threads), *grid_flags, *COMMON_FLAGS,
-           *budget_flags(grid, scenario, cpu_budget), *shlex.split(extra_args)]
-    if resume:
-        cmd.append(FLAG_RESUME)
-    return tuple(cmd)
-
-
-def env_options(grid: str, scenario: str, cpu_budget: bool) -> dict:
-    """Environment options of a grid's runs and of its reference rows: the CPU budget's (with
-    --cpu-budget), then the grid's own."""
-    return {**(CPU_BUDGET[SCENARIOS[scenario][0]][0] if cpu_budget else {}), **dict(GRIDS[grid].env_options)}
-
-
-def budget_flags(grid: str, scenario: str, cpu_budget: bool) -> list[str]:
-    """Script flags of a grid's runs: its environment options, the CPU budget's flags, the grid's own."""
-    flags = CPU_BUDGET[SCENARIOS[scenario][0]][1] if cpu_budget else []
-    return env_option_flags(env_options(grid, scenario, cpu_budget)) + flags + list(GRIDS[grid].script_flags)
+def experiment_of(args: Args) -> Experiment:
+    if args.definitions is not None:
+        load_definitions(args.definitions)
+    if not args.experiment:
+        raise ValueError("name the experiment to run (--list shows them)")
+    if args.experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {args.experiment!r}: expected one of "
+                         f"{sorted(EXPERIMENTS)} (--list describes them)")
+    exp = EXPERIMENTS[args.experiment]
+    if exp.historical:
+        raise ValueError(f"experiment {args.experiment!r} cannot be run again: {exp.historical} "
+                         "(its records are kept as they are)")
+    return exp
 
 
 def check_output_dir(path: Path, flag: str) -> None:
-    """Up-front check of a folder a command will write into (created later when missing): ValueError
-    naming `flag` when the path is a file, lies under a file, or its nearest existing folder is not writable."""
+    """ValueError naming `flag` when a folder a command will write into (created later when missing)
+    is a file, lies under a file, or its nearest existing folder is not writable."""
     existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{flag} {path}: {existing} is not a writable folder")
 
 
-def read_summary(run_dir: Path) -> dict | None:
-    """summary.json of a run folder, or None when it is missing or not valid JSON (half-written)."""
+def check_args(args: Args) -> None:
+    if args.workers < 1 or args.torch_threads < 1 or any(s < 0 for s in args.seeds):
+        raise ValueError("--workers and --torch-threads must be >= 1 and --seeds >= 0, got "
+                         f"{args.workers}, {args.torch_threads}, {list(args.seeds)}")
+    if args.cpus_per_run <= 0 or args.gpus_per_run < 0 or args.ray_max_retries < 0:
+        raise ValueError("--cpus-per-run must be > 0, --gpus-per-run and --ray-max-retries >= 0, "
+                         f"got {args.cpus_per_run}, {args.gpus_per_run}, {args.ray_max_retries}")
+    check_output_dir(args.results_dir, "--results-dir")
+    check_output_dir(args.records, "--records")
+    interpreter = shutil.which(args.python)
+    if interpreter is None or not os.path.isfile(interpreter):
+        raise ValueError(f"--python {args.python}: not an executable file")
+
+
+def script_path(script: str) -> Path:
+    return Path(__file__).resolve().parent / script
+
+
+def env_family(scenario: str) -> tuple[str, str]:
+    """(simulator module, preset) of a scenario token."""
+    if scenario.startswith("comp-"):
+        return ENV_MODULES["comp"], scenario[len("comp-"):]
+    return ENV_MODULES["oran"], scenario
+
+
+def expand(args: Args, exp: Experiment) -> list[Task]:
+    """The reference rows, then the training (or transfer) runs seed-major."""
+    out = args.results_dir / args.experiment
+    tasks = []
+    if args.references:
+        rows = [(records.run_id(f"heuristic-{name}", "none", s, 0), s)
+                for s in exp.scenarios for name in exp.references]
+        tasks += [Task("heuristic", args.experiment, name, s, out / name) for name, s in rows]
+    runs = training_runs(exp, args.seeds or None) if args.training else []
+    if exp.transfer_from:
+        source_exp, sources = exp.transfer_from
+        for method, scenario, seed in runs:
+            name = run_name(method, scenario, seed)
+            source = args.results_dir / source_exp / run_name(method, dict(sources)[scenario], seed)
+            tasks.append(Task("transfer", args.experiment, name, scenario, out / name,
+                              source=source))
+        return tasks
+    by_script: dict[str, list] = {}
+    for method, scenario, seed in runs:
+        by_script.setdefault(method.script, []).append((method, scenario, seed))
+    requested = {}
+    for script, group in by_script.items():
+        lines = [argv(exp, *run) + [FLAG_THREADS, str(args.torch_threads)] for run in group]
+        resolved_args = records.resolve_args(script_path(script), lines)
+        for run, line, resolved in zip(group, lines, resolved_args):
+            requested[run_name(*run)] = (run[0].script, line, resolved)
+    for method, scenario, seed in runs:
+        name = run_name(method, scenario, seed)
+        script, line, resolved = requested[name]
+        run_dir = out / name
+        cmd = (args.python, str(script_path(script)), *line, FLAG_RUN_DIR, str(run_dir))
+        tasks.append(Task("train", args.experiment, name, scenario, run_dir, cmd, resolved))
+    return tasks
+
+
+# ------------------------------------------------------------------------------------------------
+# Records: skip what is finished with the requested arguments, reuse, write
+# ------------------------------------------------------------------------------------------------
+def record_state(task: Task, args: Args, exp: Experiment) -> tuple[str, str]:
+    """('finished' | 'reuse' | 'todo', why) of a task given the records."""
+    record = records.read_record(records.record_path(args.records, task.experiment, task.run))
+    if record is not None and record["finished"]:
+        if task.kind != "train":
+            return "finished", "record"
+        differ = records.args_differ(record["args"], task.requested, record["script"])
+        if not differ:
+            return "finished", "record"
+        why = f"its record has other {differ}"
+    else:
+        why = "no finished record" if record is None else "its record is not finished"
+    if task.kind == "train":
+        for other in exp.reuse:
+            found = records.read_record(records.record_path(args.records, other, task.run))
+            if found and found["finished"] and \
+                    not records.args_differ(found["args"], task.requested, found["script"]):
+                return "reuse", f"the record of {other}"
+    return "todo", why
+
+
+def reuse(task: Task, args: Args, other: str) -> None:
+    """Copies a record of the same arguments from another experiment into this one."""
+    record = records.read_record(records.record_path(args.records, other, task.run))
+    source = {"from": f"records/{other}/{task.run}.json"}
+    record = {**record, "experiment": task.experiment, "converted": {**(record["converted"] or {}),
+                                                                     "reused": source["from"]}}
+    records.write_record(args.records, record)
+
+
+def write_run_record(task: Task, args: Args, exp: Experiment) -> str:
+    """The record of a finished run folder; returns a line about it."""
+    record = records.record_from_run(task.run_dir, task.experiment, task.run)
+    if task.kind == "train":
+        differ = records.args_differ(record["args"], task.requested, record["script"])
+        if differ:
+            raise RuntimeError(f"{task.run_dir} holds a run with other {differ} than requested; "
+                               "move it away to train the run anew")
+        if exp.posthoc == "decodings":
+            record["extra"]["posthoc"] = records.compact(decodings(task.run_dir, exp.eval_episodes))
+    records.write_record(args.records, record)
+    score = record["score"]
+    return f"score {score:.3f}" if isinstance(score, (int, float)) else "no score"
+
+
+# ------------------------------------------------------------------------------------------------
+# Reference and transfer rows, evaluated in this process with the env family's `evaluate`
+# ------------------------------------------------------------------------------------------------
+def fixed_split(shares: tuple[float, float, float]):
+    """The policy that plays round(share x K) RBs per slice at every DU and step (the rest idle)."""
+    import oran_env
+
+    def policy(env):
+        counts = np.rint(np.asarray(shares) * env.config.num_rbs).astype(int)
+        if counts.sum() > env.config.num_rbs:
+            raise ValueError(f"shares {shares} round to {counts.sum()} of the "
+                             f"{env.config.num_rbs} RBs")
+        rb_slice = oran_env.counts_to_rb_slice(counts, env.config.num_rbs)
+        return oran_env.encode_allocation(env, np.broadcast_to(
+            rb_slice, (env.num_envs, env.n_agents, len(rb_slice))))
+    return policy
+
+
+def reference_policy(module, name: str):
+    """policy(env) of a reference row name (module docstring)."""
+    kind, *params = name.split("-")
+    values = tuple(float(p) for p in params)
+    if not params and name in module.HEURISTICS:
+        return module.HEURISTICS[name]
+    if name == "full_info" and hasattr(module, "full_information_reference"):
+        return module.full_information_reference
+    if kind == "split" and len(values) == 3:
+        return fixed_split(values)
+    if kind == "ue_count" and len(values) == 2:
+        return lambda env: module.ue_count_split(env, *values)
+    raise ValueError(f"unknown reference row {name!r} for {module.__name__}")
+
+
+def final_eval(returns, metrics, ue_tput) -> dict:
+    final = {"episodic_return": float(np.mean(returns)),
+             "episodic_returns": np.asarray(returns).tolist(), "metrics": metrics}
+    if ue_tput:
+        final[records.UE_THROUGHPUT_KEY] = list(ue_tput)
+    return final
+
+
+def reference_row(task: Task, exp: Experiment) -> dict:
+    """The record of a reference row: its policy on the runs' evaluation episodes."""
+    name = task.run.split("__")[0][len("heuristic-"):]
+    module_name, preset = env_family(task.scenario)
+    module = importlib.import_module(module_name)
+    policy = reference_policy(module, name)
+    options = dict(exp.env_options)
+    start = time.time()
+    envs = module.make_env(preset, num_envs=exp.eval_episodes, seed=exp.eval_seed, **options)
+    result = module.evaluate(lambda obs, env: policy(env), envs, exp.eval_seed)
+    args = {"heuristic": name, "env_options": options, "scenario": task.scenario, "seed": 0,
+            "eval_episodes": exp.eval_episodes, "eval_seed": exp.eval_seed}
+    return records.make_record(task.experiment, task.run, kind="heuristic",
+                               script=f"heuristic:{name}", args=args, global_step=0,
+                               wall_time_s=time.time() - start, eval_history=[],
+                               final_eval=final_eval(*result))
+
+
+def load_actor(source: Path):
+    """(actor, summary) of a finished run's saved model, rebuilt with its own script's Actor."""
+    import torch
+
+    summary = records.read_summary(source)
+    finished = summary is not None and summary.get("status") == "finished"
+    if not finished or not (source / MODEL_FILE).is_file():
+        raise RuntimeError(f"{source}: no finished run with {MODEL_FILE}; run its experiment first "
+                           "(its runs pass --save-model)")
+    sys.path.insert(0, str(script_path(summary["script"]).parent))
+    script = importlib.import_module(Path(summary["script"]).stem)
+    model = torch.load(source / MODEL_FILE, map_location="cpu", weights_only=True)
+    return script, model, summary
+
+
+def actor_policy(actor):
+    """The deterministic policy (tanh of the mean) of a script's Actor, as `evaluate` wants it."""
+    import torch
+
+    def policy(obs, envs):
+        with torch.no_grad():
+            obs_t = torch.as_tensor(obs).transpose(0, 1)
+            noise = torch.zeros(*obs_t.shape[:2], envs.act_dim)
+            action, _, _ = actor.get_action(obs_t, noise=noise)
+        return action.transpose(0, 1).numpy()
+    return policy
+
+
+def transfer_row(task: Task, exp: Experiment) -> dict:
+    """The record of a saved model evaluated on another scenario: the run's own environment options,
+    with the fields in which the target preset differs from the run's preset replaced."""
+    script, model, summary = load_actor(task.source)
+    run_args = summary["args"]
+    module_name, preset = env_family(task.scenario)
+    envlib = importlib.import_module(module_name)
+    trained, target = envlib.make_config(run_args["scenario"]), envlib.make_config(preset)
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in run_args["env"].items()}
+    config.update({f.name: getattr(target, f.name) for f in dataclasses.fields(target)
+                   if getattr(target, f.name) != getattr(trained, f.name)})
+    start = time.time()
+    envs = envlib.make_env(preset, num_envs=exp.eval_episodes, seed=exp.eval_seed, **config)
+    actor = script.Actor(envs.n_agents, envs.obs_dim, envs.act_dim, tuple(model["hidden_sizes"]))
+    actor.load_state_dict(model["actor"])
+    result = envlib.evaluate(actor_policy(actor), envs, exp.eval_seed)
+    args = {"source_run": str(task.source), "trained_steps": summary.get("global_step"),
+            "source_args": run_args, "scenario": task.scenario, "seed": run_args["seed"],
+            "eval_episodes": exp.eval_episodes, "eval_seed": exp.eval_seed}
+    return records.make_record(task.experiment, task.run, kind="transfer",
+                               script=f"transfer:{summary['script']}", args=args, global_step=0,
+                               wall_time_s=time.time() - start, eval_history=[],
+                               final_eval=final_eval(*result))
+
+
+def decodings(run_dir: Path, episodes: int) -> dict:
+    """Return of each way of turning the final actor (checkpoint.pt) into one RB-level action, on
+    the evaluation episodes: deterministic tanh(mean); sampled tanh(mean + std noise); z-score
+    tanh(mean / std) (a contested RB goes to the slice most likely to claim it); expected count
+    (each slice claims round(sum_k P(score_kl > 0)) RBs, its most likely ones)."""
+    import torch
+
+    import oran_env
+
+    ckpt = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+    sys.path.insert(0, str(script_path(ckpt["script"]).parent))
+    script = importlib.import_module(Path(ckpt["script"]).stem)
+    seed = script.EVAL_SEED
+    env = oran_env.make_env(ckpt["args"]["scenario"], num_envs=episodes, seed=seed)
+    actor = script.Actor(env.n_agents, env.obs_dim, env.act_dim, tuple(ckpt["hidden"]))
+    actor.load_state_dict(ckpt["actor"])
+
+    def decode(name, generator):
+        def policy(obs, envs):
+            with torch.no_grad():
+                mean, log_std = actor(torch.as_tensor(obs).transpose(0, 1))
+            std = log_std.exp()
+            if name == "deterministic":
+                action = torch.tanh(mean)
+            elif name == "sampled":
+                action = torch.tanh(mean + std * torch.randn(mean.shape, generator=generator))
+            elif name == "z-score":
+                action = torch.tanh(mean / std)
+            else:
+                # P(sampled score > 0) per (RB, slice)
+                pk = torch.special.ndtr(mean / std).unflatten(-1, (-1, 3))
+                count = pk.sum(-2, keepdim=True).round()
+                rank = pk.argsort(-2, descending=True).argsort(-2)
+                action = torch.where(rank < count, pk, -torch.ones_like(pk)).flatten(-2)
+            return action.transpose(0, 1).numpy()
+        return policy
+
+    return {name: float(oran_env.evaluate(decode(name, torch.Generator().manual_seed(seed)), env,
+                                          seed)[0].mean())
+            for name in ("deterministic", "sampled", "z-score", "expected count")}
+
+
+def execute_row(task: Task, args: Args, exp: Experiment) -> tuple[str, float, str]:
+    """A reference or transfer row, in this process: (outcome, seconds, message)."""
+    start = time.time()
     try:
-        with open(Path(run_dir) / SUMMARY) as f:
-            summary = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return summary if isinstance(summary, dict) else None
+        record = reference_row(task, exp) if task.kind == "heuristic" else transfer_row(task, exp)
+        records.write_record(args.records, record)
+    except Exception as e:  # report and go on with the rest of the experiment
+        return "failed", time.time() - start, f"{type(e).__name__}: {e}"
+    return "finished", time.time() - start, f"score {record['score']:.3f}"
 
 
+# ------------------------------------------------------------------------------------------------
+# Execution: one training process per run folder, which never outlives the runner or Ray worker
+# that started it
+# ------------------------------------------------------------------------------------------------
 def run_state(run_dir: Path) -> Literal["finished", "resume", "fresh"]:
     """What to do with a run folder: skip it, resume it from its checkpoint, or start it anew."""
-    summary = read_summary(run_dir)
+    summary = records.read_summary(run_dir)
     if summary is not None and summary.get("status") == "finished":
         return "finished"
     if (Path(run_dir) / CHECKPOINT).is_file():
@@ -377,178 +451,11 @@ def run_state(run_dir: Path) -> Literal["finished", "resume", "fresh"]:
     return "fresh"
 
 
-def heuristic_names(scenario: str) -> list[str]:
-    """The reference rows of a scenario: its env module's HEURISTICS and REFERENCES."""
-    env_id = SCENARIOS[scenario][0]
-    module = importlib.import_module(ENV_MODULES[env_id])
-    return list(module.HEURISTICS) + [name for name, f in REFERENCES[env_id].items() if hasattr(module, f)]
-
-
-def expand_grid(args: Args) -> list[Task]:
-    """All tasks of the grid: the heuristic rows, then the runs seed-major."""
-    if args.seeds < 1 or args.workers < 1 or args.torch_threads < 1 or args.eval_episodes < 1:
-        raise ValueError("--seeds, --workers, --torch-threads and --eval-episodes must be >= 1, got "
-                         f"{args.seeds}, {args.workers}, {args.torch_threads}, {args.eval_episodes}")
-    if args.cpus_per_run <= 0 or args.gpus_per_run < 0 or args.ray_max_retries < 0:
-        raise ValueError("--cpus-per-run must be > 0, --gpus-per-run and --ray-max-retries >= 0, got "
-                         f"{args.cpus_per_run}, {args.gpus_per_run}, {args.ray_max_retries}")
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be a positive number of environment steps, got {args.steps}")
-    check_output_dir(args.results_dir, "--results-dir")
-    interpreter = shutil.which(args.python)
-    if interpreter is None or not os.path.isfile(interpreter):
-        raise ValueError(f"--python {args.python}: not an executable file")
-    spec = GRIDS[args.grid]
-    for name, choices in (("variants", {v for v, _ in spec.methods}),
-                          ("rhos", {r for _, r in spec.methods})):
-        unknown = set(getattr(args, name)) - choices
-        if unknown:
-            raise ValueError(f"--{name}: {sorted(unknown)} not in grid {args.grid!r} "
-                             f"(expected some of {sorted(choices)})")
-    scenarios = args.scenarios or spec.scenarios
-    for s in scenarios:
-        scenario_flags(s)  # validates the token
-        if spec.transfer_from and s not in dict(spec.transfer_from[1]):
-            raise ValueError(f"--scenarios: grid {args.grid!r} evaluates on {sorted(dict(spec.transfer_from[1]))}, "
-                             f"not {s!r}")
-    methods = [(v, r) for v, r in spec.methods
-               if (not args.variants or v in args.variants) and (not args.rhos or r in args.rhos)]
-    steps = args.steps or spec.steps
-    grid_flags = (FLAG_SHIFT, str(int(steps * spec.shift_fraction))) if spec.shift_fraction else ()
-    grid_dir = args.results_dir / args.grid
-    tasks = []
-    if args.heuristics:
-        tasks += [Task("heuristic", args.grid, f"heuristic-{name}", "none", scenario, 0,
-                       grid_dir / run_id(f"heuristic-{name}", "none", scenario, 0))
-                  for scenario in scenarios for name in heuristic_names(scenario)]
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        for scenario in scenarios:
-            for variant, rho in methods:
-                run_dir = grid_dir / run_id(variant, rho, scenario, seed)
-                if spec.transfer_from:
-                    source_grid, sources = spec.transfer_from
-                    source = args.results_dir / source_grid / run_id(variant, rho, dict(sources)[scenario], seed)
-                    tasks.append(Task("transfer", args.grid, variant, rho, scenario, seed, run_dir,
-                                      source=source))
-                    continue
-                resume = run_state(run_dir) == "resume"
-                tasks.append(Task("train", args.grid, variant, rho, scenario, seed, run_dir,
-                                  train_command(args.python, variant, rho, scenario, seed, steps,
-                                                run_dir, resume, args.extra_args, args.torch_threads,
-                                                grid_flags, args.cpu_budget, args.grid)))
-    return tasks
-
-
-# ------------------------------------------------------------------------------------------------
-# Reference rows evaluated in the runner: heuristics, and saved models on another scenario
-# ------------------------------------------------------------------------------------------------
-def evaluate_heuristic(scenario: str, name, seed: int, episodes: int,
-                       env_options: dict | None = None) -> dict:
-    """final_eval dict (INTERFACES.md, section 2) of one heuristic (its name, or a policy(env) -> actions)
-    over `episodes` episodes.
-
-    Scored like the scripts' deterministic evaluation: `episodes` parallel copies of the environment
-    seeded EVAL_SEED run one episode each; an episode's team return is the mean over
-    agents of their returns, each KPI its mean over steps and episodes, and each UE's throughput its
-    mean over the episode. `env_options` override fields of the preset (as the runs' flags do)."""
-    env_id, preset = SCENARIOS[scenario]
-    module = importlib.import_module(ENV_MODULES[env_id])
-    policy = name if callable(name) else module.HEURISTICS.get(name) or getattr(module, REFERENCES[env_id][name])
-    env = module.make_env(preset, num_envs=episodes, seed=EVAL_SEED, **(env_options or {}))
-    env.reset(seed=EVAL_SEED)
-    metrics: dict[str, list[float]] = {}
-    ue_tput = []  # (T, E, U)
-    for _ in range(env.episode_length):
-        _, _, _, _, info = env.step(policy(env))
-        for key, value in info["metrics"].items():
-            metrics.setdefault(key, []).append(float(np.mean(value)))
-        if UE_THROUGHPUT_KEY in info:
-            ue_tput.append(np.asarray(info[UE_THROUGHPUT_KEY], dtype=float))
-    if "episode" not in info:
-        raise RuntimeError(f"{ENV_MODULES[env_id]}: no info['episode'] after episode_length "
-                           f"= {env.episode_length} steps (expected on the last step)")
-    returns = np.asarray(info["episode"]["return"], dtype=float).mean(axis=1)  # (E,)
-    final = {"episodic_return": float(returns.mean()), "episodic_returns": returns.tolist(),
-             "metrics": {k: float(np.mean(v)) for k, v in metrics.items()}}
-    if ue_tput:
-        final["ue_throughput_mbps"] = np.mean(ue_tput, axis=0).ravel().tolist()
-    return final
-
-
-UE_THROUGHPUT_KEY = "ue_throughput_mbps"  # info key of per-UE throughput (Mbit/s), arrays (E, U)
-
-
-def evaluate_transfer(source: Path, scenario: str, episodes: int) -> tuple[dict, dict]:
-    """(final_eval, source summary) of a finished run's saved model on another scenario.
-
-    The model is rebuilt with its own training script's `Actor` and scored with that script's
-    `evaluate` (deterministic actions, environments seeded EVAL_SEED). The environment
-    is the run's own configuration with the fields replaced in which the target preset differs from
-    the run's preset (e.g. `load` for paper -> light), so every other option the run used stays."""
-    import torch
-
-    summary = read_summary(source)
-    if summary is None or summary.get("status") != "finished" or not (source / MODEL_FILE).is_file():
-        raise RuntimeError(f"{source}: no finished run with {MODEL_FILE}; run its grid first "
-                           "(training commands include --save-model)")
-    run_args = summary["args"]
-    script = importlib.import_module(Path(summary["script"]).stem)
-    env_id, preset = SCENARIOS[scenario]
-    if run_args.get("env_id", "oran") != env_id:
-        raise RuntimeError(f"{source}: trained on env {run_args.get('env_id')!r}, "
-                           f"scenario {scenario!r} belongs to {env_id!r}")
-    envlib = importlib.import_module(ENV_MODULES[env_id])
-    trained, target = envlib.make_config(run_args["scenario"]), envlib.make_config(preset)
-    config = {k: tuple(v) if isinstance(v, list) else v for k, v in run_args["env"].items()}
-    config.update({f.name: getattr(target, f.name) for f in dataclasses.fields(target)
-                   if getattr(target, f.name) != getattr(trained, f.name)})
-    seed = EVAL_SEED
-    envs = envlib.make_env(preset, num_envs=episodes, seed=seed, **config)
-    model = torch.load(source / MODEL_FILE, map_location="cpu", weights_only=True)
-    actor = script.Actor(envs.n_agents, envs.obs_dim, envs.act_dim, tuple(model["hidden_sizes"]))
-    actor.load_state_dict(model["actor"])
-    returns, metrics, ue_tput = script.evaluate(actor, envs, seed, torch.device("cpu"))
-    final = {"episodic_return": float(np.mean(returns)), "episodic_returns": np.asarray(returns).tolist(),
-             "metrics": metrics, "ue_throughput_mbps": list(ue_tput)}
-    return final, summary
-
-
-def write_summary(run_dir: Path, summary: dict) -> None:
-    """Atomic write (temporary file + rename), as the training scripts do."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / (SUMMARY + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, run_dir / SUMMARY)
-
-
-def run_in_process(task: Task, episodes: int, cpu_budget: bool = True) -> None:
-    """Heuristic and transfer rows: a summary.json with global_step 0 (no training, no events)."""
-    start = time.time()
-    if task.kind == "heuristic":
-        name = task.variant[len("heuristic-"):]
-        options = env_options(task.grid, task.scenario, cpu_budget)
-        final = evaluate_heuristic(task.scenario, name, task.seed, episodes, options)
-        script, extra = f"heuristic:{name}", {"heuristic": name, "env_options": options}
-    else:
-        final, source = evaluate_transfer(task.source, task.scenario, episodes)
-        script = f"transfer:{source['script']}"
-        extra = {"source_run": str(task.source), "trained_steps": source.get("global_step"),
-                 "source_args": source["args"]}
-    write_summary(task.run_dir, {
-        "status": "finished", "script": script,
-        "args": {**extra, "scenario": task.scenario, "seed": task.seed, "eval_episodes": episodes},
-        "global_step": 0, "wall_time_s": time.time() - start, "final_eval": final,
-        "best_eval_return": final["episodic_return"], "eval_history": []})
-
-
-# ------------------------------------------------------------------------------------------------
-# Execution: one training process per run folder, which never outlives the runner or Ray worker
-# that started it
-# ------------------------------------------------------------------------------------------------
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: the signal a process gets when the thread that started it dies
 
 
-def start_run_process(cmd: list[str], log, env: dict, cwd: str | None = None) -> subprocess.Popen:
+def start_run_process(cmd: list[str], log, env: dict, cwd: str | None = None,
+                      niceness: int = 0) -> subprocess.Popen:
     """Starts a training process that dies with its starter: in a session and process group of its own
     (the terminal's Ctrl-C and hang-up reach only the runner, which stops its runs itself) and, on Linux,
     with SIGTERM as its parent-death signal, which the kernel sends when the starting thread dies, also of
@@ -557,6 +464,7 @@ def start_run_process(cmd: list[str], log, env: dict, cwd: str | None = None) ->
     prctl = ctypes.CDLL(None).prctl if sys.platform == "linux" else None  # looked up before the fork
 
     def die_with_parent():  # in the child, between fork and exec
+        os.nice(niceness)
         if prctl is not None:
             prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
         if os.getppid() != parent:  # the parent died before prctl took effect
@@ -612,22 +520,12 @@ def run_training(cmd, run_dir: Path, env: dict, cwd: str | None = None,
     return "finished", ""
 
 
-def execute_row(task: Task, args: Args) -> tuple[str, float, str]:
-    """A heuristic or transfer row, in this process: (outcome, seconds, message)."""
-    start = time.time()
-    try:
-        run_in_process(task, args.eval_episodes, args.cpu_budget)
-    except Exception as e:  # report and go on with the rest of the grid
-        return "failed", time.time() - start, f"{type(e).__name__}: {e}"
-    return "finished", time.time() - start, ""
-
-
 class Pool:
     """The local backend: --workers threads, each running one task at a time; remembers its training
     processes to stop them (Ctrl-C, SIGTERM, SIGHUP)."""
 
-    def __init__(self, args: Args):
-        self.args, self.slots = args, args.workers
+    def __init__(self, args: Args, exp: Experiment):
+        self.args, self.exp, self.slots = args, exp, args.workers
         self.procs: set[subprocess.Popen] = set()
         self.lock = threading.Lock()
         self.stopping = False
@@ -640,7 +538,7 @@ class Pool:
     def execute(self, task: Task) -> tuple[str, float, str]:
         """(outcome 'finished' | 'failed', seconds, message)."""
         if task.kind != "train":
-            return execute_row(task, self.args)
+            return execute_row(task, self.args, self.exp)
         start = time.time()
         outcome, message = run_training(task.cmd, task.run_dir, self.env, launch=self.launch)
         return outcome, time.time() - start, message
@@ -649,7 +547,7 @@ class Pool:
         with self.lock:
             if self.stopping:
                 raise RuntimeError("not started: the grid is stopping")
-            proc = start_run_process(cmd, log, env, cwd)
+            proc = start_run_process(cmd, log, env, cwd, self.args.nice)
             self.procs.add(proc)
         return proc
 
@@ -669,8 +567,11 @@ class Pool:
 
 
 def code_files(script: str) -> dict[str, bytes]:
-    """A training script and the simulator modules, which are all of this project that a script imports."""
-    paths = [Path(script)] + [Path(importlib.util.find_spec(m).origin) for m in ENV_MODULES.values()]
+    """A training script, the simulator modules and the scripts' companion module: all of this project
+    that a script imports."""
+    here = Path(__file__).resolve().parent
+    paths = [Path(script), *(here / f"{m}.py" for m in ENV_MODULES.values()),
+             *(here / c for c in COMPANIONS)]
     return {p.name: p.read_bytes() for p in paths}
 
 
@@ -734,13 +635,13 @@ class RayPool:
     and started again (--ray-max-retries) when its worker process or node dies; heuristic and transfer rows
     run in the driver, as in the local backend."""
 
-    def __init__(self, args: Args):
+    def __init__(self, args: Args, exp: Experiment):
         try:
             import ray
         except ImportError:
             raise SystemExit("run_experiments.py: error: --backend ray needs the `ray` package, which is not "
                              "installed: pip install ray") from None
-        self.ray, self.args = ray, args
+        self.ray, self.args, self.exp = ray, args, exp
         self.started = not ray.is_initialized()  # else: a caller's Ray (a notebook, the tests)
         if self.started:
             cluster = args.ray_address or os.environ.get("RAY_ADDRESS")  # ray.init reads RAY_ADDRESS too
@@ -760,7 +661,7 @@ class RayPool:
         self.slots = max(1, int(slots))
         self.remote = ray.remote(ray_run).options(num_cpus=args.cpus_per_run, num_gpus=args.gpus_per_run,
                                                   max_retries=args.ray_max_retries)
-        grid_dir = (args.results_dir / args.grid).resolve()
+        grid_dir = (args.results_dir / args.experiment).resolve()
         grid_dir.mkdir(parents=True, exist_ok=True)
         self.token = (str(grid_dir / RAY_TOKEN), uuid.uuid4().hex)
         Path(self.token[0]).write_text(self.token[1])
@@ -770,7 +671,7 @@ class RayPool:
 
     def submit(self, task: Task) -> Future:
         if task.kind != "train":
-            return self.executor.submit(execute_row, task, self.args)
+            return self.executor.submit(execute_row, task, self.args, self.exp)
         script = task.cmd[1]
         if script not in self.code:
             self.code[script] = self.ray.put(code_files(script))
@@ -826,31 +727,53 @@ def fmt_duration(seconds: float) -> str:
 
 
 def main(args: Args) -> int:
-    tasks = expand_grid(args)
+    if args.list:
+        if args.definitions is not None:
+            load_definitions(args.definitions)
+        for name, exp in EXPERIMENTS.items():
+            print(f"{name:36s} {exp.doc}{' [historical]' if exp.historical else ''}")
+        return 0
+    exp = experiment_of(args)
+    check_args(args)
+    tasks = expand(args, exp)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.torch_threads))  # in-process evaluations
-    todo, skipped = [], 0
+    todo, lines, skipped = [], [], 0
     for task in tasks:
-        if run_state(task.run_dir) == "finished":
+        state, why = record_state(task, args, exp)
+        if state == "finished":
             skipped += 1
-            write_record(task, args)  # a run finished before records were kept, or in another sitting
-        elif args.records_dir is not None and task.record(args.records_dir).exists():
+            continue
+        if state == "reuse":
+            lines.append(f"[reuse] {task.run}: {why}")
+            if not args.dry_run:
+                reuse(task, args, why.split()[-1])
             skipped += 1
-        else:
-            todo.append(task)
-    n_resume = sum(FLAG_RESUME in t.cmd for t in todo)
+            continue
+        if task.kind == "train" and run_state(task.run_dir) == "finished":
+            lines.append(f"[record] {task.run}: finished in {task.run_dir}, {why}")
+            if not args.dry_run:
+                try:
+                    write_run_record(task, args, exp)
+                    skipped += 1
+                    continue
+                except (RuntimeError, ValueError) as e:
+                    print(f"error: {e}", file=sys.stderr)
+                    return 1
+        if task.kind == "train" and run_state(task.run_dir) == "resume":
+            task = dataclasses.replace(task, cmd=task.cmd + (FLAG_RESUME,))
+        todo.append(task)
+        what = shlex.join(task.cmd) if task.kind == "train" else f"(in-process) score {task.run}"
+        state = run_state(task.run_dir) if task.kind == "train" else "row"
+        lines.append(f"[{state}] {task.run}: {why}; {what}")
+    n_train = sum(t.kind == "train" for t in todo)
     where = (f"{args.workers} workers" if args.backend == "local" else f"Ray tasks of {args.cpus_per_run:g} "
              f"CPU + {args.gpus_per_run:g} GPU, {args.ray_storage} storage")
-    print(f"grid {args.grid}: {len(tasks)} runs in {args.results_dir / args.grid} | "
-          f"{skipped} finished (skipped), {n_resume} to resume, {len(todo) - n_resume} to start | {where}")
+    print(f"{args.experiment}: {len(tasks)} records | {skipped} there | {n_train} runs to train, "
+          f"{len(todo) - n_train} rows to score | {where}")
     if args.dry_run:
-        for task in tasks:
-            state = run_state(task.run_dir)
-            what = (shlex.join(task.cmd) if task.kind == "train" else
-                    f"(in-process) evaluate {task.source or task.variant} on {task.scenario}, "
-                    f"seed {task.seed}, {args.eval_episodes} episodes -> {task.run_dir}")
-            print(f"[{state}] {what}")
+        print("\n".join(lines))
         return 0
-    pool = RayPool(args) if args.backend == "ray" else Pool(args)
+    pool = RayPool(args, exp) if args.backend == "ray" else Pool(args, exp)
     done = failed = 0
     train_seconds: list[float] = []
     t0 = time.time()
@@ -861,21 +784,20 @@ def main(args: Args) -> int:
         futures = {pool.submit(task): task for task in todo}
         for future in as_completed(futures):
             task = futures[future]
-            outcome, seconds, message = pool.result(task, future)
-            done += 1
-            failed += outcome == "failed"
+            outcome, seconds, detail = pool.result(task, future)
             if task.kind == "train":
                 train_seconds.append(seconds)
+                if outcome == "finished":
+                    try:
+                        detail = write_run_record(task, args, exp)
+                    except (RuntimeError, ValueError) as e:
+                        outcome, detail = "failed", str(e)
+            done += 1
+            failed += outcome == "failed"
             remaining = [t for f, t in futures.items() if not f.done()]
             n_left = sum(t.kind == "train" for t in remaining)
             eta = (np.mean(train_seconds) * n_left / pool.slots) if train_seconds else float("nan")
-            detail = message
-            if outcome == "finished":
-                write_record(task, args)
-                summary = read_summary(task.run_dir) or {}
-                ret = (summary.get("final_eval") or {}).get("episodic_return")
-                detail = f"final eval return {ret:.3f}" if isinstance(ret, (int, float)) else ""
-            print(f"[{done}/{len(todo)}] {outcome:8s} {task.run_id}  {fmt_duration(seconds)}  {detail}"
+            print(f"[{done}/{len(todo)}] {outcome:8s} {task.run}  {fmt_duration(seconds)}  {detail}"
                   f"  | failed {failed}, left {len(remaining)}, elapsed {fmt_duration(time.time() - t0)}"
                   f", ETA {fmt_duration(eta) if np.isfinite(eta) else '?'}", flush=True)
     except (KeyboardInterrupt, Stopped) as e:
@@ -888,7 +810,7 @@ def main(args: Args) -> int:
         for s, handler in handlers.items():
             signal.signal(s, handler)
     pool.close()
-    print(f"grid {args.grid} done: {done - failed} finished, {failed} failed, {skipped} skipped, "
+    print(f"{args.experiment} done: {done - failed} finished, {failed} failed, {skipped} there, "
           f"{fmt_duration(time.time() - t0)}")
     return 1 if failed else 0
 

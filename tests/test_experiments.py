@@ -1,22 +1,23 @@
-"""Tests of the experiment runner and plot_results.py on small synthetic run folders."""
+"""Tests of the records, the experiment runner and plot_results.py on small synthetic runs."""
 
 import json
-import shutil
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import plot_results as pr  # noqa: E402
-import records  # noqa: E402
-import run_experiments as rx  # noqa: E402
+import experiments
+import plot_results as pr
+import records
+import run_experiments as rx
 
 QOS = {"qos_embb": 0.6, "qos_mmtc": 0.8, "qos_urllc": 0.5}
+
+
+def write_summary(run_dir: Path, summary: dict) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "summary.json").write_text(json.dumps(summary))
 
 
 def write_run(grid_dir: Path, variant: str, rho: str, scenario: str, seed: int, final: float,
@@ -25,15 +26,13 @@ def write_run(grid_dir: Path, variant: str, rho: str, scenario: str, seed: int, 
     """A finished synthetic run: TensorBoard scalars with the scripts' tags and a summary.json."""
     from torch.utils.tensorboard import SummaryWriter
 
-    run_dir = grid_dir / rx.run_id(variant, rho, scenario, seed)
+    run_dir = grid_dir / records.run_id(variant, rho, scenario, seed)
     writer = SummaryWriter(str(run_dir))
     end = final if curve_end is None else curve_end
     for step in range(0, steps + 1, 50):
         frac = step / steps
         dip = 5.0 if shift is not None and shift <= step < shift + 200 else 0.0
         writer.add_scalar(pr.TAG_TRAIN_RETURN, -20 + (end + 20) * frac + 0.1 * seed - dip, step)
-        if step % 250 == 0:
-            writer.add_scalar(pr.TAG_EVAL_RETURN, -20 + (end + 20) * frac, step)
         if rho != "none":
             writer.add_scalar(pr.TAG_CRITIC_EIG, 5.0 - 3 * frac, step)
             writer.add_scalar(pr.TAG_RHO_ACTOR, 0.05 * (1 - frac), step)
@@ -42,23 +41,34 @@ def write_run(grid_dir: Path, variant: str, rho: str, scenario: str, seed: int, 
                 writer.add_scalar(pr.TAG_TD_VAR.format(m=m), 1.0 + m * frac, step)
                 writer.add_scalar(pr.TAG_SAM_ACTIVE.format(m=m), float(m % 2), step)
     writer.close()
-    summary = {"status": "finished", "script": "synthetic", "args": {"seed": seed, **(args_extra or {})},
-               "global_step": steps, "wall_time_s": 1.0,
-               "final_eval": {"episodic_return": final, "episodic_returns": [final, final],
-                              "metrics": dict(QOS), "ue_throughput_mbps": [0.5, 1.0 + seed, 2.0]},
-               "best_eval_return": final + 1.0, "eval_history": [[steps // 2, final + 2.0], [steps, final]]}
-    (run_dir / "summary.json").write_text(json.dumps(summary))
+    write_summary(run_dir, {
+        "status": "finished", "script": "synthetic", "args": {"seed": seed, **(args_extra or {})},
+        "global_step": steps, "wall_time_s": 1.0,
+        "final_eval": {"episodic_return": final, "episodic_returns": [final, final],
+                       "metrics": dict(QOS), "ue_throughput_mbps": [0.5, 1.0 + seed, 2.0]},
+        "best_eval_return": final + 1.0, "eval_history": [[steps // 2, final + 2.0], [steps, final]]})
     return run_dir
 
 
 def write_heuristic(grid_dir: Path, name: str, scenario: str, seed: int, final: float) -> Path:
-    run_dir = grid_dir / rx.run_id(f"heuristic-{name}", "none", scenario, seed)
-    rx.write_summary(run_dir, {"status": "finished", "script": f"heuristic:{name}", "args": {},
-                               "global_step": 0, "wall_time_s": 0.1,
-                               "final_eval": {"episodic_return": final, "episodic_returns": [final],
-                                              "metrics": dict(QOS), "ue_throughput_mbps": [0.2, 0.4]},
-                               "best_eval_return": final, "eval_history": []})
+    run_dir = grid_dir / records.run_id(f"heuristic-{name}", "none", scenario, seed)
+    write_summary(run_dir, {"status": "finished", "script": f"heuristic:{name}", "args": {},
+                            "global_step": 0, "wall_time_s": 0.1,
+                            "final_eval": {"episodic_return": final, "episodic_returns": [final],
+                                           "metrics": dict(QOS), "ue_throughput_mbps": [0.2, 0.4]},
+                            "best_eval_return": final, "eval_history": []})
     return run_dir
+
+
+def collect(results: Path, records_dir: Path) -> list[str]:
+    """Records of the run folders under results/<experiment>/; notes on those that are not runs."""
+    notes = []
+    for run_dir in sorted(p for p in results.glob("*/*") if p.is_dir()):
+        try:
+            records.write_record(records_dir, records.record_from_run(run_dir, run_dir.parent.name))
+        except (ValueError, KeyError) as e:
+            notes.append(f"not recorded {run_dir}: {e}")
+    return notes
 
 
 # ------------------------------------------------------------------------------------------------
@@ -135,7 +145,7 @@ def results_root(tmp_path_factory):
     for seed in (1, 2, 3):
         write_heuristic(paper, "static_pf", "paper", seed, -12.0)
     # broken runs: no summary, truncated summary, unfinished, finished but empty event file
-    (paper / rx.run_id("nosam", "none", "paper", 4)).mkdir()
+    (paper / records.run_id("nosam", "none", "paper", 4)).mkdir()
     broken = write_run(paper, "ta-sam", "dynamic", "paper", 4, 100.0)
     (broken / "summary.json").write_text('{"status": "finished", "final_ev')
     running = write_run(paper, "l2", "none", "paper", 4, 100.0)
@@ -164,13 +174,13 @@ def results_root(tmp_path_factory):
     gen = root / "generalisation"
     for seed in (1, 2, 3):
         write_heuristic(gen, "static_pf", "light", seed, -6.0)
-        run_dir = gen / rx.run_id("ta-sam", "dynamic", "light", seed)
-        rx.write_summary(run_dir, {"status": "finished", "global_step": 0,
-                                   "final_eval": {"episodic_return": -4.0, "metrics": dict(QOS)}})
+        run_dir = gen / records.run_id("ta-sam", "dynamic", "light", seed)
+        write_summary(run_dir, {"status": "finished", "script": "transfer:synthetic", "global_step": 0,
+                                "final_eval": {"episodic_return": -4.0, "metrics": dict(QOS)}})
     out = root / "out"
-    figures, notes = pr.report(pr.Args(records=root / "records", collect=root, out=out, n_boot=500,
-                                       curve_points=20))
-    return root, out, figures, notes
+    collected = collect(root, root / "records")
+    figures, notes = pr.report(pr.Args(records=root / "records", out=out, n_boot=500, curve_points=20))
+    return root, out, figures, collected + notes
 
 
 def test_report_writes_figures_and_table(results_root):
@@ -203,9 +213,7 @@ def test_broken_runs_are_reported_and_skipped(results_root):
     _, out, _, notes = results_root
     text = "\n".join(notes)
     for run in ("nosam__none__paper__s4", "ta-sam__dynamic__paper__s4", "l2__none__paper__s4"):
-        assert f"not collected {results_root[0] / 'paper' / run}: no finished summary.json" in text
-    assert "ta-sam__equal__paper__s4: no scalars in its event files" in text
-    assert "ta-sam__equal__paper__s4" in (out / "results.md").read_text()
+        assert f"not recorded {results_root[0] / 'paper' / run}: " in text  # no, half a, a running summary
 
 
 def test_special_grid_tables(results_root):
@@ -234,19 +242,19 @@ def test_special_grid_tables(results_root):
     claims = md.split("## The paper's claims")[1]
     no_sam = next(line for line in claims.splitlines() if line.startswith("| TA-SAM vs SAC without SAM"))
     assert "| paper | 3 vs 3 | +20.0% [+20.0, +20.0] | 1.00 [1.00, 1.00] |" in no_sam
-    assert "better, the interval excludes 0" in no_sam
+    assert "| 0.000 | +-0.0% | better (Welch p < 0.05) |" in no_sam
     assert "| the TD-variance selection (TA-SAM vs Both-SAM): +2.35 to +3.5% | paper | - | not run |" in claims
     assert "less forgetting under non-stationary traffic | nonstationary | 0 vs 2" not in claims
 
 
 def test_absent_inputs_are_skipped_with_a_note(tmp_path):
-    grid = tmp_path / "comp"
+    grid = tmp_path / "results" / "comp"
     for seed in (1, 2):  # summaries only: no QoS metrics, no per-agent tags, no throughput
-        rx.write_summary(grid / rx.run_id("nosam", "none", "comp-medium", seed),
-                         {"status": "finished", "global_step": 0,
-                          "final_eval": {"episodic_return": 1.0 + seed, "metrics": {"utility": seed}}})
-    figures, notes = pr.report(pr.Args(records=tmp_path / "records", collect=grid, out=tmp_path / "out",
-                                       n_boot=200))
+        write_summary(grid / records.run_id("nosam", "none", "comp-medium", seed),
+                      {"status": "finished", "script": "transfer:x", "global_step": 0,
+                       "final_eval": {"episodic_return": 1.0 + seed, "metrics": {"utility": seed}}})
+    collect(tmp_path / "results", tmp_path / "records")
+    figures, notes = pr.report(pr.Args(records=tmp_path / "records", out=tmp_path / "out", n_boot=200))
     assert [p.name for p in figures] == ["comp_score_boxplot.png"]
     for fig in ("reward_vs_steps", "qos_per_slice", "ue_throughput_cdf", "critic_sharpness",
                 "td_var_sam_active"):
@@ -257,103 +265,86 @@ def test_absent_inputs_are_skipped_with_a_note(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# run_experiments.py
+# experiments.py and run_experiments.py
 # ------------------------------------------------------------------------------------------------
-def test_paper_grid_expansion(tmp_path):
-    tasks = rx.expand_grid(rx.Args(results_dir=tmp_path, heuristics=False))
-    assert len(tasks) == 14 * 2 * 10  # (No-SAM, L2) + 4 SAM variants x 3 rho settings, 2 scenarios, 10 seeds
-    assert [t.seed for t in tasks[:28]] == [1] * 28  # seed-major
-    assert {t.scenario for t in tasks} == {"paper", "hetero"}
-    assert len({t.run_dir for t in tasks}) == len(tasks)
-    by_id = {t.run_id: t for t in tasks}
-    cmd = list(by_id["ta-sam__unequal__paper__s3"].cmd)
-    assert cmd[1] == "tasam_marl_sac.py"
-    assert cmd[cmd.index("--rho-actor") + 1] == "0.05" and cmd[cmd.index("--rho-critic") + 1] == "0.01"
-    assert cmd[cmd.index("--seed") + 1] == "3" and cmd[cmd.index("--scenario") + 1] == "paper"
-    assert cmd[cmd.index("--run-dir") + 1] == str(tmp_path / "paper" / "ta-sam__unequal__paper__s3")
-    assert cmd[cmd.index("--total-timesteps") + 1] == str(rx.GRIDS["paper"].steps)
-    assert "--no-selective" not in cmd and "--resume" not in cmd
-    assert cmd[cmd.index("--action-mode") + 1] == "slice_share" and "--save-model" in cmd  # CPU budget
-    plain = rx.expand_grid(rx.Args(results_dir=tmp_path, heuristics=False, cpu_budget=False))[0].cmd
-    assert "--action-mode" not in plain and "--batch-size" not in plain
-    assert "--no-sam-critic" in by_id["actor-sam__equal__paper__s1"].cmd
-    assert "--no-sam-actor" in by_id["critic-sam__dynamic__paper__s1"].cmd
-    assert "--no-selective" in by_id["both-sam__dynamic__paper__s1"].cmd
-    nosam = by_id["nosam__none__paper__s1"].cmd
-    assert nosam[1] == "sac_marl_baseline.py" and not any(f.startswith("--rho") for f in nosam)
-    assert by_id["l2__none__paper__s2"].cmd[1] == "sac_marl_l2.py"
-
-
-def test_grid_filters_scaling_and_other_grids(tmp_path):
-    args = rx.Args(results_dir=tmp_path, grid="paper", seeds=2, first_seed=7, steps=300,
-                   variants=("nosam", "ta-sam"), rhos=("none", "dynamic"), scenarios=("small",),
-                   heuristics=False, extra_args="--batch-size 64")
-    tasks = rx.expand_grid(args)
-    assert [t.run_id for t in tasks] == ["nosam__none__small__s7", "ta-sam__dynamic__small__s7",
-                                         "nosam__none__small__s8", "ta-sam__dynamic__small__s8"]
-    cmd = list(tasks[0].cmd)
-    assert cmd[-2:] == ["--batch-size", "64"]  # extra args come last, so they win over the budget's
-    assert cmd[cmd.index("--total-timesteps") + 1] == "300"
-    sweep = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="rho_sweep", seeds=1, heuristics=False))
-    assert len(sweep) == 3 * 7
-    zero = next(t for t in sweep if t.run_id == "both-sam__fixed0__paper__s1").cmd
-    assert zero[zero.index("--rho-actor") + 1] == "0" and "--no-selective" in zero
-    du = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="du_sweep", seeds=1, heuristics=False))
-    four = next(t for t in du if t.scenario == "du4").cmd
-    assert four[four.index("--scenario") + 1] == "du4"
-    ns = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="nonstationary", seeds=1, steps=3000,
-                                heuristics=False))
-    assert all(t.cmd[t.cmd.index("--shift-after-steps") + 1] == "1500" for t in ns)
-    comp = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="comp", seeds=1, heuristics=False))
-    assert all(t.cmd[t.cmd.index("--env-id") + 1] == "comp" and "--action-mode" not in t.cmd for t in comp)
-    rb = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="rb_small", seeds=1))
-    assert {t.variant for t in rb if t.kind == "train"} == {"nosam", "l2", "both-sam", "ta-sam"}
-    assert all(t.cmd[t.cmd.index("--action-mode") + 1] == "rb_slice" for t in rb if t.kind == "train")
-    assert [t.run_id for t in rb if t.kind == "heuristic"][-1] == "heuristic-full_info__none__small__s0"
-    gen = rx.expand_grid(rx.Args(results_dir=tmp_path, grid="generalisation", seeds=1, heuristics=False))
-    sources = {t.scenario: t.source.name for t in gen if t.variant == "nosam"}
-    assert sources == {"light": "nosam__none__paper__s1", "heavy": "nosam__none__paper__s1",
-                       "hetero": "nosam__none__paper__s1", "paper": "nosam__none__hetero__s1"}
-    for bad in (dict(variants=("nope",)), dict(seeds=0), dict(steps=-5), dict(scenarios=("mars",))):
-        with pytest.raises(ValueError):
-            rx.expand_grid(rx.Args(results_dir=tmp_path, heuristics=False, **bad))
-    with pytest.raises(ValueError, match="takes no rho"):
-        rx.rho_flags("nosam", "equal")
-
-
-def test_run_state_decides_skip_resume_fresh(tmp_path):
-    run = tmp_path / "run"
-    assert rx.run_state(run) == "fresh"
-    run.mkdir()
-    (run / "summary.json").write_text('{"status": "fin')  # half-written
-    assert rx.run_state(run) == "fresh"
-    (run / "checkpoint.pt").write_bytes(b"x")
-    assert rx.run_state(run) == "resume"
-    (run / "summary.json").write_text('{"status": "finished"}')
-    assert rx.run_state(run) == "finished"
+def test_definitions_spell_their_flags_and_expand_seed_major():
+    exps = experiments.EXPERIMENTS
+    rb = exps["rb-paper"]
+    runs = experiments.training_runs(rb)
+    assert len(runs) == 6 * 10 and [seed for _, _, seed in runs[:6]] == [1] * 6  # seed-major
+    names = {experiments.run_name(*r) for r in runs}
+    assert {"ta-sam__dynamic__paper__s10", "both-sam__dynamic__paper__s1", "ta-sam__unequal__paper__s3",
+            "l2__none__paper__s2", "nosam__none__paper__s5", "ta-sam__equal__paper__s7"} <= names
+    line = experiments.argv(rb, *next(r for r in runs if r[0].rho == "unequal"))
+    assert line[line.index("--rho-actor") + 1] == "0.05" and line[line.index("--rho-critic") + 1] == "0.01"
+    assert line[line.index("--total-timesteps") + 1] == "20000" and "--eval-episodes" in line
+    both = experiments.argv(rb, *next(r for r in runs if r[0].variant == "both-sam"))
+    assert "--no-selective" in both
+    assert {m.variant for m in exps["rb-hetero"].methods} == {"ta-sam", "nosam"}
+    # small's RB-level values and the non-RB actions' temperature and bias are spelled out
+    lc = exps["learning-check"]
+    small = experiments.argv(lc, lc.methods[0], "small", 1)
+    assert small[small.index("--gamma") + 1] == "0.9" and small[small.index("--num-envs") + 1] == "1"
+    assert small[small.index("--target-entropy") + 1] == "-0.5" and "--lr-decay-to" in small
+    assert "--gamma" not in experiments.argv(lc, lc.methods[0], "paper", 1)  # the main job: defaults
+    comp = exps["comp"]
+    line = experiments.argv(comp, comp.methods[0], "comp-medium", 1)
+    assert line[line.index("--env-id") + 1] == "comp" and line[line.index("--alpha-init") + 1] == "1.0"
+    assert line[line.index("--init-bias") + 1] == "0" and line[line.index("--num-envs") + 1] == "1"
+    ppo = exps["ppo-comp"]
+    large = experiments.argv(ppo, ppo.methods[0], "comp-large", 2)
+    assert large[:2] == ["--mode", "multi"] and large[large.index("--total-timesteps") + 1] == "100000"
+    assert "--env-id" not in large and large[large.index("--scenario") + 1] == "large"
+    only = experiments.training_runs(exps["learning-check-rerun"])
+    assert [experiments.run_name(*r) for r in only] == ["nosam__none__paper__s1", "nosam__none__small__s3",
+                                                        "ta-sam__dynamic__paper__s4"]
+    assert len(experiments.training_runs(exps["rb-ablation"], seeds=(1,))) == 23  # configurations run
+    # every published record folder has its entry
+    root = Path(__file__).resolve().parents[1] / "records"
+    assert {p.name for p in root.iterdir() if p.is_dir()} <= set(exps)
 
 
 FAKE_SCRIPT = textwrap.dedent('''
-    import json, os, sys
-    argv = sys.argv[1:]
-    run_dir = argv[argv.index("--run-dir") + 1]
-    os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, "argv.json"), "w") as f:
-        json.dump({"argv": argv, "threads": os.environ.get("OMP_NUM_THREADS")}, f)
-    seed = int(argv[argv.index("--seed") + 1])
-    if seed == 3:
-        sys.exit(3)  # a crashing run
-    summary = {"status": "finished", "final_eval": {"episodic_return": -float(seed)}}
-    with open(os.path.join(run_dir, "summary.json"), "w") as f:
-        json.dump(summary, f)
+    import dataclasses, json, os, sys
+    import tyro
+
+    @dataclasses.dataclass
+    class Args:
+        seed: int = 1
+        scenario: str = "paper"
+        total_timesteps: int = 100
+        gamma: float = 0.99
+        torch_threads: int = 2
+        run_dir: str = ""
+        resume: bool = False
+        fail: bool = False
+
+    def parse_args():
+        return tyro.cli(Args)
+
+    if __name__ == "__main__":
+        args = parse_args()
+        os.makedirs(args.run_dir, exist_ok=True)
+        with open(os.path.join(args.run_dir, "argv.json"), "w") as f:
+            json.dump({"argv": sys.argv[1:], "threads": os.environ.get("OMP_NUM_THREADS"),
+                       "nice": os.nice(0)}, f)
+        if args.seed == 3:
+            sys.exit(3)  # a crashing run
+        summary = {"status": "finished", "script": "fake_train.py", "args": dataclasses.asdict(args),
+                   "global_step": args.total_timesteps, "wall_time_s": 0.1,
+                   "final_eval": {"episodic_return": -float(args.seed), "metrics": {}},
+                   "eval_history": [[args.total_timesteps, -float(args.seed)]]}
+        with open(os.path.join(args.run_dir, "summary.json"), "w") as f:
+            json.dump(summary, f)
 ''')
 
 FAKE_ENV = textwrap.dedent('''
     import numpy as np
+    from oran_env import evaluate  # the one evaluation function
     class Env:
         def __init__(self, num_envs, seed):
             self.num_envs, self.n_agents, self.act_dim, self.episode_length = num_envs, 2, 3, 4
-            self.t, self.rng = 0, np.random.default_rng(seed)
+            self.t = 0
         def reset(self, seed=None):
             self.t = 0
             return np.zeros((self.num_envs, 2, 5), np.float32), {}
@@ -375,113 +366,186 @@ FAKE_ENV = textwrap.dedent('''
 ''')
 
 
-def test_runner_end_to_end_with_fake_script(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def fake_experiment(tmp_path, monkeypatch):
     (tmp_path / "fake_train.py").write_text(FAKE_SCRIPT)
     (tmp_path / "fake_env_mod.py").write_text(FAKE_ENV)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setitem(rx.ENV_MODULES, "oran", "fake_env_mod")
-    fake = str(tmp_path / "fake_train.py")
-    monkeypatch.setattr(rx, "VARIANTS", {k: (fake, flags) for k, (_, flags) in rx.VARIANTS.items()})
-    results = tmp_path / "results"
-    args = rx.Args(results_dir=results, seeds=4, steps=100, workers=2, variants=("nosam",),
-                   scenarios=("small",), eval_episodes=3)
-    grid = results / "paper"
-    rx.write_summary(grid / "nosam__none__small__s1", {"status": "finished"})  # finished: skipped
-    interrupted = grid / "nosam__none__small__s2"
+    method = experiments.Method("nosam", "none", str(tmp_path / "fake_train.py"), ("--gamma", "0.9"))
+    exp = experiments.Experiment("a fake grid", (method,), ("small",), (1, 2, 3, 4), 100,
+                                 references=("half",), eval_episodes=3, reuse=("older",))
+    monkeypatch.setitem(rx.EXPERIMENTS, "fake", exp)
+    return rx.Args(experiment="fake", results_dir=tmp_path / "runs", records=tmp_path / "records", workers=2)
+
+
+def test_runner_skips_finished_records_resumes_and_writes_records(fake_experiment, capsys):
+    args = fake_experiment
+    runs, recs = args.results_dir / "fake", args.records / "fake"
+    interrupted = runs / "nosam__none__small__s2"
     interrupted.mkdir(parents=True)
     (interrupted / "checkpoint.pt").write_bytes(b"x")  # interrupted: resumed
-    stale = grid / "nosam__none__small__s4"
-    stale.mkdir()
-    (stale / "events.out.tfevents.1.stale").write_bytes(b"x")  # died before its first checkpoint
-
     assert rx.main(rx.Args(**{**vars(args), "dry_run": True})) == 0
     out = capsys.readouterr().out
-    assert "[finished]" in out and "[resume]" in out and "--resume" in out
-    assert "(in-process) evaluate heuristic-half on small, seed 0, 3 episodes" in out  # once: same episodes
-    assert not (grid / "nosam__none__small__s3").exists()  # a dry run runs nothing
+    assert "5 records | 0 there | 4 runs to train, 1 rows to score" in out
+    assert "[resume] nosam__none__small__s2: no finished record" in out and "--resume" in out
+    assert not (runs / "nosam__none__small__s1").exists()  # a dry run runs nothing
 
     assert rx.main(args) == 1  # seed 3 fails
     out = capsys.readouterr().out
-    assert "1 finished (skipped), 1 to resume, 4 to start" in out
-    assert "failed   nosam__none__small__s3" in out and "exit code 3" in out
-    assert "ETA" in out
-    assert not (grid / "nosam__none__small__s1" / "argv.json").exists()  # skipped, not re-run
+    assert "failed   nosam__none__small__s3" in out and "exit code 3" in out and "ETA" in out
     resumed = json.loads((interrupted / "argv.json").read_text())
-    assert resumed["argv"][-1] == "--resume" and resumed["threads"] == "1"
-    assert "--resume" not in json.loads((stale / "argv.json").read_text())["argv"]
-    assert not (stale / "events.out.tfevents.1.stale").exists()
-    assert rx.run_state(grid / "nosam__none__small__s4") == "finished"
-    # heuristic rows in the summary format, evaluated over 3 episodes
-    half = json.loads((grid / "heuristic-half__none__small__s0" / "summary.json").read_text())
-    assert half["status"] == "finished"
+    assert resumed["argv"][-1] == "--resume" and resumed["threads"] == "1" and resumed["nice"] == 10
+    record = records.read_record(recs / "nosam__none__small__s1.json")
+    assert record["finished"] and record["args"]["gamma"] == 0.9 and record["torch_threads"] == 1
+    assert record["args"]["scenario"] == "small" and record["score"] == -1.0
+    half = records.read_record(recs / "heuristic-half__none__small__s0.json")
     assert half["final_eval"]["episodic_return"] == pytest.approx(1.5)  # mean over agents of (2, 1)
     assert half["final_eval"]["episodic_returns"] == pytest.approx([1.5] * 3)
     assert half["final_eval"]["metrics"]["qos_embb"] == pytest.approx(0.625)  # mean of t/4, t=1..4
-    assert half["final_eval"]["ue_throughput_mbps"] == pytest.approx([2.0] * 9)
-    # a second call only retries the failed run
+    assert half["args"]["eval_episodes"] == 3 and half["kind"] == "heuristic"
+
+    # a second sitting retries only the failed run, also when the finished runs' folders are gone
+    for folder in runs.glob("nosam__none__small__s[124]"):
+        __import__("shutil").rmtree(folder)
     assert rx.main(args) == 1
-    assert "5 finished (skipped), 0 to resume, 1 to start" in capsys.readouterr().out
-    # with --records-dir: every finished run gets its record, and a run whose record exists is skipped
-    # even when its run folder is gone (a grid run in slices across sittings)
-    with_records = rx.Args(**{**vars(args), "records_dir": tmp_path / "records"})
-    rx.main(with_records)
-    assert (tmp_path / "records" / "paper" / "heuristic-half__none__small__s0.json").exists()
-    assert records.read_record(tmp_path / "records" / "paper" / "nosam__none__small__s4.json") is not None
-    shutil.rmtree(grid / "nosam__none__small__s4")
+    assert "5 records | 4 there | 1 runs to train, 0 rows to score" in capsys.readouterr().out
+    # a record of other arguments is not the requested run: trained again
+    stale = json.loads((recs / "nosam__none__small__s4.json").read_text())
+    stale["args"]["gamma"] = 0.5
+    records.write_record(args.records, stale)
+    rx.main(rx.Args(**{**vars(args), "dry_run": True}))
+    assert "nosam__none__small__s4: its record has other ['gamma']" in capsys.readouterr().out
+
+
+def test_runner_reuses_a_record_of_the_same_arguments(fake_experiment, capsys):
+    args = rx.Args(**{**vars(fake_experiment), "seeds": (1,), "references": False})
+    rx.main(args)
     capsys.readouterr()
-    rx.main(with_records)
-    assert "5 finished (skipped), 0 to resume, 1 to start" in capsys.readouterr().out  # only seed 3 again
-    assert not (grid / "nosam__none__small__s4").exists()  # not re-run
+    record = records.read_record(args.records / "fake" / "nosam__none__small__s1.json")
+    (args.records / "fake" / "nosam__none__small__s1.json").unlink()
+    records.write_record(args.records, {**record, "experiment": "older"})
+    assert rx.main(args) == 0
+    assert "1 records | 1 there | 0 runs to train" in capsys.readouterr().out
+    copied = records.read_record(args.records / "fake" / "nosam__none__small__s1.json")
+    assert copied["converted"]["reused"] == "records/older/nosam__none__small__s1.json"
+    assert copied["experiment"] == "fake" and copied["eval_history"] == record["eval_history"]
 
 
-def test_heuristic_rows_on_the_real_simulator(tmp_path):
-    pytest.importorskip("oran_env")
-    final = rx.evaluate_heuristic("small", "static_equal", seed=3, episodes=2)
-    assert len(final["episodic_returns"]) == 2
-    assert final["episodic_return"] == pytest.approx(np.mean(final["episodic_returns"]))
-    assert all(0.0 <= final["metrics"][k] <= 1.0 for k in pr.QOS_METRICS)
-    assert len(final["ue_throughput_mbps"]) == 2 * 30  # 30 UEs in `small`, per episode
-    assert final == rx.evaluate_heuristic("small", "static_equal", seed=3, episodes=2)  # seeded
+def test_a_definitions_file_adds_experiments(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(rx, "EXPERIMENTS", dict(rx.EXPERIMENTS))
+    defs = tmp_path / "mine.py"
+    defs.write_text("from experiments import Experiment, NOSAM\n"
+                    "EXPERIMENTS = {'mine': Experiment('my grid', (NOSAM,), ('small',), (7,), 300),\n"
+                    "               'wrong': Experiment('a budget below the warm-up', (NOSAM,), ('small',),\n"
+                    "                                   (1,), 300, ('--learning-starts', '1000'))}\n")
+    assert rx.main(rx.Args(list=True, definitions=defs)) == 0
+    assert "mine                                 my grid" in capsys.readouterr().out
+    args = rx.Args(experiment="mine", definitions=defs, records=tmp_path / "r", results_dir=tmp_path / "x",
+                   dry_run=True)
+    with pytest.raises(ValueError, match="learning-starts"):  # 300 steps: below the default warm-up
+        rx.main(args)
+    defs.write_text(defs.read_text().replace("(7,), 300)", "(7,), 3000)"))
+    assert rx.main(args) == 0
+    assert "sac_marl_baseline.py --scenario small --seed 7 --total-timesteps 3000" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"--learning-starts \(1000\) must be below --total-timesteps"):
+        rx.main(rx.Args(**{**vars(args), "experiment": "wrong"}))  # the script's own check, named
+    (tmp_path / "bad.py").write_text("X = 1\n")
+    with pytest.raises(ValueError, match="defines no EXPERIMENTS"):
+        rx.main(rx.Args(experiment="mine", definitions=tmp_path / "bad.py"))
 
 
-def test_transfer_evaluates_a_saved_model_on_another_scenario(tmp_path, monkeypatch, capsys):
-    torch = pytest.importorskip("torch")
-    oran_env = pytest.importorskip("oran_env")
-    script = pytest.importorskip("sac_marl_baseline")
+def test_bad_experiment_names_and_historical_entries_exit_with_a_message(tmp_path):
+    with pytest.raises(ValueError, match="unknown experiment 'nope'"):
+        rx.main(rx.Args(experiment="nope", records=tmp_path))
+    with pytest.raises(ValueError, match="cannot be run again"):
+        rx.main(rx.Args(experiment="rb-ablation-5fc924f", records=tmp_path))
+
+
+def test_reference_rows_use_the_one_evaluation_function(tmp_path):
+    import oran_env
+
+    exp = experiments.Experiment("rows", (), ("small",), (), 0, references=(), eval_episodes=2)
+    scores = {}
+    for name in ("static_equal", "split-0.55-0.12-0.21", "ue_count-1.5-0.3"):
+        task = rx.Task("heuristic", "rows", f"heuristic-{name}__none__small__s0", "small", tmp_path)
+        record = rx.reference_row(task, exp)
+        assert record["finished"] and len(record["final_eval"]["episodic_returns"]) == 2
+        scores[name] = record["score"]
+    envs = oran_env.make_env("small", num_envs=2, seed=exp.eval_seed)
+    returns, _, _ = oran_env.evaluate(lambda obs, env: oran_env.ue_count_split(env, 1.5, 0.3), envs, exp.eval_seed)
+    assert scores["ue_count-1.5-0.3"] == pytest.approx(float(returns.mean()), rel=1e-5)
+    envs = oran_env.make_env("small", num_envs=2, seed=exp.eval_seed)
+    returns, _, _ = oran_env.evaluate(lambda obs, env: oran_env.HEURISTICS["static_equal"](env), envs,
+                                      exp.eval_seed)
+    assert scores["static_equal"] == pytest.approx(float(returns.mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="unknown reference row"):
+        rx.reference_policy(oran_env, "split-0.5")
+
+
+def test_transfer_evaluates_a_saved_model_on_another_scenario(tmp_path, monkeypatch):
     import dataclasses
 
-    source = tmp_path / "results" / "paper" / rx.run_id("nosam", "none", "paper", 2)
+    import oran_env
+    import sac_marl_baseline as script
+    import torch
+
+    source = tmp_path / "paper" / records.run_id("nosam", "none", "paper", 2)
     env = oran_env.make_env("paper", num_envs=1, seed=0)
     torch.manual_seed(0)
     actor = script.Actor(env.n_agents, env.obs_dim, env.act_dim, (16,))
     source.mkdir(parents=True)
     torch.save({"actor": actor.state_dict(), "qf": {}, "hidden_sizes": [16]}, source / rx.MODEL_FILE)
     env_args = {**dataclasses.asdict(oran_env.make_config("paper")), "reward_zeta": 2.0}
-    rx.write_summary(source, {"status": "finished", "script": "sac_marl_baseline.py", "global_step": 300,
-                              "args": {"env_id": "oran", "scenario": "paper", "seed": 2,
-                                       "env": json.loads(json.dumps(env_args))}})
+    write_summary(source, {"status": "finished", "script": "sac_marl_baseline.py", "global_step": 300,
+                           "args": {"env_id": "oran", "scenario": "paper", "seed": 2,
+                                    "env": json.loads(json.dumps(env_args))}})
     configs = []
     make_env = oran_env.make_env
-    monkeypatch.setattr(oran_env, "make_env",
-                        lambda *a, **kw: configs.append(kw) or make_env(*a, **kw))
-    final, _ = rx.evaluate_transfer(source, "heavy", episodes=2)
-    assert len(final["episodic_returns"]) == 2 and np.isfinite(final["episodic_return"])
+    monkeypatch.setattr(oran_env, "make_env", lambda *a, **kw: configs.append(kw) or make_env(*a, **kw))
+    exp = experiments.Experiment("t", (), ("heavy",), (2,), 0, eval_episodes=2)
+    task = rx.Task("transfer", "t", "nosam__none__heavy__s2", "heavy", tmp_path / "t", source=source)
+    record = rx.transfer_row(task, exp)
+    final = record["final_eval"]
+    assert len(final["episodic_returns"]) == 2 and record["finished"]
     assert configs[-1]["load"] == 1.5  # the target preset's difference
     assert configs[-1]["reward_zeta"] == 2.0  # the run's own option is kept
-    assert configs[-1]["seed"] == rx.EVAL_SEED
-    assert 0 <= final["metrics"]["qos_urllc"] <= 1 and len(final["ue_throughput_mbps"]) == 2 * 200
+    assert configs[-1]["seed"] == exp.eval_seed == script.EVAL_SEED
+    assert record["args"]["trained_steps"] == 300 and record["script"] == "transfer:sac_marl_baseline.py"
+    # the same policy scored by the script's own evaluation
+    envs = make_env("heavy", **configs[-1])
+    returns, _, _ = script.evaluate(actor, envs, exp.eval_seed, torch.device("cpu"))
+    assert final["episodic_return"] == pytest.approx(float(np.mean(returns)), rel=1e-5)
 
-    # through the runner: the generalisation grid evaluates existing sources, reports missing ones
-    args = rx.Args(grid="generalisation", results_dir=tmp_path / "results", seeds=2, variants=("nosam",),
-                   scenarios=("light",), heuristics=False, eval_episodes=2, workers=1)
-    assert rx.main(args) == 1
-    out = capsys.readouterr().out
-    assert "finished nosam__none__light__s2" in out
-    assert "failed   nosam__none__light__s1" in out and "no finished run with model.pt" in out
-    row = rx.read_summary(tmp_path / "results" / "generalisation" / "nosam__none__light__s2")
-    assert row["global_step"] == 0 and row["args"]["trained_steps"] == 300
-    assert row["script"] == "transfer:sac_marl_baseline.py"
 
+def test_records_import_no_runner_code():
+    import subprocess
+    import sys
+
+    code = "import records, sys; assert not {'run_experiments', 'plot_results'} & set(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(records.__file__).parent)
+
+
+def test_learning_check_records_convert_with_the_arguments_of_their_flags(tmp_path):
+    old = {"script": "sac_marl_baseline.py", "scenario": "small", "seed": 2, "eval_episodes": 32,
+           "flags": ["--batch-size", "512"], "partial": False, "total_timesteps": 20000, "wall_time_s": 100.0,
+           "eval_history": [[10000, 1.0], [16000, 2.0], [20000, 4.0]],
+           "eval_sampled_history": [[10000, 1.5], [16000, 2.5], [20000, 3.0]],
+           "final_qos": {"qos_embb": 0.5, "qos_mmtc": 0.9, "qos_urllc": 0.8, "rb_overuse": 0.0,
+                         "rb_utilisation": 0.7}}
+    path = tmp_path / "sac_marl_baseline__small__s2.json"
+    path.write_text(json.dumps(old))
+    written = records.convert_learning_check([path], "lc", tmp_path / "records")
+    record = records.read_record(written[0])
+    assert written[0] == tmp_path / "records" / "lc" / "nosam__none__small__s2.json"
+    args = record["args"]
+    assert args["batch_size"] == 512 and args["seed"] == 2 and args["torch_threads"] == 1
+    assert (args["gamma"], args["num_envs"], args["lr_decay_to"]) == (0.9, 1, 0.0)  # small's of the time
+    assert record["score"] == pytest.approx(3.0) and record["finished"]
+    assert record["converted"]["from"] == "learning_check"
+    path.write_text(json.dumps({**old, "flags": None}))
+    with pytest.raises(ValueError, match="keeps no flags"):
+        records.convert_learning_check([path], "lc", tmp_path / "records")
 
 def test_adding_a_grid_leaves_other_tables_confidence_intervals_unchanged(tmp_path):
     root = tmp_path / "results"
@@ -494,13 +558,13 @@ def test_adding_a_grid_leaves_other_tables_confidence_intervals_unchanged(tmp_pa
         md = (out / "results.md").read_text()
         return md.split("### Scenario `paper`")[1].split("##")[0]
 
-    pr.report(pr.Args(records=tmp_path / "records", collect=root, out=tmp_path / "alone", n_boot=500,
-                      curve_points=5))
+    collect(root, tmp_path / "records")
+    pr.report(pr.Args(records=tmp_path / "records", out=tmp_path / "alone", n_boot=500, curve_points=5))
     for seed in (1, 2, 3):  # a grid whose name sorts before `paper`, so it is drawn first
         write_run(root / "comp", "nosam", "none", "comp-medium", seed, -5.0 + seed, steps=200)
-    pr.report(pr.Args(records=tmp_path / "records", collect=root, out=tmp_path / "with_comp", n_boot=500,
-                      curve_points=5))
-    assert "Grid `comp`" in (tmp_path / "with_comp" / "results.md").read_text()
+    collect(root, tmp_path / "records")
+    pr.report(pr.Args(records=tmp_path / "records", out=tmp_path / "with_comp", n_boot=500, curve_points=5))
+    assert "Experiment `comp`" in (tmp_path / "with_comp" / "results.md").read_text()
     assert paper_table(tmp_path / "with_comp") == paper_table(tmp_path / "alone")
 
 
@@ -509,12 +573,20 @@ def test_adding_a_grid_leaves_other_tables_confidence_intervals_unchanged(tmp_pa
 # ------------------------------------------------------------------------------------------------
 def test_score_is_the_mean_of_the_last_fifth_of_evaluations_and_auc_the_curve_level():
 
-    summary = {"global_step": 1000, "final_eval": {"episodic_return": 7.0},
-               "eval_history": [[0, 0.0], [200, 2.0], [400, 4.0], [600, 6.0], [800, 8.0], [1000, 10.0]]}
-    assert records.run_score(summary) == pytest.approx(9.0)  # evaluations at 800 and 1000
-    assert records.eval_auc(summary) == pytest.approx(5.0)  # linear 0 -> 10: mean level 5
-    heuristic = {"global_step": 0, "final_eval": {"episodic_return": 3.5}, "eval_history": []}
-    assert records.run_score(heuristic) == records.eval_auc(heuristic) == 3.5
+    run = records.make_record("e", "nosam__none__paper__s1", kind="train", script="s.py", args={"seed": 1},
+                              global_step=1000, wall_time_s=1.0, final_eval={"episodic_return": 7.0},
+                              eval_history=[[0, 0.0], [200, 2.0], [400, 4.0], [600, 6.0], [800, 8.0],
+                                            [1000, 10.0]])
+    assert run["score"] == pytest.approx(9.0) and run["finished"]  # evaluations at 800 and 1000
+    assert records.eval_auc(run) == pytest.approx(5.0)  # linear 0 -> 10: mean level 5
+    row = records.make_record("e", "heuristic-x__none__paper__s0", kind="heuristic", script="heuristic:x",
+                              args={}, global_step=0, wall_time_s=0.1, eval_history=[],
+                              final_eval={"episodic_return": 3.5})
+    assert row["score"] == records.eval_auc(row) == 3.5 and row["finished"]
+    # a run without evaluations is no finished run, whatever its script said
+    empty = records.make_record("e", "nosam__none__small__s1", kind="train", script="s.py", args={"seed": 1},
+                                global_step=1000, wall_time_s=1.0, final_eval={}, eval_history=[])
+    assert not empty["finished"] and empty["score"] is None and not records.validate(empty)
 
 
 def test_record_keeps_what_the_figures_need_and_is_compact(tmp_path):
@@ -523,16 +595,17 @@ def test_record_keeps_what_the_figures_need_and_is_compact(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     summary["final_eval"]["ue_throughput_mbps"] = list(np.linspace(0.0, 10.0, 6400))
     (run_dir / "summary.json").write_text(json.dumps(summary))
-    path = records.write_record(run_dir, tmp_path / "records", "paper")
+    path = records.write_record(tmp_path / "records", records.record_from_run(run_dir, "paper"))
     assert path == tmp_path / "records" / "paper" / "ta-sam__dynamic__paper__s1.json"
     record = records.read_record(path)
-    final = record["summary"]["final_eval"]
+    assert record["args"] == {"seed": 1} and record["experiment"] == "paper" and record["finished"]
+    final = record["final_eval"]
     assert "ue_throughput_mbps" not in final and final["ue_throughput_mbps_percentiles"][50] == pytest.approx(5.0)
     steps, values = record["curves"][pr.TAG_TRAIN_RETURN]
     assert len(steps) == records.CURVE_POINTS and steps[0] < steps[-1]  # 401 episodes -> 100 bins
     assert pr.TAG_EVAL_RETURN not in record["curves"]  # evaluations come from eval_history
     assert {pr.TAG_TD_VAR.format(m=1), pr.TAG_SAM_ACTIVE.format(m=0), pr.TAG_CRITIC_EIG} <= set(record["curves"])
-    assert path.stat().st_size < 40_000
+    assert path.stat().st_size < 60_000
     assert records.read_record(tmp_path) is None and records.compact([float("nan"), 1 / 3]) == [None, 0.333333]
 
 
@@ -544,8 +617,9 @@ def test_normalised_scores_probability_of_improvement_and_aggregate(tmp_path):
             write_heuristic(root / "paper", "full_info", scenario, seed, one)
             write_run(root / "paper", "nosam", "none", scenario, seed, zero + 2 + 0.1 * seed, steps=200)
             write_run(root / "paper", "ta-sam", "dynamic", scenario, seed, zero + 6 + 0.1 * seed, steps=200)
-    figures, _ = pr.report(pr.Args(records=tmp_path / "records", collect=root, out=tmp_path / "out",
-                                   n_boot=300, curve_points=5))
+    collect(root, tmp_path / "records")
+    figures, _ = pr.report(pr.Args(records=tmp_path / "records", out=tmp_path / "out", n_boot=300,
+                                   curve_points=5))
     md = (tmp_path / "out" / "results.md").read_text()
     paper = md.split("### Scenario `paper`")[1]
     no_sam = next(line for line in paper.splitlines() if line.startswith("| No-SAM |")).split(" | ")
@@ -554,6 +628,17 @@ def test_normalised_scores_probability_of_improvement_and_aggregate(tmp_path):
     row = next(line for line in aggregate.splitlines() if line.startswith("| No-SAM |")).split(" | ")
     assert row[1] == "3 x 2" and row[2].startswith("0.220 [") and row[4].startswith("1.00 [1.00, 1.00]")
     assert "paper_performance_profile.png" in {p.name for p in figures}
+
+
+def test_welch_test_and_detectable_difference_use_t_quantiles():
+    from scipy import stats
+
+    x, y = [10.0, 12.0, 11.0], [9.0, 9.5, 8.0, 9.1]
+    assert pr.welch_p(x, y) == pytest.approx(stats.ttest_ind(x, y, equal_var=False).pvalue)
+    se, df = pr.welch(x, y)
+    assert pr.detectable_difference(x, y) == pytest.approx((stats.t.ppf(0.975, df) + stats.t.ppf(0.8, df)) * se)
+    assert pr.detectable_difference(x, y) > (1.96 + 0.84) * se  # the normal quantiles were optimistic
+    assert np.isnan(pr.welch_p([1.0], y)) and np.isnan(pr.detectable_difference([1.0], y))
 
 
 def test_probability_of_improvement_statistic_equals_rliables():
@@ -571,7 +656,8 @@ def test_readme_tables_are_rewritten_from_the_records(tmp_path):
         for seed in (1, 2, 3):
             write_run(root / "paper", variant, "none" if variant == "nosam" else "dynamic", "paper",
                       seed, base + seed, steps=200)
-    args = pr.Args(records=tmp_path / "records", collect=root, out=tmp_path / "out", n_boot=300)
+    collect(root, tmp_path / "records")
+    args = pr.Args(records=tmp_path / "records", out=tmp_path / "out", n_boot=300, root=tmp_path)
     pr.report(args)
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- table: paper/paper -->\nstale\n<!-- /table -->\nend\n")
@@ -579,6 +665,11 @@ def test_readme_tables_are_rewritten_from_the_records(tmp_path):
     table = readme.read_text().split("<!-- table: paper/paper -->\n")[1].split("<!-- /table -->")[0]
     assert table.strip() in (tmp_path / "out" / "results.md").read_text()  # the same numbers
     assert "| TA-SAM (dynamic) | 3 | -6.00 [" in table and "stale" not in table
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "results.md"
+    page.write_text("# Results\n<!-- table: paper/paper -->\n<!-- /table -->\n")
+    assert pr.marked_files(tmp_path) == [readme, page]
+    assert pr.update_readme(page, args) == 1 and table in page.read_text()  # docs pages alike
     readme.write_text("<!-- table: paper/heavy -->\n<!-- /table -->\n")
     with pytest.raises(ValueError, match="paper/heavy"):
         pr.update_readme(readme, args)

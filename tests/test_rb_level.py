@@ -12,7 +12,18 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from run_experiments import evaluate_heuristic  # noqa: E402
+import oran_env  # noqa: E402
+from run_experiments import fixed_split  # noqa: E402
+from records import EVAL_SEED  # noqa: E402
+
+
+def evaluate_heuristic(scenario, policy, episodes):
+    """Team returns (E,) and metrics of a heuristic (its name, or a policy(env)) on the scripts'
+    evaluation episodes."""
+    policy = oran_env.HEURISTICS.get(policy, policy)
+    envs = oran_env.make_env(scenario, num_envs=episodes, seed=EVAL_SEED)
+    returns, metrics, _ = oran_env.evaluate(lambda obs, env: policy(env), envs, EVAL_SEED)
+    return returns, metrics
 
 TINY = ("--scenario", "small", "--total-timesteps", "260", "--learning-starts", "200", "--hidden-sizes", "32",
         "--batch-size", "16", "--eval-episodes", "4", "--eval-interval", "100", "--log-interval", "20",
@@ -39,7 +50,7 @@ def test_rb_level_defaults_start_at_the_equal_split_and_log_the_claims(tmp_path)
     runs = {"ours": (), "cleanrl": ("--alpha-init", "1", "--init-bias", "0")}
     train_side_by_side(tmp_path, runs)
     summary = {name: json.loads((tmp_path / name / "summary.json").read_text()) for name in runs}
-    static = evaluate_heuristic("small", "static_equal", 1, 4)["episodic_return"]
+    static = evaluate_heuristic("small", "static_equal", 4)[0].mean()
     # step 100, before any update: the deterministic policy is the static equal split (the hidden layers' random
     # weights may flip an odd score); CleanRL's init claims about half of the 75 scores, far over K
     assert summary["ours"]["eval_history"][0][1] == pytest.approx(static, rel=0.03)
@@ -106,16 +117,15 @@ def test_defaults_and_the_learning_rate_schedule(tmp_path):
 
 
 def test_fixed_splits_play_one_constant_allocation():
-    """benchmarks/fixed_splits.py: the equal split's counts score as the static_equal heuristic, episode by episode,
-    and the same eMBB, mMTC and URLLC blocks with idle RBs handed to eMBB score higher on the same episodes."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from fixed_splits import fixed_split, parse_split
-
-    static = evaluate_heuristic("small", "static_equal", 0, 4)
-    as_fixed = evaluate_heuristic("small", fixed_split([9, 8, 8]), 0, 4)  # largest remainder: eMBB first
-    assert as_fixed["episodic_returns"] == static["episodic_returns"]
-    with_idle, no_idle = (evaluate_heuristic("small", fixed_split(c), 0, 4) for c in ([10, 3, 5], [17, 3, 5]))
-    assert with_idle["metrics"]["rb_utilisation"] < no_idle["metrics"]["rb_utilisation"]
-    assert no_idle["episodic_return"] > with_idle["episodic_return"] + 10
-    with pytest.raises(SystemExit, match="at most 1"):
-        parse_split("0.6/0.3/0.2")
+    """run_experiments.fixed_split (the reference rows split-<eMBB>-<mMTC>-<URLLC>): the equal split's
+    shares score as the static_equal heuristic, episode by episode, and the same eMBB, mMTC and URLLC
+    blocks with idle RBs handed to eMBB score higher on the same episodes."""
+    static = evaluate_heuristic("small", "static_equal", 4)
+    as_fixed = evaluate_heuristic("small", fixed_split((9 / 25, 8 / 25, 8 / 25)), 4)  # 9/8/8 of 25 RBs
+    assert as_fixed[0].tolist() == static[0].tolist()
+    with_idle, no_idle = (evaluate_heuristic("small", fixed_split(tuple(c / 25 for c in counts)), 4)
+                          for counts in ((10, 3, 5), (17, 3, 5)))
+    assert with_idle[1]["rb_utilisation"] < no_idle[1]["rb_utilisation"]
+    assert no_idle[0].mean() > with_idle[0].mean() + 10
+    with pytest.raises(ValueError, match="round to"):
+        evaluate_heuristic("small", fixed_split((0.6, 0.3, 0.2)), 1)
