@@ -532,7 +532,7 @@ class ORANEnv:
                                      8 * c.urllc_packet_bytes], dtype=np.float64)
         self.buffer_bits = np.array(c.buffer_kbit) * 1e3
         self._turns = np.radians(np.asarray(c.heading_changes_deg))
-        self.env_steps = 0  # vectorised steps since construction (drives the non-stationary shift)
+        self.env_steps = 0  # env steps over all copies (the scripts' global_step): drives the shift
         self._env_base, self._du_base = np.arange(E)[:, None], np.arange(E * N)[:, None]
         homed = bool(c.du_ue_weights or c.du_slice_mix)
         self.home = np.zeros((E, U), dtype=np.intp) if homed else None  # home DU of each UE
@@ -542,6 +542,19 @@ class ORANEnv:
         self.shifted = False
         self._seed(seed)
         self.reset()
+
+    @property
+    def action_prior(self):
+        """(N, act_dim) action a policy may start from, NaN where there is no preference, or None.
+        RB-level modes: the equal RB split on the slice scores (static_equal_split's, +-1), no UE
+        preference; slice_share: None."""
+        if self.config.action_mode == "slice_share":
+            return None
+        N, K, L = self.n_agents, self.config.num_rbs, 3
+        rb_slice = counts_to_rb_slice(_round_to_total(np.ones((N, L)), K), K)  # (N, K)
+        prior = np.full((N, self.act_dim), np.nan, np.float32)
+        prior[:, :K * L] = np.where(rb_slice[..., None] == np.arange(L), 1.0, -1.0).reshape(N, K * L)
+        return prior
 
     # -- seeding and episodes -----------------------------------------------------------------
     def _seed(self, seed):
@@ -1046,7 +1059,7 @@ class ORANEnv:
         self._draw_next()
 
         self.t += 1
-        self.env_steps += 1
+        self.env_steps += self.num_envs
         self.ep_return += r
         info = {"metrics": metrics, "ue_throughput_mbps": ue_thr, "qos": q.astype(np.float32),
                 "overuse": overuse, "rb_slice": rb_slice, "sinr": sinr_rb,
