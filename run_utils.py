@@ -147,7 +147,8 @@ class Run:
 
     def restore(self, modules, rng, device):
         """Load the checkpoint into `modules` (name -> object with load_state_dict; "buffer": the
-        replay buffer, which a final checkpoint lacks) and the random generators; returns it."""
+        replay buffer, which a final checkpoint lacks) and the random generators; returns the
+        checkpoint with its other tensors on `device`."""
         checkpoint = self.checkpoint
         if checkpoint["buffer"] is None and checkpoint["global_step"] < self.args.total_timesteps:
             fail(f"--resume: {self.ckpt_path} is the final checkpoint of a run, saved without its "
@@ -161,7 +162,7 @@ class Run:
         if device.type == "cuda" and checkpoint["cuda_rng"] is not None:
             torch.cuda.set_rng_state(checkpoint["cuda_rng"])
         print(f"resumed {self.dir} at global_step={checkpoint['global_step']}")
-        return checkpoint
+        return {k: v if k in modules else to_device(v, device) for k, v in checkpoint.items()}
 
     def save(self, global_step, modules, rng, device, with_buffer, **values):
         """checkpoint.pt, replaced atomically: the state dicts of `modules` (the replay buffer's

@@ -1,4 +1,4 @@
-# docs and citations: docs/training.md#multi-agent-sac
+# docs: docs/training.md (#multi-agent-sac, #the-variants, #sam-and-the-rho-schedule)
 """Multi-agent SAC: one tanh-Gaussian actor per agent, one global twin critic, CleanRL style.
 
 - Actors: one policy per agent (CleanRL's) in one ensemble (batched matmuls), one autotuned
@@ -385,7 +385,7 @@ if __name__ == "__main__":
     modules = {"actor": actor, "qf": qf, "qf_target": qf_target, "q_optimizer": q_optimizer,
                "actor_optimizer": actor_optimizer, "a_optimizer": a_optimizer, "buffer": rb}
     if checkpoint is not None:
-        run.restore(modules, rng, device)
+        checkpoint = run.restore(modules, rng, device)
         log_alpha.data.copy_(checkpoint["log_alpha"])
         global_step, update = checkpoint["global_step"], checkpoint["update"]
         history = checkpoint["history"]
