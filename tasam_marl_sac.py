@@ -372,7 +372,7 @@ def hessian_top_eigenvalue(loss, params, iters, generator, tol=1e-5):
     grad = torch.cat([g.flatten() for g in torch.autograd.grad(loss, params, create_graph=True)])
 
     def power_iteration(shift):
-        v, eigenvalue = torch.randn(len(grad), generator=generator).to(grad.device), math.inf
+        v, eigenvalue = torch.randn(len(grad), generator=generator).to(grad), math.inf
         for _ in range(iters):
             v = v / v.norm()
             hv = torch.autograd.grad(grad, params, v, retain_graph=True)
