@@ -1545,7 +1545,7 @@ def evaluate(policy, envs, seed: int):
         ue_tput.append(np.asarray(info.get("ue_throughput_mbps", []), np.float64))  # (E, U)
     if "episode" not in info:
         raise RuntimeError(f"no info['episode'] after episode_length = {envs.episode_length} steps")
-    returns = np.asarray(info["episode"]["return"], np.float64).mean(axis=1)
+    returns = info["episode"]["return"].mean(axis=1)  # in the env's dtype, as the scripts always did
     metrics = {key: float(np.mean(values)) for key, values in metrics.items()}
     return returns, metrics, np.mean(ue_tput, axis=0).ravel().tolist()
 

@@ -346,22 +346,11 @@ def load_actor(source: Path):
     return script, model, summary
 
 
-def actor_policy(actor):
-    """The deterministic policy (tanh of the mean) of a script's Actor, as `evaluate` wants it."""
-    import torch
-
-    def policy(obs, envs):
-        with torch.no_grad():
-            obs_t = torch.as_tensor(obs).transpose(0, 1)
-            noise = torch.zeros(*obs_t.shape[:2], envs.act_dim)
-            action, _, _ = actor.get_action(obs_t, noise=noise)
-        return action.transpose(0, 1).numpy()
-    return policy
-
-
 def transfer_row(task: Task, exp: Experiment) -> dict:
     """The record of a saved model evaluated on another scenario: the run's own environment options,
     with the fields in which the target preset differs from the run's preset replaced."""
+    import torch
+
     script, model, summary = load_actor(task.source)
     run_args = summary["args"]
     module_name, preset = env_family(task.scenario)
@@ -374,7 +363,8 @@ def transfer_row(task: Task, exp: Experiment) -> dict:
     envs = envlib.make_env(preset, num_envs=exp.eval_episodes, seed=exp.eval_seed, **config)
     actor = script.Actor(envs.n_agents, envs.obs_dim, envs.act_dim, tuple(model["hidden_sizes"]))
     actor.load_state_dict(model["actor"])
-    result = envlib.evaluate(actor_policy(actor), envs, exp.eval_seed)
+    policy = script.actor_policy(actor, torch.device("cpu"))  # deterministic: tanh of the mean
+    result = envlib.evaluate(policy, envs, exp.eval_seed)
     args = {"source_run": str(task.source), "trained_steps": summary.get("global_step"),
             "source_args": run_args, "scenario": task.scenario, "seed": run_args["seed"],
             "eval_episodes": exp.eval_episodes, "eval_seed": exp.eval_seed}

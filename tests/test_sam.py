@@ -3,6 +3,7 @@ the TD-variance selection, the Hessian power iteration, and run-to-run determini
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -16,10 +17,9 @@ def sam_update(params, optimizer, loss_fn, rho, members=None):
     """One SAM step the way the script does it: first pass, ascent, second pass at theta + eps, undo, Adam."""
     optimizer.zero_grad()
     loss_fn().backward()
-    theta = ts.sam_perturb(params, rho, members)
-    optimizer.zero_grad()
-    loss_fn().backward()
-    ts.sam_restore(params, theta)
+    with ts.sam_perturbed(params, rho, members):
+        optimizer.zero_grad()
+        loss_fn().backward()
     optimizer.step()
 
 
@@ -59,14 +59,13 @@ def test_perturbation_has_norm_rho_and_is_undone_exactly():
     params = list(qf.parameters())
     loss_fn().backward()
     before = [p.detach().clone() for p in params]
-    theta = ts.sam_perturb(params, 0.05)
-    eps_norm = torch.stack([(p - b).norm() for p, b in zip(params, before)]).norm()
-    assert eps_norm.item() == pytest.approx(0.05, rel=1e-4)
-    # eps points along the gradient: first-order loss increase rho * ||g||
-    g_norm = torch.stack([p.grad.norm() for p in params]).norm()
-    eps_dot_g = sum(((p - b) * p.grad).sum() for p, b in zip(params, before))
-    assert eps_dot_g.item() == pytest.approx(0.05 * g_norm.item(), rel=1e-4)
-    ts.sam_restore(params, theta)
+    with ts.sam_perturbed(params, 0.05):
+        eps_norm = torch.stack([(p - b).norm() for p, b in zip(params, before)]).norm()
+        assert eps_norm.item() == pytest.approx(0.05, rel=1e-4)
+        # eps points along the gradient: first-order loss increase rho * ||g||
+        g_norm = torch.stack([p.grad.norm() for p in params]).norm()
+        eps_dot_g = sum(((p - b) * p.grad).sum() for p, b in zip(params, before))
+        assert eps_dot_g.item() == pytest.approx(0.05 * g_norm.item(), rel=1e-4)
     assert all(torch.equal(p, b) for p, b in zip(params, before))
 
 
@@ -92,11 +91,10 @@ def test_selective_perturbation_moves_only_the_chosen_actors_by_rho_each():
     loss().backward()
     before = [p.detach().clone() for p in params]
     members = torch.tensor([True, False, True, False])
-    theta = ts.sam_perturb(params, 0.03, members)
-    per_agent = torch.stack([(p - b).flatten(1).pow(2).sum(1) for p, b in zip(params, before)]).sum(0).sqrt()
-    assert per_agent[members].tolist() == pytest.approx([0.03, 0.03], rel=1e-4)
-    assert per_agent[~members].tolist() == [0.0, 0.0]
-    ts.sam_restore(params, theta)
+    with ts.sam_perturbed(params, 0.03, members):
+        per_agent = torch.stack([(p - b).flatten(1).pow(2).sum(1) for p, b in zip(params, before)]).sum(0).sqrt()
+        assert per_agent[members].tolist() == pytest.approx([0.03, 0.03], rel=1e-4)
+        assert per_agent[~members].tolist() == [0.0, 0.0]
     assert all(torch.equal(p, b) for p, b in zip(params, before))
 
 
@@ -111,10 +109,9 @@ def test_second_pass_on_selected_actors_only_gives_their_full_pass_gradient(join
     first = [p.grad.clone() for p in params]
     members = torch.tensor([False, True, True, False])
     selected = members.nonzero().flatten()
-    theta = ts.sam_perturb(params, 0.05, members)
-    full = torch.autograd.grad(loss(), params)
-    subset = torch.autograd.grad(loss(selected), params)
-    ts.sam_restore(params, theta)
+    with ts.sam_perturbed(params, 0.05, members):
+        full = torch.autograd.grad(loss(), params)
+        subset = torch.autograd.grad(loss(selected), params)
     for p, g_full, g_sub, g_first in zip(params, full, subset, first):
         torch.testing.assert_close(g_sub[selected], g_full[selected])
         assert torch.count_nonzero(g_sub[~members]) == 0  # the subset pass never touches unselected actors
@@ -158,20 +155,29 @@ def test_joint_critic_input_holds_every_observation_and_action_with_the_own_slot
 
 
 def test_rho_schedule_hits_its_end_points():
-    assert ts.rho_at(0, 0.05, 0.005, 1000) == 0.05
-    assert ts.rho_at(500, 0.05, 0.005, 1000) == pytest.approx(0.0275)
-    assert ts.rho_at(1000, 0.05, 0.005, 1000) == pytest.approx(0.005)
-    assert ts.rho_at(5000, 0.05, 0.005, 1000) == pytest.approx(0.005)
-    assert ts.rho_at(250, 0.5, 0.01, 1000) > ts.rho_at(750, 0.5, 0.01, 1000)
+    args = SimpleNamespace(rho_schedule="dynamic", rho_init=0.05, rho_final=0.005, rho_actor=0.01, rho_critic=0.02)
+    assert ts.rho_at(0, args, 1000) == (0.05, 0.05)
+    assert ts.rho_at(500, args, 1000) == pytest.approx((0.0275, 0.0275))
+    assert ts.rho_at(1000, args, 1000) == pytest.approx((0.005, 0.005))
+    assert ts.rho_at(5000, args, 1000) == pytest.approx((0.005, 0.005))
+    assert ts.rho_at(250, args, 1000)[0] > ts.rho_at(750, args, 1000)[0]
+    assert ts.rho_at(250, SimpleNamespace(**{**vars(args), "rho_schedule": "fixed"}), 1000) == (0.01, 0.02)
+
+
+def select(td_var, threshold, mode, sam_actor=True, selective=True):
+    return ts.sam_agents(td_var, SimpleNamespace(td_var_threshold=threshold, td_var_mode=mode, sam_actor=sam_actor,
+                                                 selective=selective)).tolist()
 
 
 def test_td_variance_selection():
     td_var = torch.tensor([0.5, 4.0, 1.0, 2.0, 0.1, 3.0])
-    assert ts.select_agents(td_var, 1.5, "absolute").tolist() == [False, True, False, True, False, True]
+    assert select(td_var, 1.5, "absolute") == [False, True, False, True, False, True]
     # relative: above the median over agents (lower median 1.0 for six agents), i.e. the upper half
-    assert ts.select_agents(td_var, 1.0, "relative").tolist() == [False, True, False, True, False, True]
-    assert ts.select_agents(td_var, 2.5, "relative").tolist() == [False, True, False, False, False, True]
-    assert not ts.select_agents(torch.ones(4), 1.0, "relative").any()  # equal agents: nobody stands out
+    assert select(td_var, 1.0, "relative") == [False, True, False, True, False, True]
+    assert select(td_var, 2.5, "relative") == [False, True, False, False, False, True]
+    assert not any(select(torch.ones(4), 1.0, "relative"))  # equal agents: nobody stands out
+    assert select(td_var, 1.0, "relative", selective=False) == [True] * 6  # Both-SAM
+    assert select(td_var, 1.0, "relative", sam_actor=False) == [False] * 6  # Critic-SAM
 
 
 @pytest.mark.parametrize("eigenvalues", [(5.0, 2.0, -1.0, 0.5), (1.0, -7.0, 0.3)])

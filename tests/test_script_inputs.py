@@ -90,9 +90,9 @@ def test_bad_invocations_stop_before_any_work_without_traceback(tmp_path):
                          (finished, json.dumps({"status": "finished", "script": "sac_marl_baseline.py"}))):
         folder.mkdir()
         (folder / "summary.json").write_text(text)
-    alone = tmp_path / "alone"  # the script next to the O-RAN simulator only
+    alone = tmp_path / "alone"  # the script next to the O-RAN simulator and run_utils.py only
     alone.mkdir()
-    for name in ("sac_marl_baseline.py", "oran_env.py"):
+    for name in ("sac_marl_baseline.py", "oran_env.py", "run_utils.py"):
         shutil.copy(ROOT / name, alone)
     cases = {  # name: (command, exit code, text the message must contain)
         "huge buffer": (script("sac_marl_baseline.py", *TINY, "--buffer-size", "10000000000", "--run-dir",

@@ -171,4 +171,32 @@ def test_defaults_parse_to_the_documented_main_job(monkeypatch):
     assert (args.env_id, args.scenario, args.env.num_dus) == ("oran", "paper", 6)
     assert args.sam_actor and args.sam_critic and args.selective and args.rho_schedule == "dynamic"
     assert args.learning_starts < args.total_timesteps
-    assert (args.num_envs, args.gamma, args.target_entropy, args.lr_decay_to) == (2, 0.99, -1.0, 1.0)  # not small's
+    assert (args.num_envs, args.gamma, args.target_entropy, args.lr_decay_to) == (2, 0.99, -1.0, 1.0)
+    assert (args.alpha_init, args.init_bias) == (1e-3, 1.0)
+
+
+@pytest.mark.parametrize("flags", [["--scenario", "small"], ["--env-id", "comp"], ["--action-mode", "slice_share"]])
+def test_no_flag_default_depends_on_another_flag(flags, monkeypatch):
+    """--env-id and --scenario choose only the environment's preset: every other default is the one --help shows."""
+    monkeypatch.setattr(sys, "argv", ["sac_marl_baseline.py"])
+    main_job = sac_marl_baseline.parse_args()
+    monkeypatch.setattr(sys, "argv", ["sac_marl_baseline.py", *flags])
+    args = sac_marl_baseline.parse_args()
+    differ = [k for k in vars(args) if getattr(args, k) != getattr(main_job, k)]
+    assert set(differ) <= {"env_id", "scenario", "env"}
+
+
+@pytest.mark.parametrize("script", list(dict.fromkeys(v[0] for v in VARIANTS.values())))
+def test_a_script_copied_with_oran_env_and_run_utils_runs_its_default_job(script, tmp_path):
+    """The default job (paper, RB-level) with a tiny budget, from a folder holding the three files only."""
+    for name in (script, "oran_env.py", "run_utils.py"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    tiny = ["--total-timesteps", "60", "--learning-starts", "40", "--hidden-sizes", "8", "--batch-size", "8",
+            "--eval-episodes", "1", "--eval-interval", "0", "--torch-threads", "1", "--sharpness-interval", "0"]
+    result = subprocess.run([sys.executable, script, *tiny[: None if "tasam" in script else -2]], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith(f"oran-paper__{script[:-3]}__1__")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["args"]["num_envs"] == 2

@@ -1,0 +1,79 @@
+"""The env-step counter: oran_env counts env steps over all copies (the scripts' global_step), so the
+non-stationary traffic shift comes at the first episode start at or after --shift-after-steps env
+steps for any --num-envs, and a run stopped by SIGTERM and resumed counts like an uninterrupted one.
+docs/model.md#scenarios, docs/training.md#logging"""
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import oran_env  # noqa: E402
+
+SHIFT = 300  # env steps; `small` has 100-step episodes
+
+
+@pytest.mark.parametrize("num_envs, first_shifted_episode", [(1, 300), (2, 400)])
+def test_shift_comes_at_the_first_episode_start_after_the_documented_env_step(num_envs,
+                                                                              first_shifted_episode):
+    """Driven like the scripts drive it: global_step += num_envs per vectorised step. With two
+    copies an episode spans 200 env steps, so the first one to start at or after 300 starts at 400
+    (the old count, one per vectorised step, shifted at 600)."""
+    env = oran_env.make_env("small", num_envs=num_envs, seed=1, shift_after_steps=SHIFT)
+    env.env_steps = 0
+    env.reset(seed=[1, 0])
+    global_step, shifted_at = 0, None
+    while global_step < 800 and shifted_at is None:
+        global_step += num_envs
+        env.step(oran_env.static_equal_split(env))
+        assert env.env_steps == global_step
+        shifted_at = global_step if env.shifted else None  # the next episode starts shifted
+    assert shifted_at == first_shifted_episode
+
+
+def scalars(run_dir, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return {e.step: e.value for e in events.Scalars(tag)}
+
+
+def idle_episodes(run_dir, starts):
+    """For each episode start s: whether that episode (logged at s + 200) carried no eMBB traffic."""
+    embb = scalars(run_dir, "env/throughput_embb_mbps")
+    return [embb[s + 200] == 0.0 for s in starts]
+
+
+def test_a_resumed_run_shifts_like_an_uninterrupted_one_with_two_env_copies(tmp_path):
+    """After the shift all traffic is off (--shift-slice-load 0 0 0), so an episode's logged eMBB
+    throughput says whether it started shifted. Both runs: exactly the episodes that start at or
+    after env step 300 are idle. The stopped run is resumed before step 200, where the old count
+    (the resume's global_step plus one per vectorised step) shifted one episode late."""
+    flags = ["--scenario", "small", "--total-timesteps", "800", "--learning-starts", "150",
+             "--hidden-sizes", "16", "--batch-size", "16", "--eval-episodes", "1",
+             "--eval-interval", "400", "--torch-threads", "1", "--num-envs", "2",
+             "--shift-after-steps", str(SHIFT), "--shift-slice-load", "0", "0", "0"]
+    script = [sys.executable, str(ROOT / "sac_marl_baseline.py"), *flags]
+    whole = subprocess.Popen([*script, "--run-dir", str(tmp_path / "whole")], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stopped = subprocess.Popen([*script, "--run-dir", str(tmp_path / "stopped")], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in stopped.stdout:
+        if "warm-up done" in line:  # global_step 152: SIGTERM, a checkpoint soon after
+            stopped.send_signal(signal.SIGTERM)
+            break
+    out, err = stopped.communicate(timeout=300)
+    assert stopped.returncode == 128 + signal.SIGTERM, err
+    stopped_at = int(out.split("checkpoint at global_step=")[1].split(";")[0])
+    resumed = subprocess.run([*script, "--run-dir", str(tmp_path / "stopped"), "--resume"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()
+
+    starts = [0, 200, 400, 600]
+    assert idle_episodes(tmp_path / "whole", starts) == [s >= SHIFT for s in starts]
+    starts = list(range(stopped_at, 601, 200))  # the resume starts a new episode
+    assert starts and idle_episodes(tmp_path / "stopped", starts) == [s >= SHIFT for s in starts]
