@@ -512,9 +512,10 @@ def test_transfer_evaluates_a_saved_model_on_another_scenario(tmp_path, monkeypa
     assert configs[-1]["reward_zeta"] == 2.0  # the run's own option is kept
     assert configs[-1]["seed"] == exp.eval_seed == script.EVAL_SEED
     assert record["args"]["trained_steps"] == 300 and record["script"] == "transfer:sac_marl_baseline.py"
-    # the same policy scored by the script's own evaluation
+    # the same policy scored as the script scores it (its actor_policy, the env module's evaluate)
     envs = make_env("heavy", **configs[-1])
-    returns, _, _ = script.evaluate(actor, envs, exp.eval_seed, torch.device("cpu"))
+    returns, _, _ = oran_env.evaluate(script.actor_policy(actor, torch.device("cpu")), envs,
+                                      exp.eval_seed)
     assert final["episodic_return"] == pytest.approx(float(np.mean(returns)), rel=1e-5)
 
 

@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import records  # noqa: E402
 import run_experiments as rx  # noqa: E402
 
 SMALL = ["--scenario", "small", "--action-mode", "slice_share", "--learning-starts", "100", "--batch-size", "32",
@@ -70,6 +71,17 @@ def test_second_process_on_a_locked_run_folder_exits_and_writes_nothing(tmp_path
 
 
 SLEEPER = "import sys, time\ntime.sleep(300)\n"  # stands in for a training script that is still running
+FLAGS = (*SMALL[2:], "--num-envs", "1", "--alpha-init", "1.0", "--init-bias", "0", "--checkpoint-interval", "100")
+
+
+def runner_argv(tmp_path, steps: int) -> list[str]:
+    """The runner on a definitions file of one experiment, `safety`: No-SAM and L2 on `small`, seed 1."""
+    definitions = tmp_path / "safety_experiments.py"
+    definitions.write_text("from experiments import Experiment, NOSAM, L2_METHOD\n"
+                           f"EXPERIMENTS = {{'safety': Experiment('two runs', (NOSAM, L2_METHOD), ('small',), "
+                           f"(1,), {steps}, {FLAGS!r})}}\n")
+    return ["safety", "--definitions", str(definitions), "--results-dir", str(tmp_path / "results"),
+            "--records", str(tmp_path / "records"), "--no-references"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
@@ -77,8 +89,7 @@ def test_runner_signals_leave_no_training_process(tmp_path, signum):
     sleeper = tmp_path / "python_sleeper.py"
     sleeper.write_text(f"#!{sys.executable}\n" + SLEEPER)
     sleeper.chmod(0o755)
-    runner = subprocess.Popen([sys.executable, "run_experiments.py", "--results-dir", str(tmp_path / "results"),
-                               "--variants", "nosam", "l2", "--rhos", "none", "--seeds", "1", "--no-heuristics",
+    runner = subprocess.Popen([sys.executable, "run_experiments.py", *runner_argv(tmp_path, 400),
                                "--python", str(sleeper)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: len(processes_mentioning(str(tmp_path / "results"))) == 3, 60,
@@ -100,12 +111,10 @@ def eval_steps(run_dir: Path) -> list[int]:
 def test_rerun_after_sigkill_of_the_runner_resumes_every_run_cleanly(tmp_path):
     steps = 400
     results = tmp_path / "results"
-    argv = ["--results-dir", str(results), "--variants", "nosam", "l2", "--rhos", "none", "--seeds", "1",
-            "--scenarios", "small", "--steps", str(steps), "--no-heuristics", "--eval-episodes", "1",
-            "--extra-args=" + " ".join(SMALL[2:]) + " --checkpoint-interval 100"]
+    argv = runner_argv(tmp_path, steps)
     runner = subprocess.Popen([sys.executable, "run_experiments.py", *argv], cwd=ROOT,
                               stdout=subprocess.DEVNULL)
-    run_dirs = [results / "paper" / rx.run_id(v, "none", "small", 1) for v in ("nosam", "l2")]
+    run_dirs = [results / "safety" / records.run_id(v, "none", "small", 1) for v in ("nosam", "l2")]
     try:
         wait_for(lambda: all((d / rx.CHECKPOINT).is_file() for d in run_dirs), 90, "both runs' checkpoints")
         assert not any((d / rx.SUMMARY).exists() for d in run_dirs)  # killed mid-run
@@ -118,7 +127,7 @@ def test_rerun_after_sigkill_of_the_runner_resumes_every_run_cleanly(tmp_path):
     rerun = subprocess.run([sys.executable, "run_experiments.py", *argv], cwd=ROOT, capture_output=True,
                            text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert "0 finished (skipped), 2 to resume, 0 to start" in rerun.stdout
+    assert "2 runs to train" in rerun.stdout
     for run_dir in run_dirs:
         assert eval_steps(run_dir) == list(range(100, steps + 1, 100))  # no gap, no duplicate
         log = (run_dir / rx.RUN_LOG).read_text()

@@ -54,6 +54,9 @@ BAD_FLAGS = [
 ]
 
 
+RUNNER = ("run_experiments.py", "learning-check-rerun", "--dry-run", "--results-dir")  # a named experiment
+
+
 @pytest.mark.parametrize("module, flags, message", BAD_FLAGS)
 def test_bad_flags_exit_2_naming_the_flag(module, flags, message, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["script.py", *flags])
@@ -112,13 +115,13 @@ def test_bad_invocations_stop_before_any_work_without_traceback(tmp_path):
                                                  str(tmp_path / "r2")), 2, "--td-var-mode relative"),
         "comp_env.py missing": ([sys.executable, str(alone / "sac_marl_baseline.py"), "--env-id", "comp"], 2,
                                 "--env-id comp"),
-        "runner results dir is a file": (script("run_experiments.py", "--dry-run", "--results-dir", str(a_file)), 2,
+        "runner results dir is a file": (script(*RUNNER, str(a_file)), 2,
                                          "--results-dir"),
-        "runner results dir under a file": (script("run_experiments.py", "--dry-run", "--results-dir",
+        "runner results dir under a file": (script(*RUNNER,
                                                    str(a_file / "results")), 2, "--results-dir"),
-        "runner python missing": (script("run_experiments.py", "--dry-run", "--results-dir", str(tmp_path / "res"),
+        "runner python missing": (script(*RUNNER, str(tmp_path / "res"),
                                          "--python", str(tmp_path / "no_python")), 2, "--python"),
-        "runner python not executable": (script("run_experiments.py", "--dry-run", "--results-dir",
+        "runner python not executable": (script(*RUNNER,
                                                 str(tmp_path / "res"), "--python", str(tmp_path / "not_executable")),
                                          2, "--python"),
         "plot out is a file": (script("plot_results.py", "--records", str(tmp_path), "--out", str(a_file)), 2, "--out"),
