@@ -47,6 +47,7 @@ def idle_episodes(run_dir, starts):
     return [embb[s + 200] == 0.0 for s in starts]
 
 
+@pytest.mark.slow
 def test_a_resumed_run_shifts_like_an_uninterrupted_one_with_two_env_copies(tmp_path):
     """After the shift all traffic is off (--shift-slice-load 0 0 0), so an episode's logged eMBB
     throughput says whether it started shifted. Both runs: exactly the episodes that start at or

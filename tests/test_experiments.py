@@ -95,6 +95,7 @@ def test_relative_gain_on_known_numbers_handles_negative_baselines():
     assert np.isnan(pr.relative_gain([1.0], [0.0], 1000, rng)[0])
 
 
+@pytest.mark.slow
 def test_resumed_run_event_files_are_merged(tmp_path):
     from torch.utils.tensorboard import SummaryWriter
 
@@ -183,6 +184,7 @@ def results_root(tmp_path_factory):
     return root, out, figures, collected + notes
 
 
+@pytest.mark.slow
 def test_report_writes_figures_and_table(results_root):
     root, out, figures, notes = results_root
     names = {p.name for p in figures}
@@ -379,6 +381,7 @@ def fake_experiment(tmp_path, monkeypatch):
     return rx.Args(experiment="fake", results_dir=tmp_path / "runs", records=tmp_path / "records", workers=2)
 
 
+@pytest.mark.slow
 def test_runner_skips_finished_records_resumes_and_writes_records(fake_experiment, capsys):
     args = fake_experiment
     runs, recs = args.results_dir / "fake", args.records / "fake"
@@ -432,6 +435,7 @@ def test_runner_reuses_a_record_of_the_same_arguments(fake_experiment, capsys):
     assert copied["experiment"] == "fake" and copied["eval_history"] == record["eval_history"]
 
 
+@pytest.mark.slow
 def test_a_definitions_file_adds_experiments(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(rx, "EXPERIMENTS", dict(rx.EXPERIMENTS))
     defs = tmp_path / "mine.py"
@@ -519,6 +523,7 @@ def test_transfer_evaluates_a_saved_model_on_another_scenario(tmp_path, monkeypa
     assert final["episodic_return"] == pytest.approx(float(np.mean(returns)), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_records_import_no_runner_code():
     import subprocess
     import sys
@@ -527,6 +532,7 @@ def test_records_import_no_runner_code():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(records.__file__).parent)
 
 
+@pytest.mark.slow
 def test_learning_check_records_convert_with_the_arguments_of_their_flags(tmp_path):
     old = {"script": "sac_marl_baseline.py", "scenario": "small", "seed": 2, "eval_episodes": 32,
            "flags": ["--batch-size", "512"], "partial": False, "total_timesteps": 20000, "wall_time_s": 100.0,
@@ -548,6 +554,7 @@ def test_learning_check_records_convert_with_the_arguments_of_their_flags(tmp_pa
     with pytest.raises(ValueError, match="keeps no flags"):
         records.convert_learning_check([path], "lc", tmp_path / "records")
 
+@pytest.mark.slow
 def test_adding_a_grid_leaves_other_tables_confidence_intervals_unchanged(tmp_path):
     root = tmp_path / "results"
     for variant, base in (("nosam", -10.0), ("ta-sam", -8.0)):
@@ -610,6 +617,7 @@ def test_record_keeps_what_the_figures_need_and_is_compact(tmp_path):
     assert records.read_record(tmp_path) is None and records.compact([float("nan"), 1 / 3]) == [None, 0.333333]
 
 
+@pytest.mark.slow
 def test_normalised_scores_probability_of_improvement_and_aggregate(tmp_path):
     root = tmp_path / "results"
     for scenario, (zero, one) in (("paper", (0.0, 10.0)), ("heavy", (-10.0, 0.0))):
@@ -651,6 +659,7 @@ def test_probability_of_improvement_statistic_equals_rliables():
         assert pr.poi_statistic(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
 
 
+@pytest.mark.slow
 def test_readme_tables_are_rewritten_from_the_records(tmp_path):
     root = tmp_path / "results"
     for variant, base in (("nosam", -10.0), ("ta-sam", -8.0)):

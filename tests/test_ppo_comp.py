@@ -134,6 +134,7 @@ def run_script(tmp_path, name, *flags, monkeypatch):
     return json.loads((tmp_path / name / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_bad_flag_exits_2_without_traceback():
     proc = subprocess.run([sys.executable, str(ROOT / "ppo_comp.py"), "--update-epochs", "0"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
@@ -141,6 +142,7 @@ def test_a_bad_flag_exits_2_without_traceback():
     assert "--update-epochs must be > 0" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_runs_in_both_modes_are_deterministic_and_update(tmp_path, monkeypatch):
     summaries = {name: run_script(tmp_path, name, *flags, monkeypatch=monkeypatch) for name, flags in (
         ("multi", ("--eval-load-factors", "1", "2", "--save-model")),

@@ -18,6 +18,8 @@ import records  # noqa: E402
 import run_experiments as rx  # noqa: E402
 from test_run_folder_safety import wait_for  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real Ray clusters and training runs
+
 ray = pytest.importorskip("ray")
 
 # A tiny grid: No-SAM and TA-SAM x seeds 1, 2 on `small`, 200 steps, evaluations every 100 steps.

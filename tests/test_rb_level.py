@@ -46,6 +46,7 @@ def events(run_dir):
     return acc
 
 
+@pytest.mark.slow
 def test_rb_level_defaults_start_at_the_equal_split_and_log_the_claims(tmp_path):
     runs = {"ours": (), "cleanrl": ("--alpha-init", "1", "--init-bias", "0")}
     train_side_by_side(tmp_path, runs)
@@ -69,6 +70,7 @@ def test_rb_level_defaults_start_at_the_equal_split_and_log_the_claims(tmp_path)
             assert shares == pytest.approx([1 / 3] * 3, abs=0.05)
 
 
+@pytest.mark.slow
 def test_updates_per_step_and_target_entropy(tmp_path):
     """--updates-per-step k runs k updates per env step after the warm-up; --target-entropy moves every
     temperature towards it: up when the target per dim lies above any reachable entropy (log 2 for an action in
@@ -87,6 +89,7 @@ def test_updates_per_step_and_target_entropy(tmp_path):
         assert ((ckpt[name]["log_alpha"] > math.log(1e-3)) == (name == "more")).all()
 
 
+@pytest.mark.slow
 def test_defaults_and_the_learning_rate_schedule(tmp_path):
     """A run without flags uses the main job's values, whatever the scenario or action mode (no default
     depends on another flag): SAC's --gamma 0.99 --target-entropy -1 --lr-decay-to 1 with two env

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 import plot_results as pr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -12,6 +14,7 @@ def published_text() -> str:
     return "\n".join(path.read_text() for path in pr.marked_files(ROOT))
 
 
+@pytest.mark.slow
 def test_marked_tables_equal_what_the_records_give():
     blocks = {(path.name, m.group(2)): m.group(3) for path in pr.marked_files(ROOT)
               for m in pr.README_TABLE.finditer(path.read_text())}

@@ -17,6 +17,8 @@ sys.path.insert(0, str(ROOT))
 import records  # noqa: E402
 import run_experiments as rx  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real training processes and real signals
+
 SMALL = ["--scenario", "small", "--action-mode", "slice_share", "--learning-starts", "100", "--batch-size", "32",
          "--eval-episodes", "1", "--eval-interval", "100", "--torch-threads", "1"]
 

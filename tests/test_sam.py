@@ -219,6 +219,7 @@ def run_script(script, run_dir, *flags):
     return torch.load(run_dir / "model.pt", weights_only=True)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_updates(tmp_path):
     flags = ("--sharpness-interval", "40")
     a = run_script("tasam_marl_sac.py", tmp_path / "a", *flags)

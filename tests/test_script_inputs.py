@@ -84,6 +84,7 @@ def script(name, *flags):
     return [sys.executable, str(ROOT / name), *flags]
 
 
+@pytest.mark.slow
 def test_bad_invocations_stop_before_any_work_without_traceback(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
@@ -149,6 +150,7 @@ def scalars(run_dir, tag):
     return [(e.step, e.value) for e in events.Scalars(tag)]
 
 
+@pytest.mark.slow
 def test_sigterm_during_updates_checkpoints_and_the_printed_command_resumes(tmp_path):
     """A real SIGTERM during the updates: checkpoint, resume command, exit 143 without traceback; the resumed run
     ends with an unbroken evaluation history, and the traffic shift (all traffic off after env step 300) comes at
@@ -183,6 +185,7 @@ def test_sigterm_during_updates_checkpoints_and_the_printed_command_resumes(tmp_
     assert starts and all((embb[s + 100] == 0.0) == (s >= 300) for s in starts), (stopped_at, embb)
 
 
+@pytest.mark.slow
 def test_evaluation_never_changes_the_training_run(tmp_path):
     """Deterministic and sampled evaluation at every 100 steps or only at the end: the same final weights."""
     runs = {name: tmp_path / name for name in ("often", "final_only")}

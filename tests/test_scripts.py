@@ -18,6 +18,8 @@ import sac_marl_baseline  # noqa: E402
 import sac_marl_l2  # noqa: E402
 import tasam_marl_sac  # noqa: E402
 
+pytestmark = pytest.mark.slow  # training runs of every script
+
 TINY = ("--total-timesteps", "300", "--learning-starts", "150", "--hidden-sizes", "16", "--batch-size", "16",
         "--eval-episodes", "2", "--eval-interval", "200", "--log-interval", "20",
         "--torch-threads", "1")  # the smoke runs go in parallel: one thread each keeps the cores unshared
