@@ -29,8 +29,8 @@ A record's args decide whether it is the run an experiment asks for (`args_diffe
 argument must be equal but the run machinery's (MACHINERY_ARGS). ADDED_ARGS lists arguments that
 scripts gained after records were made, with the value that reproduces the older runs.
 
-    python records.py convert-learning-check docs/learning_check/x.json --experiment NAME
-    python records.py convert-run runs/learning_check/tasam_marl_sac/paper/s6 --experiment NAME
+    python records.py convert-learning-check old/tasam_marl_sac__paper__s6.json --experiment NAME
+    python records.py convert-run runs/experiments/rb-paper/ta-sam__dynamic__paper__s6 --experiment NAME
     python records.py validate records
 """
 
@@ -60,7 +60,8 @@ UE_PERCENTILES_KEY = "ue_throughput_mbps_percentiles"
 SIGNIFICANT = 6  # digits kept of every float
 KINDS = ("train", "heuristic", "transfer")
 # arguments that say where and how fast a run ran, not what it computed
-MACHINERY_ARGS = frozenset({"run_dir", "resume", "cuda", "torch_threads", "checkpoint_interval",
+# not `cuda`: with --net-size auto it picks the networks, so a GPU run is another run
+MACHINERY_ARGS = frozenset({"run_dir", "resume", "torch_threads", "checkpoint_interval",
                             "progress_interval"})
 ADDED_ARGS: dict[str, object] = {}  # argument -> its value in runs recorded before it existed
 # arguments a script computes from the others at run time (CleanRL's PPO: from num_envs, num_steps)
