@@ -89,7 +89,8 @@ class Args:
     references: bool = True
     """score the experiment's reference rows"""
     training: bool = True
-    """train the experiment's runs (--no-training: only the reference rows)"""
+    """train the experiment's runs (--no-training: only the reference rows, the records of finished
+    run folders and the records reused from other experiments)"""
     dry_run: bool = False
     """print what would be skipped, reused, resumed or started, run nothing"""
     python: str = sys.executable
@@ -197,7 +198,7 @@ def expand(args: Args, exp: Experiment) -> list[Task]:
         rows = [(records.run_id(f"heuristic-{name}", "none", s, 0), s)
                 for s in exp.scenarios for name in exp.references]
         tasks += [Task("heuristic", args.experiment, name, s, out / name) for name, s in rows]
-    runs = training_runs(exp, args.seeds or None) if args.training else []
+    runs = training_runs(exp, args.seeds or None)  # --no-training still reuses and records
     if exp.transfer_from:
         source_exp, sources = exp.transfer_from
         for method, scenario, seed in runs:
@@ -749,6 +750,8 @@ def main(args: Args) -> int:
                 except (RuntimeError, ValueError) as e:
                     print(f"error: {e}", file=sys.stderr)
                     return 1
+        if task.kind != "heuristic" and not args.training:
+            continue
         if task.kind == "train" and run_state(task.run_dir) == "resume":
             task = dataclasses.replace(task, cmd=task.cmd + (FLAG_RESUME,))
         todo.append(task)
