@@ -1,6 +1,7 @@
 """Run machinery of the training scripts (as CleanRL keeps cleanrl_utils): flag checks, the run
 folder (one writer, resume checks, checkpoints, summary.json), signals, progress lines, the
-non-finite guard and the atomic JSON writer. docs/training.md#logging
+non-finite guard, the atomic JSON writer, and the sharpness diagnostic that TA-SAM logs (the top
+Hessian eigenvalue of a loss). docs/training.md#logging
 
 Imports the standard library and torch only; it is handed the script's `Args` and never imports
 a script.
@@ -230,3 +231,23 @@ def write_json(path, obj):
     text = json.dumps({**obj, "non_finite_as_null": bool(found)}, indent=1, allow_nan=False)
     pathlib.Path(f"{path}.tmp").write_text(text)
     os.replace(f"{path}.tmp", path)
+
+
+def hessian_top_eigenvalue(loss, params, iters, generator, tol=1e-5):
+    """Top eigenvalue of the Hessian H of `loss` (params): power iteration on Hessian-vector
+    products (<= iters steps, to a change < tol); if the largest in magnitude, l, is < 0: H - lI."""
+    grad = torch.cat([g.flatten() for g in torch.autograd.grad(loss, params, create_graph=True)])
+
+    def power_iteration(shift):
+        v, eigenvalue = torch.randn(len(grad), generator=generator).to(grad), math.inf
+        for _ in range(iters):
+            v = v / v.norm()
+            hv = torch.autograd.grad(grad, params, v, retain_graph=True)
+            hv = torch.cat([h.flatten() for h in hv]) - shift * v
+            previous, eigenvalue, v = eigenvalue, (hv @ v).item(), hv
+            if abs(eigenvalue - previous) <= tol * abs(eigenvalue):
+                break
+        return eigenvalue + shift
+
+    top = power_iteration(0.0)
+    return top if top >= 0 else power_iteration(top)

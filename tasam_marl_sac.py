@@ -366,26 +366,6 @@ def sam_agents(td_var, args):
     return torch.full_like(td_var, args.sam_actor, dtype=torch.bool)
 
 
-def hessian_top_eigenvalue(loss, params, iters, generator, tol=1e-5):
-    """Top eigenvalue of the Hessian H of `loss` (params): power iteration on Hessian-vector
-    products (<= iters steps, to a change < tol); if the largest in magnitude, l, is < 0: H - lI."""
-    grad = torch.cat([g.flatten() for g in torch.autograd.grad(loss, params, create_graph=True)])
-
-    def power_iteration(shift):
-        v, eigenvalue = torch.randn(len(grad), generator=generator).to(grad), math.inf
-        for _ in range(iters):
-            v = v / v.norm()
-            hv = torch.autograd.grad(grad, params, v, retain_graph=True)
-            hv = torch.cat([h.flatten() for h in hv]) - shift * v
-            previous, eigenvalue, v = eigenvalue, (hv @ v).item(), hv
-            if abs(eigenvalue - previous) <= tol * abs(eigenvalue):
-                break
-        return eigenvalue + shift
-
-    top = power_iteration(0.0)
-    return top if top >= 0 else power_iteration(top)
-
-
 class ReplayBuffer:
     """Circular NumPy store of joint transitions; `sample` returns torch tensors (N, B, ...)."""
     FIELDS = ("obs", "next_obs", "actions", "rewards", "terminated")
@@ -432,8 +412,7 @@ if __name__ == "__main__":
     evaluate = importlib.import_module(ENV_MODULES[args.env_id]).evaluate
     n_agents, obs_dim, act_dim = envs.n_agents, envs.obs_dim, envs.act_dim
     if args.sam_actor and args.selective and args.td_var_mode == "relative" and n_agents < 2:
-        fail("--td-var-mode relative needs >= 2 agents; use --td-var-mode absolute or "
-             "--no-selective")
+        fail("--td-var-mode relative needs >= 2 agents; use absolute or --no-selective")
     buffer_gib = args.buffer_size * (n_agents * (2 * obs_dim + act_dim + 1) + 1) * 4 / 2**30
     run_utils.check_memory(buffer_gib, f"--buffer-size {args.buffer_size}: the replay buffer")
     run = run_utils.Run(args, script, f"runs/{args.env_id}-{args.scenario}__{args.exp_name}__"
@@ -642,8 +621,8 @@ if __name__ == "__main__":
                 target = td_target(actor, qf_target, b, alpha, args.gamma, agent_ids, joint,
                                    b["noise"])
                 loss = td_loss(qf(critic_input(b["obs"], b["actions"], agent_ids, joint)), target)
-                eigenvalue = hessian_top_eigenvalue(loss, qf_params, args.sharpness_iters,
-                                                    sharpness_rng, args.sharpness_tol)
+                eigenvalue = run_utils.hessian_top_eigenvalue(
+                    loss, qf_params, args.sharpness_iters, sharpness_rng, args.sharpness_tol)
                 writer.add_scalar("sharpness/critic_top_eig", eigenvalue, global_step)
 
         if "episode" in infos:
