@@ -236,7 +236,7 @@ def env_overrides(args: Args, load_factor: int = 1):
 
 
 def split_preset(argv):
-    """(preset name, argv without `--preset NAME` / `--preset=NAME`); the name None when unknown."""
+    """(preset name, argv without `--preset NAME` / `--preset=NAME`)."""
     name, rest, i = "cleanrl", [], 0
     while i < len(argv):
         if argv[i] == "--preset":
@@ -247,15 +247,15 @@ def split_preset(argv):
         else:
             rest.append(argv[i])
         i += 1
-    return (name if name in PRESETS else None), rest
+    return name, rest
 
 
 def parse_args(argv=None) -> Args:
     """The preset's flags become the defaults (so `--help` shows them), the flags given override
     them; then `check_args`: a bad flag exits with status 2 and a message naming it."""
     preset, rest = split_preset(sys.argv[1:] if argv is None else argv)
-    if preset is None:
-        print(f"error: --preset must be one of {sorted(PRESETS)}", file=sys.stderr)
+    if preset not in PRESETS:
+        print(f"error: --preset must be one of {sorted(PRESETS)}, got {preset!r}", file=sys.stderr)
         sys.exit(2)
     defaults = dataclasses.replace(tyro.cli(Args, args=PRESETS[preset]), preset=preset)
     args = tyro.cli(Args, default=defaults, args=rest)
@@ -479,7 +479,7 @@ if __name__ == "__main__":
             raw_obs, reward, terminations, truncations, infos = envs.step_choices(
                 action.reshape(args.num_envs, n_ues).numpy())
             next_obs = torch.as_tensor(agent_rows(raw_obs, args.mode))
-            # central: every UE holds the summed reward, so the first column is the agent's reward
+            # central: every UE holds the team reward, so the first column is the agent's reward
             step_reward = torch.as_tensor(reward[:, :n_rows]) * reward_scale
             done = torch.as_tensor(terminations | truncations, dtype=torch.float32)[:, None].expand(-1, n_rows)
             if truncations.any():  # bootstrap the value of the state the time limit cut off
