@@ -178,6 +178,14 @@ def test_presets_set_defaults_that_given_flags_override():
     assert ppo_comp.parse_args(["--reward-aggregate", "avg"]).reward_aggregate == "avg"
 
 
+def test_help_shows_the_presets_values(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        ppo_comp.parse_args(["--preset", "rllib", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.replace("\u2502", " ").split())  # without the box
+    assert "(default: 5e-05)" in text and "(default: rllib)" in text and "(default: 30)" in text
+
+
 def run_script(tmp_path, name, *flags, monkeypatch):
     """Run ppo_comp.py's `__main__` in this process (no second torch import) and read its summary."""
     return run_main(tmp_path, name, *flags, monkeypatch=monkeypatch)[0]
