@@ -70,7 +70,11 @@ SAM_VARIANTS = {"actor-sam": ("--no-sam-critic",), "critic-sam": ("--no-sam-acto
                 "both-sam": ("--no-selective",), "ta-sam": ()}  # docs/training.md#the-variants
 LABELS = {"nosam": "No-SAM", "l2": "L2", "actor-sam": "Actor-SAM", "critic-sam": "Critic-SAM",
           "both-sam": "Both-SAM", "ta-sam": "TA-SAM", "ppo-multi": "PPO multi-agent",
-          "ppo-central": "PPO central", "sac": "SAC (sac_marl_baseline.py)"}
+          "ppo-central": "PPO central", "sac": "SAC (sac_marl_baseline.py)",
+          "ppo-multi-sum": "PPO multi-agent, sum reward",
+          "ppo-multi-avg": "PPO multi-agent, avg reward",
+          "ppo-central-sum": "PPO central, sum reward",
+          "ppo-central-avg": "PPO central, avg reward"}
 NOSAM, L2_METHOD = Method("nosam", "none", SAC), Method("l2", "none", L2)
 
 
@@ -177,6 +181,28 @@ ABLATION_METHODS = tuple(Method(name, "none", SAC, ABLATION_BASE + flags)
 
 def ppo(mode: str, *flags: str) -> Method:
     return Method(f"ppo-{mode}", "none", "ppo_comp.py", ("--mode", mode) + flags)
+
+
+def ppo_reward(mode: str, aggregate: str, *flags: str, name: str = "") -> Method:
+    """PPO with DeepCoMP's optimiser settings (ppo_comp.py --preset rllib) on a training reward;
+    `name` tells a sweep point's changed flags apart."""
+    return Method(f"ppo-{mode}-{aggregate}{name}", "none", "ppo_comp.py",
+                  ("--mode", mode, "--reward-aggregate", aggregate, "--preset", "rllib") + flags)
+
+
+COMP_REFERENCES = ("best_cell", "dynamic_comp", "full_comp", "random", "full_info")
+# the sweep's validation episodes: another seed than the 100 test episodes (--eval-seed 0)
+COMP_VALIDATION_SEED = 1
+# one change at a time from the rllib preset (ppo_comp.py PRESETS): epochs, minibatch, lambda,
+# entropy, lr; "-cleanrl" is CleanRL's settings (with the sweep's reward and rows) for reference
+PPO_SWEEP = (ppo_reward("multi", "sum"),
+             ppo_reward("multi", "sum", "--update-epochs", "10", name="-epochs10"),
+             ppo_reward("multi", "sum", "--minibatch-rows", "512", name="-rows512"),
+             ppo_reward("multi", "sum", "--gae-lambda", "0.95", name="-lambda0.95"),
+             ppo_reward("multi", "sum", "--ent-coef", "0.01", name="-ent0.01"),
+             ppo_reward("multi", "sum", "--learning-rate", "2e-4", name="-lr2e-4"),
+             Method("ppo-multi-sum-cleanrl", "none", "ppo_comp.py",
+                    ("--mode", "multi", "--reward-aggregate", "sum", "--preset", "cleanrl")))
 
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -304,6 +330,32 @@ EXPERIMENTS: dict[str, Experiment] = {
         "multi-agent PPO on `medium` with 20 UEs (12 slow, 8 fast)",
         (ppo("multi", "--num-slow-ues", "12", "--num-fast-ues", "8"),), ("comp-medium",), (1, 2),
         200_000, ("--eval-episodes", "100", "--eval-seed", "0", "--eval-interval", "20000")),
+    # --- issue 30: the training reward (sum, avg) with DeepCoMP's optimiser settings ---
+    "ppo-comp-rewards": Experiment(
+        "multi-agent and central PPO with DeepCoMP's settings (--preset rllib) and the sum or the "
+        "avg reward on `medium` and `large`, 500k steps",
+        (ppo_reward("multi", "sum", "--eval-load-factors", "1", "2", "4"),
+         ppo_reward("multi", "avg", "--eval-load-factors", "1", "2", "4"),
+         ppo_reward("central", "sum"), ppo_reward("central", "avg")),
+        ("comp-medium", "comp-large"), FIVE, 500_000,
+        ("--eval-episodes", "100", "--eval-seed", "0", "--eval-interval", "25000"),
+        references=COMP_REFERENCES, eval_episodes=100, eval_seed=0,
+        env_options=(("reward", "multi"),)),
+    "ppo-comp-sweep": Experiment(
+        "multi-agent PPO (sum reward) on `medium`: the rllib preset and one change each (epochs, "
+        "minibatch rows, lambda, entropy, lr), chosen on validation episodes (--eval-seed 1)",
+        PPO_SWEEP, ("comp-medium",), (1, 2, 3), 200_000,
+        ("--eval-episodes", "100", "--eval-seed", str(COMP_VALIDATION_SEED),
+         "--eval-interval", "20000"),
+        references=COMP_REFERENCES, eval_episodes=100, eval_seed=COMP_VALIDATION_SEED,
+        env_options=(("reward", "multi"),)),
+    "ppo-comp-rewards-20ues": Experiment(
+        "multi-agent PPO (--preset rllib) trained at high load, `medium` with 20 UEs (12 slow, "
+        "8 fast), under each reward: does it keep one BS or disconnect",
+        (ppo_reward("multi", "sum", "--num-slow-ues", "12", "--num-fast-ues", "8"),
+         ppo_reward("multi", "avg", "--num-slow-ues", "12", "--num-fast-ues", "8")),
+        ("comp-medium",), FIVE, 200_000,
+        ("--eval-episodes", "100", "--eval-seed", "0", "--eval-interval", "20000")),
     "comp-heuristics": Experiment(
         "DeepCoMP's heuristics on comp_env's scenarios (100 episodes, seed 0)", (),
         ("comp-small", "comp-medium", "comp-large"), (), 0,

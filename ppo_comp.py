@@ -18,6 +18,14 @@
   ppo.py treats a truncation as a termination); rewards are scaled by `--reward-scale` (default 1/U)
   before learning, and value clipping is off by default (`--clip-vloss` turns it on), because the
   returns span tens of units and a 0.2 value clip would make the critic crawl.
+- `--reward-aggregate avg` (DeepCoMP's later default) trains on the mean instead of the sum: multi
+  = the mean of u/20 over the UEs at the BSs in the UE's range, central = the mean over all UEs
+  (comp_env.team_reward, docs/comp.md).
+- `--preset rllib`: DeepCoMP's optimiser settings, RLlib's PPO defaults of its time (RLlib 0.8-1.0
+  DEFAULT_CONFIG, DeepCoMP's env_setup.py), as explicit flags (PRESETS) with three terms CleanRL's
+  ppo.py lacks, each a flag whose default leaves the CleanRL algorithm as it is: an adaptive KL
+  penalty (`--kl-coef`, `--kl-target`), a value clip in return units (`--vf-clip`) and minibatches
+  of a fixed number of agent rows (`--minibatch-rows`).
 - `global_step` counts environment steps of one env copy summed over copies (as the SAC scripts).
 - Evaluation: greedy actions (argmax of each head) on `--eval-episodes` env copies reset with
   `--eval-seed`. UE trajectories do not depend on the actions, so every run and every heuristic with
@@ -76,7 +84,22 @@ class Args:
     sharing: Optional[str] = None
     """override the preset's sharing model (resource-fair, rate-fair, proportional-fair, max-cap, mixed)"""
 
+    reward_aggregate: Literal["sum", "avg"] = "sum"
+    """the training reward: sum (multi: over the competing set; central: over all UEs; DeepCoMP
+    v1.0) or avg (multi: mean over the UEs at the BSs in range; central: mean over all UEs;
+    DeepCoMP's later default). The evaluation env keeps the multi-agent sum, so the reported return
+    stays comparable across rewards, modes, heuristics and the SAC scripts"""
+
     # Algorithm specific arguments (CleanRL ppo.py's defaults unless marked)
+    preset: Literal["cleanrl", "rllib"] = "cleanrl"
+    """the defaults of the flags below: cleanrl (as listed here) or rllib (DeepCoMP's settings,
+    RLlib's PPO defaults: --learning-rate 5e-5 --no-anneal-lr --num-envs 20 --num-steps 200
+    (4,000 env steps, RLlib's train_batch_size) --gae-lambda 1.0 --update-epochs 30
+    --minibatch-rows 128 --norm-adv-over batch --clip-coef 0.3 --clip-vloss --vf-clip 10.0
+    --ent-coef 0.0 --vf-coef 2.0 (RLlib's vf_loss_coeff 1.0 without CleanRL's 0.5) --max-grad-norm
+    None --kl-coef 0.2 --kl-target 0.01 --reward-scale 1.0 (RLlib's rewards are unscaled, so
+    --vf-clip is in DeepCoMP's return units)); flags given as well override the preset's.
+    `--preset rllib --help` shows the values"""
     total_timesteps: int = 500_000
     """total environment steps of the experiment (summed over env copies)"""
     learning_rate: float = 2.5e-4
@@ -92,23 +115,38 @@ class Args:
     gae_lambda: float = 0.95
     """the lambda for the general advantage estimation"""
     num_minibatches: int = 4
-    """the number of mini-batches"""
+    """the number of mini-batches (unless --minibatch-rows)"""
+    minibatch_rows: Optional[int] = None
+    """mini-batch size in agent rows [RLlib's sgd_minibatch_size; rllib preset 128]; None: the rows
+    of a batch / --num-minibatches (CleanRL)"""
     update_epochs: int = 4
     """the K epochs to update the policy"""
     norm_adv: bool = True
     """Toggles advantages normalization"""
+    norm_adv_over: Literal["minibatch", "batch"] = "minibatch"
+    """normalise the advantages in each minibatch (CleanRL) or once over the batch (RLlib's
+    standardize_fields, std floored at 1e-4)"""
     clip_coef: float = 0.2
     """the surrogate clipping coefficient"""
     clip_vloss: bool = False
     """Toggles whether or not to use a clipped loss for the value function [ours: off; CleanRL on]"""
+    vf_clip: Optional[float] = None
+    """with --clip-vloss: how far the value may move from the rollout's, in (scaled) return units
+    [RLlib's vf_clip_param; rllib preset 10]; None: --clip-coef (CleanRL)"""
     ent_coef: float = 0.01
     """coefficient of the entropy"""
     vf_coef: float = 0.5
     """coefficient of the value function"""
-    max_grad_norm: float = 0.5
-    """the maximum norm for the gradient clipping"""
+    max_grad_norm: Optional[float] = 0.5
+    """the maximum norm for the gradient clipping (None: no clipping, RLlib's grad_clip)"""
     target_kl: Optional[float] = None
     """the target KL divergence threshold (stop the epochs of an update beyond it)"""
+    kl_coef: float = 0.0
+    """initial coefficient of the KL penalty mean KL(pi_old || pi) in the loss [RLlib's kl_coeff;
+    rllib preset 0.2]; 0: no penalty (CleanRL)"""
+    kl_target: float = 0.01
+    """with --kl-coef > 0: after each update the coefficient is x1.5 when the mean KL of the last
+    epoch exceeds 2 kl_target and x0.5 when it is below kl_target / 2 (RLlib's update_kl)"""
     reward_scale: Optional[float] = None
     """factor on the reward before learning [ours; default 1/U]; a positive constant leaves the optimal
     policy unchanged and keeps value targets near unit scale"""
@@ -135,9 +173,19 @@ class Args:
     """the number of iterations (computed in runtime)"""
 
 
+# The flags of each preset (the values `Args` lists for cleanrl); flags given as well override them.
+PRESETS = {
+    "cleanrl": (),
+    "rllib": ("--learning-rate", "5e-5", "--no-anneal-lr", "--num-envs", "20", "--num-steps", "200",
+              "--gae-lambda", "1.0", "--update-epochs", "30", "--minibatch-rows", "128",
+              "--norm-adv-over", "batch", "--clip-coef", "0.3", "--clip-vloss", "--vf-clip", "10.0",
+              "--ent-coef", "0.0", "--vf-coef", "2.0", "--max-grad-norm", "None",
+              "--kl-coef", "0.2", "--kl-target", "0.01", "--reward-scale", "1.0"),
+}
 POSITIVE = ("total_timesteps", "learning_rate", "num_envs", "num_steps", "num_minibatches", "update_epochs",
-            "clip_coef", "max_grad_norm", "eval_episodes", "torch_threads")
-NON_NEGATIVE = ("ent_coef", "vf_coef", "eval_interval")
+            "clip_coef", "eval_episodes", "torch_threads", "kl_target")
+NON_NEGATIVE = ("ent_coef", "vf_coef", "eval_interval", "kl_coef")
+OPTIONAL_POSITIVE = ("reward_scale", "target_kl", "max_grad_norm", "vf_clip", "minibatch_rows")
 
 
 def check_args(args: Args):
@@ -147,10 +195,10 @@ def check_args(args: Args):
     for name in ("gamma", "gae_lambda"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             problems.append((name, f"must lie in [0, 1], got {getattr(args, name)}"))
-    if args.reward_scale is not None and not args.reward_scale > 0:
-        problems.append(("reward_scale", f"must be > 0, got {args.reward_scale}"))
-    if args.target_kl is not None and not args.target_kl > 0:
-        problems.append(("target_kl", f"must be > 0, got {args.target_kl}"))
+    problems += [(n, f"must be > 0 or None, got {getattr(args, n)}") for n in OPTIONAL_POSITIVE
+                 if getattr(args, n) is not None and not getattr(args, n) > 0]
+    if args.vf_clip is not None and not args.clip_vloss:
+        problems.append(("vf_clip", "needs --clip-vloss (it sets the range of the value clip)"))
     if not args.hidden_sizes or min(args.hidden_sizes) < 1:
         problems.append(("hidden_sizes", f"must be one or more positive ints, got {args.hidden_sizes}"))
     if args.eval_load_factors and (args.mode == "central" or min(args.eval_load_factors) < 1):
@@ -187,9 +235,30 @@ def env_overrides(args: Args, load_factor: int = 1):
     return overrides
 
 
-def parse_args() -> Args:
-    """tyro's parse, then `check_args`: a bad flag exits with status 2 and a message naming it."""
-    args = tyro.cli(Args)
+def split_preset(argv):
+    """(preset name, argv without `--preset NAME` / `--preset=NAME`)."""
+    name, rest, i = "cleanrl", [], 0
+    while i < len(argv):
+        if argv[i] == "--preset":
+            name, i = (argv[i + 1] if i + 1 < len(argv) else ""), i + 2
+            continue
+        if argv[i].startswith("--preset="):
+            name = argv[i][len("--preset="):]
+        else:
+            rest.append(argv[i])
+        i += 1
+    return name, rest
+
+
+def parse_args(argv=None) -> Args:
+    """The preset's flags become the defaults (so `--help` shows them), the flags given override
+    them; then `check_args`: a bad flag exits with status 2 and a message naming it."""
+    preset, rest = split_preset(sys.argv[1:] if argv is None else argv)
+    if preset not in PRESETS:
+        print(f"error: --preset must be one of {sorted(PRESETS)}, got {preset!r}", file=sys.stderr)
+        sys.exit(2)
+    defaults = dataclasses.replace(tyro.cli(Args, args=PRESETS[preset]), preset=preset)
+    args = tyro.cli(Args, default=defaults, args=rest)
     problems = check_args(args)
     if problems:
         for name, message in problems:
@@ -276,6 +345,22 @@ def clipped_policy_loss(newlogprob, oldlogprob, advantages, clip_coef):
     return torch.max(pg_loss1, pg_loss2).mean(), old_approx_kl, approx_kl, clipfrac
 
 
+def categorical_kl(old_logits, new_logits):
+    """KL(pi_old || pi) of H independent categorical heads, summed over the heads: logits
+    (..., H, C) -> (...); RLlib's `action_kl` (exact, where approx_kl is a sample estimate)."""
+    old_logp, new_logp = old_logits.log_softmax(-1), new_logits.log_softmax(-1)
+    return (old_logp.exp() * (old_logp - new_logp)).sum(-1).sum(-1)
+
+
+def adapted_kl_coef(kl_coef, kl, kl_target):
+    """RLlib's `update_kl`: x1.5 when kl > 2 kl_target, x0.5 when kl < kl_target / 2, else kept."""
+    if kl > 2.0 * kl_target:
+        return kl_coef * 1.5
+    if kl < 0.5 * kl_target:
+        return kl_coef * 0.5
+    return kl_coef
+
+
 def evaluate(policy, env, seed):
     """One episode per env copy, all reset with `seed`; `policy(obs, env)` gives integer choices (E, U).
 
@@ -305,6 +390,7 @@ def greedy_policy(agent, mode):
 
 if __name__ == "__main__":
     args = parse_args()
+    print(f"preset {args.preset}: {' '.join(PRESETS[args.preset])}")
     args.batch_size = int(args.num_envs * args.num_steps)
     args.num_iterations = args.total_timesteps // args.batch_size
     run_name = f"comp-{args.scenario}__{args.exp_name}-{args.mode}__{args.seed}__{int(time.time())}"
@@ -323,15 +409,19 @@ if __name__ == "__main__":
     torch.backends.cudnn.deterministic = args.torch_deterministic
     torch.set_num_threads(args.torch_threads)
 
-    # env setup: training copies with the mode's reward; evaluation copies always with the multi-agent reward
+    # env setup: training copies with the mode's reward; evaluation copies always with the
+    # multi-agent (sum) reward, so the reported return means the same for every training reward
     overrides = env_overrides(args)
-    envs = comp_env.make_env(args.scenario, num_envs=args.num_envs, seed=args.seed, reward=args.mode, **overrides)
+    envs = comp_env.make_env(args.scenario, num_envs=args.num_envs, seed=args.seed,
+                             reward=args.mode, reward_aggregate=args.reward_aggregate, **overrides)
     eval_env = comp_env.make_env(args.scenario, num_envs=args.eval_episodes, seed=args.eval_seed, reward="multi",
                                  **overrides)
     n_ues, obs_dim, n_choices = envs.n_agents, envs.obs_dim, envs.act_dim
     n_rows, n_heads = (n_ues, 1) if args.mode == "multi" else (1, n_ues)  # agent rows per env copy, heads per row
     row_dim = obs_dim * n_ues // n_rows
-    args.minibatch_size = int(args.batch_size * n_rows // args.num_minibatches)
+    args.minibatch_size = args.minibatch_rows or args.batch_size * n_rows // args.num_minibatches
+    v_clip = args.clip_coef if args.vf_clip is None else args.vf_clip
+    kl_coef = args.kl_coef
     reward_scale = args.reward_scale if args.reward_scale is not None else 1.0 / n_ues
 
     agent = Agent(row_dim, n_heads, n_choices, args.hidden_sizes)
@@ -342,6 +432,7 @@ if __name__ == "__main__":
     obs = torch.zeros(shape + (row_dim,))
     actions = torch.zeros(shape + (n_heads,), dtype=torch.long)
     logprobs = torch.zeros(shape)
+    old_logits = torch.zeros(shape + (n_heads, n_choices))  # filled only for the KL penalty
     rewards = torch.zeros(shape)
     dones = torch.zeros(shape)
     values = torch.zeros(shape)
@@ -378,6 +469,8 @@ if __name__ == "__main__":
             # ALGO LOGIC: action logic
             with torch.no_grad():
                 action, logprob, _, value = agent.get_action_and_value(next_obs)
+                if args.kl_coef > 0:
+                    old_logits[step] = agent.logits(next_obs)
             values[step] = value
             actions[step] = action
             logprobs[step] = logprob
@@ -386,7 +479,7 @@ if __name__ == "__main__":
             raw_obs, reward, terminations, truncations, infos = envs.step_choices(
                 action.reshape(args.num_envs, n_ues).numpy())
             next_obs = torch.as_tensor(agent_rows(raw_obs, args.mode))
-            # central: every UE holds the summed reward, so the first column is the agent's reward
+            # central: every UE holds the team reward, so the first column is the agent's reward
             step_reward = torch.as_tensor(reward[:, :n_rows]) * reward_scale
             done = torch.as_tensor(terminations | truncations, dtype=torch.float32)[:, None].expand(-1, n_rows)
             if truncations.any():  # bootstrap the value of the state the time limit cut off
@@ -417,7 +510,11 @@ if __name__ == "__main__":
         b_obs = obs.reshape(-1, row_dim)
         b_logprobs = logprobs.reshape(-1)
         b_actions = actions.reshape(-1, n_heads)
+        b_old_logits = old_logits.reshape(-1, n_heads, n_choices)
         b_advantages = advantages.reshape(-1)
+        if args.norm_adv and args.norm_adv_over == "batch":
+            adv_std = max(b_advantages.std(correction=0).item(), 1e-4)
+            b_advantages = (b_advantages - b_advantages.mean()) / adv_std
         b_returns = returns.reshape(-1)
         b_values = values.reshape(-1)
 
@@ -425,6 +522,7 @@ if __name__ == "__main__":
         b_inds = np.arange(len(b_obs))
         clipfracs = []
         for epoch in range(args.update_epochs):
+            epoch_kls = []
             np.random.shuffle(b_inds)
             for start in range(0, len(b_obs), args.minibatch_size):
                 end = start + args.minibatch_size
@@ -432,7 +530,7 @@ if __name__ == "__main__":
 
                 _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
                 mb_advantages = b_advantages[mb_inds]
-                if args.norm_adv:
+                if args.norm_adv and args.norm_adv_over == "minibatch":
                     mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
 
                 # Policy loss
@@ -443,8 +541,8 @@ if __name__ == "__main__":
                 # Value loss
                 if args.clip_vloss:
                     v_loss_unclipped = (newvalue - b_returns[mb_inds]) ** 2
-                    v_clipped = b_values[mb_inds] + torch.clamp(newvalue - b_values[mb_inds], -args.clip_coef,
-                                                                args.clip_coef)
+                    v_change = torch.clamp(newvalue - b_values[mb_inds], -v_clip, v_clip)
+                    v_clipped = b_values[mb_inds] + v_change
                     v_loss_clipped = (v_clipped - b_returns[mb_inds]) ** 2
                     v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
                 else:
@@ -452,14 +550,23 @@ if __name__ == "__main__":
 
                 entropy_loss = entropy.mean()
                 loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+                if args.kl_coef > 0:  # RLlib's KL penalty, its coefficient adapted after the update
+                    kl = categorical_kl(b_old_logits[mb_inds], agent.logits(b_obs[mb_inds])).mean()
+                    epoch_kls.append(kl.item())
+                    loss = loss + kl_coef * kl
 
                 optimizer.zero_grad()
                 loss.backward()
-                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                if args.max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
                 optimizer.step()
 
             if args.target_kl is not None and approx_kl > args.target_kl:
                 break
+        if args.kl_coef > 0:  # on the mean KL of the last epoch, as RLlib's learner stats
+            writer.add_scalar("losses/kl", np.mean(epoch_kls), global_step)
+            writer.add_scalar("losses/kl_coef", kl_coef, global_step)
+            kl_coef = adapted_kl_coef(kl_coef, np.mean(epoch_kls), args.kl_target)
 
         y_pred, y_true = b_values.numpy(), b_returns.numpy()
         var_y = np.var(y_true)

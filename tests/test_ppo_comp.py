@@ -1,5 +1,7 @@
-"""ppo_comp.py: GAE and the clipped objective on hand-made cases, comp_env's integer-action entry point (noop /
-toggle mapping), flag validation, determinism for a seed, and smoke runs with updates on `small` in both modes."""
+"""ppo_comp.py: GAE, the clipped objective and the KL penalty on hand-made cases, comp_env's
+integer-action entry point (noop / toggle mapping), flag validation and the presets, determinism for a
+seed, smoke runs with updates on `small` in both modes, the rllib preset's flags in the update and the
+reward option in the training env."""
 import json
 import math
 import runpy
@@ -118,6 +120,15 @@ def test_central_rows_concatenate_every_ue_observation():
     (["--sharing", "greedy"], "--sharing"),
     (["--mode", "central", "--eval-load-factors", "2"], "--eval-load-factors"),
     (["--hidden-sizes", "0"], "--hidden-sizes"),
+    (["--preset", "fast"], "--preset must be one of"),
+    (["--preset"], "--preset must be one of"),
+    (["--reward-aggregate", "max"], "--reward-aggregate"),
+    (["--kl-coef", "-0.2"], "--kl-coef must be >= 0"),
+    (["--kl-target", "0"], "--kl-target must be > 0"),
+    (["--minibatch-rows", "0"], "--minibatch-rows must be > 0"),
+    (["--max-grad-norm", "0"], "--max-grad-norm must be > 0"),
+    (["--vf-clip", "10"], "--vf-clip needs --clip-vloss"),
+    (["--norm-adv-over", "epoch"], "--norm-adv-over"),
 ])
 def test_bad_flags_exit_2_naming_the_flag(flags, message, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["ppo_comp.py", *flags])
@@ -127,11 +138,64 @@ def test_bad_flags_exit_2_naming_the_flag(flags, message, monkeypatch, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_kl_penalty_is_the_exact_categorical_kl_summed_over_heads():
+    old = torch.tensor([[[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]]])  # one row, two heads of three choices
+    new = torch.tensor([[[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]]])
+    dist = torch.distributions
+    old_dist, new_dist = dist.Categorical(logits=old), dist.Categorical(logits=new)
+    expected = dist.kl_divergence(old_dist, new_dist).sum(-1)
+    torch.testing.assert_close(ppo_comp.categorical_kl(old, new), expected)
+    assert ppo_comp.categorical_kl(old, old).item() == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("kl, expected", [
+    (0.03, 0.3),     # above 2 x target: x1.5
+    (0.02, 0.2),     # at 2 x target: kept
+    (0.01, 0.2),
+    (0.005, 0.2),    # at target / 2: kept
+    (0.004, 0.1),    # below target / 2: x0.5
+])
+def test_kl_coefficient_adapts_as_rllibs_update_kl(kl, expected):
+    assert ppo_comp.adapted_kl_coef(0.2, kl, 0.01) == pytest.approx(expected)
+
+
+RLLIB = {"learning_rate": 5e-5, "anneal_lr": False, "num_envs": 20, "num_steps": 200, "gamma": 0.99,
+         "gae_lambda": 1.0, "update_epochs": 30, "minibatch_rows": 128, "norm_adv": True,
+         "norm_adv_over": "batch", "clip_coef": 0.3, "clip_vloss": True, "vf_clip": 10.0,
+         "ent_coef": 0.0, "vf_coef": 2.0, "max_grad_norm": None, "kl_coef": 0.2, "kl_target": 0.01,
+         "reward_scale": 1.0}
+
+
+def test_presets_set_defaults_that_given_flags_override():
+    assert ppo_comp.parse_args([]) == ppo_comp.Args()
+    args = ppo_comp.parse_args(["--preset", "rllib"])
+    assert args.preset == "rllib" and {k: getattr(args, k) for k in RLLIB} == RLLIB
+    # a flag given wins wherever it stands; the others keep the preset's values
+    for argv in (["--learning-rate", "1e-4", "--preset=rllib"],
+                 ["--preset", "rllib", "--learning-rate", "1e-4"]):
+        args = ppo_comp.parse_args(argv)
+        assert args.learning_rate == 1e-4 and args.update_epochs == 30
+    assert ppo_comp.parse_args(["--reward-aggregate", "avg"]).reward_aggregate == "avg"
+
+
+def test_help_shows_the_presets_values(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        ppo_comp.parse_args(["--preset", "rllib", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.replace("\u2502", " ").split())  # without the box
+    assert "(default: 5e-05)" in text and "(default: rllib)" in text and "(default: 30)" in text
+
+
 def run_script(tmp_path, name, *flags, monkeypatch):
     """Run ppo_comp.py's `__main__` in this process (no second torch import) and read its summary."""
+    return run_main(tmp_path, name, *flags, monkeypatch=monkeypatch)[0]
+
+
+def run_main(tmp_path, name, *flags, monkeypatch):
+    """`run_script`, also returning the script's globals after the run (optimizer, envs, ...)."""
     monkeypatch.setattr(sys, "argv", ["ppo_comp.py", *TINY, "--run-dir", str(tmp_path / name), *flags])
-    runpy.run_path(str(ROOT / "ppo_comp.py"), run_name="__main__")
-    return json.loads((tmp_path / name / "summary.json").read_text())
+    run_globals = runpy.run_path(str(ROOT / "ppo_comp.py"), run_name="__main__")
+    return json.loads((tmp_path / name / "summary.json").read_text()), run_globals
 
 
 @pytest.mark.slow
@@ -170,3 +234,38 @@ def test_runs_in_both_modes_are_deterministic_and_update(tmp_path, monkeypatch):
     weights = torch.load(tmp_path / "multi" / "ppo_comp.cleanrl_model", weights_only=True)
     agent = ppo_comp.Agent(comp_env.make_env("small").obs_dim, 1, 3, (16,))
     agent.load_state_dict(weights)
+
+
+@pytest.mark.slow
+def test_the_rllib_presets_flags_reach_the_update(tmp_path, monkeypatch):
+    # one iteration of 2 copies x 64 steps x 3 UEs = 384 agent rows: 3 minibatches of 128, 30 epochs
+    summary, run = run_main(tmp_path, "rllib", "--preset", "rllib", "--total-timesteps", "128",
+                            monkeypatch=monkeypatch)
+    args = summary["args"]
+    assert args["preset"] == "rllib" and args["minibatch_size"] == 128
+    assert args["num_iterations"] == 1
+    assert {k: args[k] for k in RLLIB if k not in ("num_envs", "num_steps")} == {
+        k: v for k, v in RLLIB.items() if k not in ("num_envs", "num_steps")}
+    optimizer = run["optimizer"]
+    assert optimizer.param_groups[0]["lr"] == 5e-5  # not annealed
+    assert all(optimizer.state[p]["step"].item() == 30 * 3 for p in run["agent"].parameters())
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(tmp_path / "rllib")).Reload()
+    kl = events.Scalars("losses/kl")[-1].value
+    assert events.Scalars("losses/kl_coef")[-1].value == pytest.approx(0.2)
+    last_epoch_kl = np.mean(run["epoch_kls"])  # what the coefficient adapted on, as logged
+    assert kl == pytest.approx(last_epoch_kl) and kl > 0
+    assert run["kl_coef"] == ppo_comp.adapted_kl_coef(0.2, last_epoch_kl, 0.01)
+
+
+@pytest.mark.slow
+def test_reward_aggregate_reaches_the_training_env_only(tmp_path, monkeypatch):
+    for mode in ("multi", "central"):
+        summary, run = run_main(tmp_path, mode, "--mode", mode, "--reward-aggregate", "avg",
+                                "--total-timesteps", "128", monkeypatch=monkeypatch)
+        assert summary["args"]["reward_aggregate"] == "avg"
+        assert run["envs"].config.reward_aggregate == "avg" and run["envs"].config.reward == mode
+        # the reported return keeps the multi-agent sum
+        eval_config = run["eval_env"].config
+        assert eval_config.reward_aggregate == "sum" and eval_config.reward == "multi"
