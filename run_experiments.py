@@ -301,16 +301,23 @@ def reference_policy(module, name: str):
         return module.full_information_reference
     if kind == "split" and len(values) == 3:
         return fixed_split(values)
-    if kind == "ue_count" and len(values) == 2:
-        return lambda env: module.ue_count_split(env, *values)
+    if params and kind in module.HEURISTICS:  # a parameterised heuristic, positional values
+        return lambda env: module.HEURISTICS[kind](env, *values)
     raise ValueError(f"unknown reference row {name!r} for {module.__name__}")
 
 
-def final_eval(returns, metrics, ue_tput) -> dict:
+def final_eval(returns, metrics, ue_tput, episodes=None) -> dict:
+    """A row's final_eval from `evaluate`'s values; with its per-episode value also each metric
+    per episode ("per_episode", as ppo_comp's records) and, per agent, the mean over episodes of
+    its return and QoS ("per_agent")."""
     final = {"episodic_return": float(np.mean(returns)),
              "episodic_returns": np.asarray(returns).tolist(), "metrics": metrics}
     if ue_tput:
         final[records.UE_THROUGHPUT_KEY] = list(ue_tput)
+    if episodes:
+        final["per_episode"] = episodes["metrics"]
+        final["per_agent"] = {key[len("agent_"):]: np.mean(episodes[key], axis=0).tolist()
+                              for key in ("agent_returns", "agent_qos") if key in episodes}
     return final
 
 
@@ -323,7 +330,8 @@ def reference_row(task: Task, exp: Experiment) -> dict:
     options = dict(exp.env_options)
     start = time.time()
     envs = module.make_env(preset, num_envs=exp.eval_episodes, seed=exp.eval_seed, **options)
-    result = module.evaluate(lambda obs, env: policy(env), envs, exp.eval_seed)
+    result = module.evaluate(lambda obs, env: policy(env), envs, exp.eval_seed,
+                             per_episode=True)
     args = {"heuristic": name, "env_options": options, "scenario": task.scenario, "seed": 0,
             "eval_episodes": exp.eval_episodes, "eval_seed": exp.eval_seed}
     return records.make_record(task.experiment, task.run, kind="heuristic",
