@@ -18,9 +18,10 @@ process never outlives the runner (own process group, parent-death signal), hold
 folder, runs under `nice` with --torch-threads torch threads (OMP/MKL variables too).
 
 Reference rows (an entry's `references`: the environment's heuristics, the full-information
-reference, constant RB splits `split-<eMBB>-<mMTC>-<URLLC>` and UE-count rules
-`ue_count-<RBs per URLLC UE>-<RBs per mMTC UE>`) are scored in this process with the environment
-family's one evaluation function (`oran_env.evaluate`) on the runs' evaluation episodes, as are
+reference, constant RB splits `split-<eMBB>-<mMTC>-<URLLC>` and heuristics with their parameters
+`<heuristic>-<values>`, e.g. the UE-count rule `ue_count-<RBs per URLLC UE>-<RBs per mMTC UE>`)
+are scored in this process with the environment family's one evaluation function
+(`oran_env.evaluate`, with each episode's metrics) on the runs' evaluation episodes, as are
 the transfer rows (an entry's `transfer_from`: another experiment's saved models on another
 scenario). `--backend ray` runs each training run as a Ray task (docs/experiments.md; Ray is
 imported only then).
