@@ -6,7 +6,8 @@
 `--records` holds one folder per experiment (`records/<experiment>/<run>.json`, written by
 `run_experiments.py`). Each experiment makes its section of `results.md`: the method grids a table
 per scenario (and their figures), the learning checks their table and `learning_check*.png`, the
-RB-level ablation and the fixed splits their tables, PPO on comp_env its tables and curves. Every
+RB-level ablation, the fixed splits, the heuristics (at the grid points that `heuristics-tuning`'s
+records pick) and comp_env's heuristics their tables, PPO on comp_env its tables and curves. Every
 figure whose input is absent is skipped with a one-line note; every record that is not a valid,
 finished run is reported and left out. `--readme` rewrites the tables between
 `<!-- table: NAME -->` and `<!-- /table -->` wherever they are (readme_tables names them).
