@@ -722,7 +722,8 @@ def test_heuristics_tables_tune_on_their_own_records(tmp_path):
     assert labels == ["static_equal", pr.heuristic_label(best[len("heuristic-"):]),
                       "pf_no_slicing", "ue_count (1, 0.3)"] and not notes
     static = next(r for r in runs if r.variant == "heuristic-static_equal").summary["final_eval"]
-    assert tables[""][2].startswith(f"| small | static_equal | {static['metrics']['qos_embb']:.3f} [")
+    qos = static["metrics"]["qos_embb"]
+    assert tables[""][2].startswith(f"| small | static_equal | {qos:.3f} [")
     assert tables["headroom"][2].split(" | ")[2] == "-"  # no full-information row here
     assert "small" not in tables  # the per-DU table only of PER_DU_SCENARIOS
     assert "| small | urllc_first | 2 |" in "\n".join(pr.tuning_rows(tuned))
