@@ -116,6 +116,12 @@ SPLITS = tuple(f"split-{1 - m - u:.2f}-{m:g}-{u:g}" for m in (0.04, 0.08, 0.12)
 UE_COUNT_RULES = tuple(f"ue_count-{u:g}-{m:g}" for u in (0.5, 1, 1.5, 2)
                        for m in (0.1, 0.2, 0.3, 0.5))  # RBs per URLLC UE, per mMTC UE
 FIVE, TEN = (1, 2, 3, 4, 5), tuple(range(1, 11))
+# The grids the heuristics table tunes per scenario on its own episodes (docs/model.md#heuristics):
+# urllc_first's margin, ue_count's RBs per URLLC UE x RBs per mMTC UE
+TUNING_GRID = tuple(f"urllc_first-{m:g}" for m in (1, 1.25, 1.5, 2, 3)) + tuple(
+    f"ue_count-{u:g}-{m:g}" for u in (1, 1.5, 2) for m in (0.2, 0.3, 0.5))
+TABLE_SCENARIOS = ("paper", "hetero", "light", "heavy")
+RB_SLICE = (("action_mode", "rb_slice"),)
 
 
 def learning_check(doc, *, small=None, paper=(), methods=(NOSAM, TASAM_DYNAMIC),
@@ -298,6 +304,16 @@ EXPERIMENTS: dict[str, Experiment] = {
         "constant RB splits and UE-count rules on the learning check's evaluation episodes",
         (), ("small", "paper"), (), 0, references=("static_equal", "pf_no_slicing") + SPLITS
         + ("split-0.55-0.12-0.21", "split-0.67-0.12-0.21") + UE_COUNT_RULES),
+    # --- the heuristics table: every heuristic, tuned on disjoint episodes (docs/results.md) ---
+    "heuristics": Experiment(
+        "oran_env's heuristics, the tuning grid's points and the full-information reference "
+        "(12 episodes, seed 0)", (), TABLE_SCENARIOS, (), 0,
+        references=("static_equal", "demand_proportional", "pf_no_slicing", "random", "full_info")
+        + TUNING_GRID, env_options=RB_SLICE, eval_episodes=12, eval_seed=0),
+    "heuristics-tuning": Experiment(
+        "the tuning grid's points on the tuning episodes (6 episodes, seed 1000, disjoint from "
+        "the table's)", (), TABLE_SCENARIOS, (), 0, references=TUNING_GRID, env_options=RB_SLICE,
+        eval_episodes=6, eval_seed=1000),
     # --- the RB-level ablation of sac_marl_baseline.py (docs/results.md) ---
     "rb-ablation": Experiment(
         "one change each from the ablation's base, 20k steps", ABLATION_METHODS, ("small", "paper"),

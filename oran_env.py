@@ -1526,7 +1526,7 @@ def full_information_reference(env, candidates=None):
 # ---------------------------------------------------------------------------------------------
 # PettingZoo adapter (pettingzoo / gymnasium imported only when the adapter is used)
 # ---------------------------------------------------------------------------------------------
-def evaluate(policy, envs, seed: int):
+def evaluate(policy, envs, seed: int, per_episode: bool = False):
     """Score `policy` on fixed episodes: one episode per env copy of `envs`, all in lockstep from
     `envs.reset(seed=seed)` (the same episodes for every policy given the same `seed` and copies).
 
@@ -1535,19 +1535,30 @@ def evaluate(policy, envs, seed: int):
     episode's mean over agents of their returns), each info["metrics"] entry's mean over steps and
     episodes, and each UE's mean throughput over the episode (a flat list; empty for an env that
     reports none). The same function scores every environment family with this vector-env API
-    (comp_env uses it)."""
+    (comp_env uses it). With `per_episode`, a fourth value holds each episode's means over steps:
+    "metrics" {key: (E,)}, "agent_returns" (E, N) and, where the env reports info["qos"] (E, N, L),
+    "agent_qos" (E, N, L), as nested lists."""
     obs, _ = envs.reset(seed=seed)
-    metrics, ue_tput = {}, []
+    metrics, ue_tput, agent_qos = {}, [], []
     for _ in range(envs.episode_length):
         obs, _, _, _, info = envs.step(policy(obs, envs))
         for key, value in info["metrics"].items():
             metrics.setdefault(key, []).append(np.asarray(value, np.float64))
         ue_tput.append(np.asarray(info.get("ue_throughput_mbps", []), np.float64))  # (E, U)
+        if per_episode and "qos" in info:
+            agent_qos.append(np.asarray(info["qos"], np.float64))  # (E, N, L)
     if "episode" not in info:
         raise RuntimeError(f"no info['episode'] after episode_length = {envs.episode_length} steps")
     returns = info["episode"]["return"].mean(axis=1)  # in the env's dtype, as the scripts always did
-    metrics = {key: float(np.mean(values)) for key, values in metrics.items()}
-    return returns, metrics, np.mean(ue_tput, axis=0).ravel().tolist()
+    result = ({key: float(np.mean(values)) for key, values in metrics.items()},
+              np.mean(ue_tput, axis=0).ravel().tolist())
+    if not per_episode:
+        return (returns, *result)
+    episodes = {"metrics": {key: np.mean(v, axis=0).tolist() for key, v in metrics.items()},
+                "agent_returns": np.asarray(info["episode"]["return"], np.float64).tolist()}
+    if agent_qos:
+        episodes["agent_qos"] = np.mean(agent_qos, axis=0).tolist()
+    return (returns, *result, episodes)
 
 
 def _make_parallel_env_class():

@@ -6,7 +6,8 @@
 `--records` holds one folder per experiment (`records/<experiment>/<run>.json`, written by
 `run_experiments.py`). Each experiment makes its section of `results.md`: the method grids a table
 per scenario (and their figures), the learning checks their table and `learning_check*.png`, the
-RB-level ablation and the fixed splits their tables, PPO on comp_env its tables and curves. Every
+RB-level ablation, the fixed splits, the heuristics (at the grid points that `heuristics-tuning`'s
+records pick) and comp_env's heuristics their tables, PPO on comp_env its tables and curves. Every
 figure whose input is absent is skipped with a one-line note; every record that is not a valid,
 finished run is reported and left out. `--readme` rewrites the tables between
 `<!-- table: NAME -->` and `<!-- /table -->` wherever they are (readme_tables names them).
@@ -56,8 +57,10 @@ from rliable import library as rly  # noqa: E402
 from rliable import metrics as rly_metrics  # noqa: E402
 from scipy import stats  # noqa: E402
 
+import comp_env  # noqa: E402
+import oran_env  # noqa: E402
 import records as rec  # noqa: E402
-from experiments import LABELS, RHO_FLAGS, SPLITS  # noqa: E402
+from experiments import LABELS, RHO_FLAGS, SPLITS, TUNING_GRID  # noqa: E402
 
 SCENARIOS = ("paper", "hetero", "small", "light", "heavy", "nonstationary", *(f"du{n}" for n in range(2, 11)),
              "comp-small", "comp-medium", "comp-large")  # the order of scenario sections
@@ -1002,7 +1005,9 @@ LC_HEAD = ("| scenario | script | steps | seeds | final det. (mean ± sd) | fina
 def kind_of_experiment(name: str) -> str:
     """Which section an experiment's records make (the method grids: 'grid')."""
     for prefix, kind in (("learning-check", "learning_check"), ("rb-ablation", "ablation"),
-                         ("ppo-comp", "ppo"), ("comp-heuristics", "ppo"), ("fixed-splits", "splits")):
+                         ("ppo-comp", "ppo"), ("comp-heuristics", "comp_heuristics"),
+                         ("fixed-splits", "splits"), ("heuristics-tuning", "tuning"),
+                         ("heuristics", "heuristics")):
         if name.startswith(prefix):
             return kind
     return "grid"
@@ -1178,6 +1183,116 @@ def scenario_order(s: str) -> int:
     return SCENARIOS.index(s) if s in SCENARIOS else 99
 
 
+TUNED = ("urllc_first", "ue_count")  # shown at their grid point of TUNING_GRID tuned per scenario
+PER_DU_SCENARIOS = ("hetero",)  # the heuristics table's per-DU tables
+SLICE_QOS = ("qos_embb", "qos_mmtc", "qos_urllc")
+
+
+def tuned_points(tuning: list[Run], scenario: str) -> dict[str, Run]:
+    """Per tuned heuristic, its grid point with the largest return on the tuning episodes (the
+    first in TUNING_GRID's order on a tie)."""
+    rows = {r.variant[len(HEURISTIC_PREFIX):]: r for r in tuning if r.scenario == scenario}
+    points = {}
+    for kind in TUNED:
+        grid = [rows[n] for n in TUNING_GRID if n.split("-")[0] == kind and n in rows]
+        if grid:
+            points[kind] = max(grid, key=lambda r: r.score)
+    return points
+
+
+def heuristic_label(name: str) -> str:
+    """`urllc_first-1.25` -> `urllc_first (1.25)`, `ue_count-1-0.3` -> `ue_count (1, 0.3)`."""
+    kind, *params = name.split("-")
+    return f"{kind} ({', '.join(params)})" if params else name
+
+
+def heuristics_tables(runs: list[Run], tuning: list[Run], args) -> dict[str, list[str]]:
+    """The heuristics table (each heuristic, the tuned ones at their tuned grid point, and the
+    full-information reference: mean QoS per slice and team return over the episodes with
+    rliable's 95% bootstrap CI over episodes), the headroom table (key 'headroom') and, per
+    PER_DU_SCENARIOS scenario, each DU's mean QoS and return (key: the scenario)."""
+    rng = section_rng(args.seed, "heuristics")
+    head = "| scenario | heuristic | Q eMBB | Q mMTC | Q URLLC | episode return |"
+    tables = {"": [head, "|" + " --- |" * 6],
+              "headroom": ["| scenario | episode maximum | full-information reference | best "
+                           "heuristic | best observation-only heuristic | static split |",
+                           "|" + " --- |" * 6]}
+    for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
+        rows = {r.variant[len(HEURISTIC_PREFIX):]: r for r in runs if r.scenario == scenario}
+        tuned = {kind: r.variant[len(HEURISTIC_PREFIX):]
+                 for kind, r in tuned_points(tuning, scenario).items()}
+        names = [tuned.get(kind, kind) for kind in oran_env.HEURISTICS] + ["full_info"]
+        cells = {}
+        for name in (n for n in names if n in rows):
+            final = rows[name].summary["final_eval"]
+            x = np.column_stack([*(final["per_episode"][k] for k in SLICE_QOS),
+                                 final["episodic_returns"]])  # (episodes, 4)
+            lo, hi = bootstrap_ci(x, args.n_boot, rng)
+            cells[name] = [fmt_ci(m, a, b, 1 if i == 3 else 3)
+                           for i, (m, a, b) in enumerate(zip(x.mean(0), lo, hi))]
+            tables[""].append(f"| {scenario} | {heuristic_label(name)} | "
+                              + " | ".join(cells[name]) + " |")
+        heur = [n for n in cells if n != "full_info"]
+        ret = {n: rows[n].summary["final_eval"]["episodic_return"] for n in heur}
+        obs_only = [n for n in heur if n.split("-")[0] in oran_env.OBSERVATION_ONLY]
+        picks = [max(heur, key=ret.get), max(obs_only, key=ret.get) if obs_only else None,
+                 "static_equal" if "static_equal" in cells else None]
+        config = oran_env.make_config(scenario)
+        episode_max = config.episode_length * oran_env.sigmoid(np.array(config.reward_alpha)).sum()
+        full_info = cells["full_info"][3] if "full_info" in cells else "-"
+        tables["headroom"].append(
+            f"| {scenario} | {episode_max:.1f} | {full_info} | "
+            + " | ".join(f"{cells[n][3]} ({heuristic_label(n)})" if n else "-" for n in picks)
+            + " |")
+        if scenario in PER_DU_SCENARIOS:
+            n_du = len(rows[heur[0]].summary["final_eval"]["per_agent"]["returns"])
+            lines = ["| heuristic | " + " | ".join(f"du_{i}" for i in range(n_du)) + " |",
+                     "| --- |" + " --- |" * n_du]
+            for name in cells:
+                agent = rows[name].summary["final_eval"]["per_agent"]
+                lines.append(f"| {heuristic_label(name)} | " + " | ".join(
+                    "{:.2f} / {:.2f} / {:.2f}, {:.0f}".format(*q, r)
+                    for q, r in zip(agent["qos"], agent["returns"])) + " |")
+            tables[scenario] = lines
+    return tables
+
+
+def tuning_rows(runs: list[Run]) -> list[str]:
+    """Per scenario and tuned heuristic: the grid points scored, the one of the largest return on
+    the tuning episodes and that return."""
+    lines = ["| scenario | heuristic | grid points | tuned | tuning return |",
+             "| --- | --- | --- | --- | --- |"]
+    for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
+        for kind, r in tuned_points(runs, scenario).items():
+            size = sum(t.scenario == scenario and t.variant.split("-")[1] == kind for t in runs)
+            lines.append(f"| {scenario} | {kind} | {size} | "
+                         f"{heuristic_label(r.variant[len(HEURISTIC_PREFIX):])} | {r.score:.1f} |")
+    return lines
+
+
+def comp_heuristics_rows(runs: list[Run], args) -> list[str]:
+    """comp_env's heuristics per scenario: mean utility per UE-step over the episodes with rliable's
+    95% bootstrap CI over episodes (each episode's mean over steps and UEs)."""
+    rng = section_rng(args.seed, "comp-heuristics")
+    names = list(comp_env.HEURISTICS)
+    lines = ["| scenario | BSs | UEs (slow+fast) | " + " | ".join(names) + " |",
+             "|" + " --- |" * (3 + len(names))]
+    for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
+        rows = {r.variant[len(HEURISTIC_PREFIX):]: r for r in runs if r.scenario == scenario}
+        some = next(iter(rows.values())).summary["args"]
+        config = comp_env.make_config(scenario[len("comp-"):], **some["env_options"])
+        cells = []
+        for name in names:
+            if name not in rows:
+                cells.append("-")
+                continue
+            utility = np.asarray(rows[name].summary["final_eval"]["per_episode"]["utility"])
+            cells.append(fmt_ci(utility.mean(), *bootstrap_ci(utility, args.n_boot, rng), 2))
+        lines.append(f"| {scenario[len('comp-'):]} | {config.num_bs} | {config.num_ues} "
+                     f"({config.num_slow_ues}+{config.num_fast_ues}) | " + " | ".join(cells) + " |")
+    return lines
+
+
 PPO_HEURISTICS = {"best_cell": ("tab:gray", "--"), "dynamic_comp": ("black", "-."),
                   "full_comp": ("tab:brown", ":")}  # the reference lines of the PPO curves
 
@@ -1292,7 +1407,8 @@ def readme_tables(args: Args, names) -> dict[str, str]:
     """The tables of the markers' names, computed exactly as results.md computes them (same bootstrap
     streams): '<experiment>/<scenario>' (a method grid's method table, or a learning check's rows),
     '<experiment>/aggregate', 'claims' (the `paper` grid) or 'claims/<experiment>', 'rb-ablation' (the
-    RB-level ablation's experiments) and 'fixed-splits'."""
+    RB-level ablation's experiments), 'fixed-splits', 'heuristics' (its headroom table:
+    'heuristics/headroom', its per-DU table: 'heuristics/<scenario>') and 'comp-heuristics'."""
     tables, notes = {}, []
     for name in names:
         experiment, _, part = name.partition("/")
@@ -1305,6 +1421,13 @@ def readme_tables(args: Args, names) -> dict[str, str]:
                                   if g.name != "rb-ablation-5fc924f" for r in load_grid(g, notes)])
         elif kind_of_experiment(experiment) == "splits":
             rows = splits_rows(runs)
+        elif kind_of_experiment(experiment) == "heuristics":
+            tuning = args.records / "heuristics-tuning"
+            parts = heuristics_tables(runs, load_grid(tuning, notes) if tuning.is_dir() else [],
+                                      args) if runs else {}
+            rows = parts.get(part, [])
+        elif kind_of_experiment(experiment) == "comp_heuristics":
+            rows = comp_heuristics_rows(runs, args) if runs else []
         elif kind_of_experiment(experiment) == "ppo":
             rows = (ppo_load_rows(runs) if part == "load" else
                     ppo_rows(runs, args, section_rng(args.seed, experiment)))
@@ -1369,6 +1492,20 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
             continue
         if kind == "ppo":
             ppo_section(grid, runs, args, args.out, figures, notes, lines)
+            continue
+        if kind == "heuristics":
+            tables = heuristics_tables(runs, grids.get("heuristics-tuning", []), args)
+            lines += tables.pop("") + ["", "Headroom (mean episode return [95% CI]):", ""]
+            lines += tables.pop("headroom")
+            for scenario, rows in tables.items():
+                lines += ["", f"Per DU on `{scenario}` (Q eMBB / Q mMTC / Q URLLC, return):", ""]
+                lines += rows
+            continue
+        if kind == "tuning":
+            lines += tuning_rows(runs)
+            continue
+        if kind == "comp_heuristics":
+            lines += comp_heuristics_rows(runs, args)
             continue
         if grid == "generalisation":
             source = [r for r in grids.get("paper", []) if not r.is_heuristic]

@@ -18,9 +18,10 @@ process never outlives the runner (own process group, parent-death signal), hold
 folder, runs under `nice` with --torch-threads torch threads (OMP/MKL variables too).
 
 Reference rows (an entry's `references`: the environment's heuristics, the full-information
-reference, constant RB splits `split-<eMBB>-<mMTC>-<URLLC>` and UE-count rules
-`ue_count-<RBs per URLLC UE>-<RBs per mMTC UE>`) are scored in this process with the environment
-family's one evaluation function (`oran_env.evaluate`) on the runs' evaluation episodes, as are
+reference, constant RB splits `split-<eMBB>-<mMTC>-<URLLC>` and heuristics with their parameters
+`<heuristic>-<values>`, e.g. the UE-count rule `ue_count-<RBs per URLLC UE>-<RBs per mMTC UE>`)
+are scored in this process with the environment family's one evaluation function
+(`oran_env.evaluate`, with each episode's metrics) on the runs' evaluation episodes, as are
 the transfer rows (an entry's `transfer_from`: another experiment's saved models on another
 scenario). `--backend ray` runs each training run as a Ray task (docs/experiments.md; Ray is
 imported only then).
@@ -301,16 +302,23 @@ def reference_policy(module, name: str):
         return module.full_information_reference
     if kind == "split" and len(values) == 3:
         return fixed_split(values)
-    if kind == "ue_count" and len(values) == 2:
-        return lambda env: module.ue_count_split(env, *values)
+    if params and kind in module.HEURISTICS:  # a parameterised heuristic, positional values
+        return lambda env: module.HEURISTICS[kind](env, *values)
     raise ValueError(f"unknown reference row {name!r} for {module.__name__}")
 
 
-def final_eval(returns, metrics, ue_tput) -> dict:
+def final_eval(returns, metrics, ue_tput, episodes=None) -> dict:
+    """A row's final_eval from `evaluate`'s values; with its per-episode value also each metric
+    per episode ("per_episode", as ppo_comp's records) and, per agent, the mean over episodes of
+    its return and QoS ("per_agent")."""
     final = {"episodic_return": float(np.mean(returns)),
              "episodic_returns": np.asarray(returns).tolist(), "metrics": metrics}
     if ue_tput:
         final[records.UE_THROUGHPUT_KEY] = list(ue_tput)
+    if episodes:
+        final["per_episode"] = episodes["metrics"]
+        final["per_agent"] = {key[len("agent_"):]: np.mean(episodes[key], axis=0).tolist()
+                              for key in ("agent_returns", "agent_qos") if key in episodes}
     return final
 
 
@@ -323,7 +331,8 @@ def reference_row(task: Task, exp: Experiment) -> dict:
     options = dict(exp.env_options)
     start = time.time()
     envs = module.make_env(preset, num_envs=exp.eval_episodes, seed=exp.eval_seed, **options)
-    result = module.evaluate(lambda obs, env: policy(env), envs, exp.eval_seed)
+    result = module.evaluate(lambda obs, env: policy(env), envs, exp.eval_seed,
+                             per_episode=True)
     args = {"heuristic": name, "env_options": options, "scenario": task.scenario, "seed": 0,
             "eval_episodes": exp.eval_episodes, "eval_seed": exp.eval_seed}
     return records.make_record(task.experiment, task.run, kind="heuristic",

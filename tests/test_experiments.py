@@ -683,3 +683,66 @@ def test_readme_tables_are_rewritten_from_the_records(tmp_path):
     readme.write_text("<!-- table: paper/heavy -->\n<!-- /table -->\n")
     with pytest.raises(ValueError, match="paper/heavy"):
         pr.update_readme(readme, args)
+
+
+def test_evaluate_per_episode_values_average_to_its_means():
+    import oran_env
+
+    policy = lambda obs, env: oran_env.HEURISTICS["urllc_first"](env)  # noqa: E731
+    envs = oran_env.make_env("small", num_envs=3, seed=5)
+    returns, metrics, tput = oran_env.evaluate(policy, envs, 5)
+    envs = oran_env.make_env("small", num_envs=3, seed=5)
+    *again, episodes = oran_env.evaluate(policy, envs, 5, per_episode=True)
+    assert np.array_equal(returns, again[0]) and metrics == again[1] and tput == again[2]
+    for key, value in metrics.items():
+        assert np.mean(episodes["metrics"][key]) == pytest.approx(value, rel=1e-9)
+    agent_returns = np.asarray(episodes["agent_returns"])  # (E, N)
+    assert np.allclose(agent_returns.mean(1), returns, rtol=1e-6)
+    qos = np.asarray(episodes["agent_qos"])  # (E, N, L): the DUs' mean is the metric
+    assert np.allclose(qos.mean(1)[:, 0], episodes["metrics"]["qos_embb"], atol=1e-6)
+
+
+def test_heuristics_tables_tune_on_their_own_records(tmp_path):
+    table = experiments.Experiment("heuristics", (), ("small",), (), 0, eval_episodes=3,
+                                   eval_seed=0, env_options=experiments.RB_SLICE)
+    tuning = experiments.Experiment("heuristics-tuning", (), ("small",), (), 0, eval_episodes=2,
+                                    eval_seed=1000, env_options=experiments.RB_SLICE)
+    rows = ("static_equal", "pf_no_slicing", "urllc_first-1", "urllc_first-3", "ue_count-1-0.3")
+    for exp, names in ((table, rows), (tuning, rows[2:])):
+        for name in names:
+            task = rx.Task("heuristic", exp.doc, f"heuristic-{name}__none__small__s0", "small",
+                           tmp_path)
+            records.write_record(tmp_path / "records", rx.reference_row(task, exp))
+    notes = []
+    runs = pr.load_grid(tmp_path / "records" / "heuristics", notes)
+    tuned = pr.load_grid(tmp_path / "records" / "heuristics-tuning", notes)
+    best = max((r for r in tuned if "urllc_first" in r.variant), key=lambda r: r.score).variant
+    tables = pr.heuristics_tables(runs, tuned, pr.Args(records=tmp_path / "records", n_boot=200))
+    labels = [line.split(" | ")[1] for line in tables[""][2:]]
+    assert labels == ["static_equal", pr.heuristic_label(best[len("heuristic-"):]),
+                      "pf_no_slicing", "ue_count (1, 0.3)"] and not notes
+    static = next(r for r in runs if r.variant == "heuristic-static_equal").summary["final_eval"]
+    qos = static["metrics"]["qos_embb"]
+    assert tables[""][2].startswith(f"| small | static_equal | {qos:.3f} [")
+    assert tables["headroom"][2].split(" | ")[2] == "-"  # no full-information row here
+    assert "small" not in tables  # the per-DU table only of PER_DU_SCENARIOS
+    assert "| small | urllc_first | 2 |" in "\n".join(pr.tuning_rows(tuned))
+    marked = pr.readme_tables(pr.Args(records=tmp_path / "records", n_boot=200),
+                              ["heuristics", "heuristics/headroom"])
+    assert marked["heuristics/headroom"] == "\n".join(tables["headroom"]) + "\n"
+    assert marked["heuristics"] == "\n".join(tables[""]) + "\n"
+
+
+def test_comp_heuristics_table_from_its_records(tmp_path):
+    exp = experiments.Experiment("comp-heuristics", (), ("comp-small",), (), 0, eval_episodes=4,
+                                 eval_seed=0)
+    for name in ("best_cell", "random"):
+        task = rx.Task("heuristic", exp.doc, f"heuristic-{name}__none__comp-small__s0",
+                       "comp-small", tmp_path)
+        records.write_record(tmp_path, rx.reference_row(task, exp))
+    runs = pr.load_grid(tmp_path / "comp-heuristics", [])
+    lines = pr.comp_heuristics_rows(runs, pr.Args(records=tmp_path, n_boot=200))
+    utility = {r.variant: r.summary["final_eval"]["metrics"]["utility"] for r in runs}
+    cells = lines[2].split(" | ")
+    assert cells[:3] == ["| small", "2", "3 (2+1)"] and cells[-2] == "-"  # no dynamic_comp row
+    assert cells[3].startswith(f"{utility['heuristic-best_cell']:.2f} [")

@@ -563,7 +563,7 @@ def test_render_episode_command_writes_a_gif_from_a_saved_model(tmp_path, monkey
     torch.save({"actor": Actor(env.n_agents, env.obs_dim, env.act_dim, (8,)).state_dict(),
                 "hidden_sizes": [8]}, tmp_path / "model.pt")
     out = tmp_path / "ep.gif"
-    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "render_episode.py"
+    script = pathlib.Path(__file__).resolve().parents[1] / "tools" / "render_episode.py"
     argv = ["--policy", str(tmp_path / "model.pt"), "--scenario", "small", "--steps", "4",
             "--every", "2"]
     monkeypatch.setattr("sys.argv", ["render_episode.py", *argv, "--out", str(out)])

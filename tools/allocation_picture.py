@@ -2,7 +2,7 @@
 for a trained policy (a model.pt saved by a training script) next to a heuristic, on the same
 episode (the first of the scripts' fixed evaluation episodes, seed EVAL_SEED).
 
-    python benchmarks/allocation_picture.py --model results/paper/ta-sam__dynamic__paper__s1/model.pt \
+    python tools/allocation_picture.py --model results/paper/ta-sam__dynamic__paper__s1/model.pt \
         --heuristic pf_no_slicing --out docs/results/allocations_paper.png
 
 The environment is the run's own (scenario and options from the summary.json next to model.pt).
@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import oran_env  # noqa: E402
 from render_episode import make_run_env, model_policy  # noqa: E402
-from run_experiments import EVAL_SEED, REFERENCES  # noqa: E402
+from records import EVAL_SEED  # noqa: E402
 
 SLICES = ("eMBB", "mMTC", "URLLC")
 SLICE_COLORS = ("tab:blue", "tab:green", "tab:red")
@@ -57,9 +57,10 @@ def main():
     if not os.path.isfile(args.model):
         p.error(f"--model {args.model}: no such file")
     heuristic = oran_env.HEURISTICS.get(args.heuristic) or (
-        getattr(oran_env, REFERENCES["oran"][args.heuristic]) if args.heuristic in REFERENCES["oran"] else None)
+        oran_env.full_information_reference if args.heuristic == "full_info" else None)
     if heuristic is None:
-        p.error(f"--heuristic: expected one of {sorted(oran_env.HEURISTICS)} or full_info, got {args.heuristic!r}")
+        p.error(f"--heuristic: expected one of {sorted(oran_env.HEURISTICS)} or full_info, "
+                f"got {args.heuristic!r}")
     env = make_run_env(argparse.Namespace(policy=args.model, scenario="paper", seed=EVAL_SEED))
     rows = [(args.label or os.path.basename(os.path.dirname(os.path.abspath(args.model))),
              model_policy(args.model, env)), (f"heuristic: {args.heuristic}", heuristic)]

@@ -7,8 +7,8 @@ deterministically (tanh of the mean), and the environment is the run's own (scen
 environment option from the summary.json next to model.pt; `--scenario` and `--seed` apply when
 there is none).
 
-    python benchmarks/render_episode.py --policy urllc_first --scenario hetero --out hetero.gif
-    python benchmarks/render_episode.py --policy runs/<run>/model.pt --out frames/   # PNG strip
+    python tools/render_episode.py --policy urllc_first --scenario hetero --out hetero.gif
+    python tools/render_episode.py --policy runs/<run>/model.pt --out frames/   # PNG strip
         [--steps 100] [--every 2] [--fps 5] [--seed 0] [--frame 20 --out frame.png]
 """
 
