@@ -29,7 +29,7 @@
 - `global_step` counts environment steps of one env copy summed over copies (as the SAC scripts).
 - Evaluation: greedy actions (argmax of each head) on `--eval-episodes` env copies reset with
   `--eval-seed`. UE trajectories do not depend on the actions, so every run and every heuristic with
-  the same seed sees the same episodes (benchmarks/comp_heuristics_table.py uses seed 0, 100 episodes).
+  the same seed sees the same episodes (the `comp-heuristics` experiment: seed 0, 100 episodes).
   The evaluation env always uses the multi-agent reward, so the reported return (the mean over UEs of
   each UE's episode return) is comparable across modes, heuristics and the SAC scripts.
 - Output in the run folder: TensorBoard events with CleanRL's tags, `summary.json` (learning curve,
