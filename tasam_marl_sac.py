@@ -1,7 +1,6 @@
 # docs: docs/training.md (#multi-agent-sac, #the-variants, #sam-and-the-rho-schedule)
-"""TA-SAM (Lotfi et al., IEEE TMLCN 2025): sac_marl_baseline.py plus SAM (Foret et al., 2021), the
-gradient at theta + rho g / ||g||_2 stepping Adam from theta, on the critic and on each actor whose
-smoothed TD-error variance is high; rho decays linearly. Logs the critic's top Hessian eigenvalue.
+"""TA-SAM (Lotfi et al., TMLCN 2025): sac_marl_baseline.py plus SAM (Foret et al., 2021) on the
+critic and on each actor whose smoothed TD-error variance is high, with a linearly decaying rho.
 
 - Actors: one policy per agent (CleanRL's) in one ensemble (batched matmuls), one autotuned
   log-alpha each. Critic: one global twin Q-network, input (o_m, a_m, onehot(m)) [+ all o:
@@ -542,9 +541,8 @@ if __name__ == "__main__":
             qf_input = critic_input(data["obs"], data["actions"], agent_ids, joint)
             qf_a_values = qf(qf_input)
             qf_loss = td_loss(qf_a_values, next_q_value)
-            # per-agent TD-error variance of the global critic, smoothed over updates
             td_errors = qf_a_values.detach().mean(0) - next_q_value.reshape(-1, 1)
-            td_var = td_errors.view(n_agents, -1).var(dim=1)
+            td_var = td_errors.view(n_agents, -1).var(dim=1)  # per agent, smoothed over updates:
             td_var_ema = td_var if td_var_ema is None else td_var.lerp(td_var_ema, args.td_var_ema)
 
             # optimize the model
@@ -561,8 +559,7 @@ if __name__ == "__main__":
                                                noise=noise)
             actor_optimizer.zero_grad()
             actor_loss.backward(inputs=actor_params)
-            # selective SAM on the actors: a second pass for the selected ones, with the same noise
-            selected = sam_agents(td_var_ema, args)
+            selected = sam_agents(td_var_ema, args)  # actor SAM: a second pass, the same noise
             sam_counts += selected.cpu()
             if selected.any():
                 with sam_perturbed(actor_params, rho_actor, selected):
@@ -612,7 +609,6 @@ if __name__ == "__main__":
                     writer.add_scalar(f"td_var/agent_{m}", td_var_ema[m].item(), global_step)
                     writer.add_scalar(f"sam_active/agent_{m}", sam_counts[m].item(), global_step)
                 sam_counts.zero_()
-
             if args.sharpness_interval and (update == 1 or update % args.sharpness_interval == 0):
                 if sharpness_batch is None:  # fixed for the run, drawn apart from training's RNG
                     b = rb.sample(args.batch_size, np.random.default_rng(args.seed + 1), device)

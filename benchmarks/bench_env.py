@@ -12,7 +12,8 @@ load from other processes hits them alike. The actions are fixed (the static equ
 
 With a baseline it also prints the scheduler's idle-RB line of both versions: under `urllc_first`
 on `paper`, the fraction of DU-steps with an eMBB RB left idle while an eMBB UE of that DU ends
-the step unsatisfied (SPEC A.5: the scheduler must be work-conserving inside a slice).
+the step unsatisfied (the scheduler is work-conserving inside a slice:
+docs/model.md#the-mdp-of-each-du).
 
     python benchmarks/bench_env.py [--baseline 5fc924f] [--blocks 7] [--seconds 0.4]
         [--idle-episodes 16]
