@@ -372,10 +372,19 @@ EXPERIMENTS: dict[str, Experiment] = {
          ppo_reward("multi", "avg", "--num-slow-ues", "12", "--num-fast-ues", "8")),
         ("comp-medium",), FIVE, 200_000,
         ("--eval-episodes", "100", "--eval-seed", "0", "--eval-interval", "20000")),
+    "comp-dynamic-tuning": Experiment(
+        "dynamic CoMP's epsilon on validation episodes (100 episodes, seed 1, not the test "
+        "episodes): the best one per scenario is the tuned row of comp-heuristics", (),
+        ("comp-medium", "comp-large"), (), 0,
+        references=tuple(f"dynamic_comp-{eps}" for eps in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)),
+        eval_episodes=100, eval_seed=COMP_VALIDATION_SEED),
     "comp-heuristics": Experiment(
         "DeepCoMP's heuristics on comp_env's scenarios (100 episodes, seed 0)", (),
         ("comp-small", "comp-medium", "comp-large"), (), 0,
-        references=("best_cell", "dynamic_comp", "full_comp", "random"), eval_episodes=100,
+        references=("best_cell", "dynamic_comp", "full_comp", "random",
+                    # tuned on comp-dynamic-tuning's validation episodes: the best utility per
+                    # UE-step on medium (0.457, 0.5: 0.456) and large (0.542) is eps = 0.6
+                    "dynamic_comp-0.6", "full_info"), eval_episodes=100,
         eval_seed=0),
 }
 
