@@ -328,6 +328,14 @@ def utility(rate):
     return np.where(rate > 0, np.clip(log_rate, UTILITY_MIN, UTILITY_MAX), UTILITY_MIN)
 
 
+def apply_choices(connected, in_range, choice):
+    """The connections after every UE's choice at once: choice 0 = noop, choice i toggles BS i
+    (disconnect if connected, connect only in range). connected, in_range (E, U, B) bool, choice
+    (E, U) int -> (E, U, B) bool."""
+    toggle = choice[..., None] == np.arange(1, connected.shape[-1] + 1)  # (E, U, B)
+    return connected ^ (toggle & (connected | in_range))
+
+
 def competing_set_reward(connected, ue_reward):
     """Sum of ue_reward over the UEs sharing at least one BS with each UE (itself when unconnected).
 
@@ -529,8 +537,7 @@ class CompEnv:
             )
         cfg = self.config
         # 1. all UEs act at once: choice 0 = noop, choice i toggles BS i (connect only in range)
-        toggle = choice[..., None] == np.arange(1, self.act_dim)  # (E, U, B)
-        self.connected ^= toggle & (self.connected | self.in_range)
+        self.connected = apply_choices(self.connected, self.in_range, choice)
         # 2. rates and rewards after the actions, before the move
         rate = self._shared_rate()  # (E, U, B)
         ue_rate = rate.sum(axis=2)
@@ -637,8 +644,7 @@ def full_information_reference(env: CompEnv, sweeps: int = 2):
     choice = np.zeros((env.num_envs, env.n_agents), dtype=np.int64)
 
     def mean_utility(choice):  # the env's step 1-2 for a candidate joint choice, (E,)
-        toggle = choice[..., None] == np.arange(1, env.act_dim)
-        connected = env.connected ^ (toggle & (env.connected | env.in_range))
+        connected = apply_choices(env.connected, env.in_range, choice)
         rate = shared_rate(connected, env.rate_unshared, env.ewma, env.bs_models)
         return utility(rate.sum(axis=2)).mean(axis=1)
 
