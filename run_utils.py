@@ -43,6 +43,36 @@ def check_ranges(args, ranges):
                                  f"{interval}, got {value}")
 
 
+def check_choice(flag, value, choices):
+    """Exit 2 unless `value` is one of `choices` (a name checked against what exists)."""
+    if value not in choices:
+        fail(f"{flag} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+def check_input_file(flag, path):
+    """Exit 2 unless `path` is a readable file (checked before any work starts)."""
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        what = "a folder" if os.path.isdir(path) else "missing" if not os.path.exists(path) else \
+            "not readable"
+        fail(f"{flag} {path}: not a readable file ({what})")
+
+
+def check_output_path(flag, path, is_dir):
+    """Exit 2 unless `path` (a folder if `is_dir`, else a file) can be written: an existing path of
+    the other kind, a path under a file or a folder this process may not write into is named
+    before any work starts (nothing is created here)."""
+    if os.path.exists(path) and os.path.isdir(path) != is_dir:
+        fail(f"{flag} {path}: exists and is {'a file' if is_dir else 'a folder'}")
+    existing = os.path.abspath(path if os.path.exists(path) and is_dir else os.path.dirname(
+        os.path.abspath(path)))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        fail(f"{flag} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"{flag} {path}: no permission to write into {existing}")
+
+
 def check_memory(gib, what):
     """Stop before allocating `gib` GiB that this machine does not have."""
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
