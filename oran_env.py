@@ -973,7 +973,9 @@ def step_metrics(q, served, left, delay, has_data, active, slice_of, frac, used,
     delay, has_data, active, slice_of, dropped (E, U); frac (E, N, L) RB fraction per slice; used
     (E, N, K) RBs that carry data; overuse (E, N). rb_share_<slice> is the fraction of the RBs
     the allocation gives the slice (whether or not they carry data): the shares and the
-    fraction given to no slice sum to 1, and rb_utilisation <= their sum."""
+    fraction given to no slice sum to 1, and rb_utilisation <= their sum. rb_idle_unmet is the
+    fraction of the RBs that carry no data at a DU where some slice's QoS is below 1: RBs a
+    policy leaves idle while it could still serve someone."""
     E, N, K = used.shape
     L = 3
     # per-(env, slice) sums as one bincount (fewer calls than a slice loop)
@@ -993,6 +995,7 @@ def step_metrics(q, served, left, delay, has_data, active, slice_of, frac, used,
         "mmtc_availability": np.where(mmtc_act > 0, (active & (left <= 0)).sum(-1)
                                       / np.maximum(mmtc_act, 1), 1.0),
         "rb_utilisation": used.mean((1, 2)),
+        "rb_idle_unmet": ((1 - used.mean(-1)) * (q.min(-1) < 1)).mean(-1),
         "rb_share_embb": share[:, EMBB], "rb_share_mmtc": share[:, MMTC],
         "rb_share_urllc": share[:, URLLC],
         "rb_overuse": overuse.mean(-1) / K,

@@ -616,6 +616,21 @@ def test_rb_shares_are_the_allocation_per_slice(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_rb_idle_unmet_counts_idle_rbs_at_dus_with_a_slice_below_full_qos(mode):
+    env = small_env(num_envs=2, seed=5, action_mode=mode)
+    for policy in (oe.static_equal_split, oe.pf_no_slicing, oe.random_policy, idle_action):
+        _, _, _, _, info = env.step(policy(env))
+        m = info["metrics"]
+        idle = (info["rb_ue"] < 0).mean(-1)  # (E, N)
+        unmet = info["qos"].min(-1) < 1  # (E, N)
+        np.testing.assert_allclose(m["rb_idle_unmet"], (idle * unmet).mean(-1))
+        assert ((m["rb_idle_unmet"] >= 0)
+                & (m["rb_idle_unmet"] <= 1 - m["rb_utilisation"] + 1e-12)).all()
+        if policy is idle_action and mode != "slice_share":  # nothing served, nobody satisfied
+            assert (m["rb_idle_unmet"] > 0).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_action_prior_is_the_equal_split_on_the_slice_scores(mode):
     env = small_env(num_envs=2, seed=5, action_mode=mode)
     prior = env.action_prior
