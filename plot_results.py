@@ -1400,22 +1400,90 @@ def ppo_section(name: str, runs: list[Run], args, out: Path, figures, notes, lin
     save(fig, out / f"{name.replace('-', '_')}_curves.png", figures)
 
 
+HEADLINE_BASE = ("nosam", "none")
+HEADLINE_REFERENCES = ("static_equal", "pf_no_slicing", "full_info")  # and the best constant split
+
+
+def final_metric(runs: list[Run], key: str) -> str:
+    """Mean over runs of a final-evaluation metric, '-' when no run reports it (older records)."""
+    values = [(r.summary["final_eval"].get("metrics") or {}).get(key) for r in runs]
+    values = [v for v in values if isinstance(v, (int, float))]
+    return f"{np.mean(values):.3f}" if values else "-"
+
+
+def headline_rows(runs: list[Run], args: Args, rng) -> list[str]:
+    """The README's headline: each learned method of a grid against No-SAM (score, IQM and
+    normalised score with rliable's CIs, relative gain, P(M > No-SAM), Welch p, the smallest gain
+    a two-sided 5% test detects with 80% power), then the static split, PF without slicing, the
+    full-information reference and the best constant split on the same episodes; QoS per slice and
+    the RBs left idle at DUs where a slice is below full QoS, from the final evaluation."""
+    by_method = group(runs)
+    norm = normaliser(by_method)
+    base = [r.score for r in by_method.get(HEADLINE_BASE, [])]
+    splits = [m for m in by_method if m[0].startswith(HEURISTIC_PREFIX + "split-")]
+    best_split = max(splits, key=lambda m: by_method[m][0].score, default=None)
+    references = [(HEURISTIC_PREFIX + h, "none") for h in HEADLINE_REFERENCES] + [best_split]
+    shown = [m for m in by_method if not m[0].startswith(HEURISTIC_PREFIX)]
+    shown += [m for m in references if m in by_method]
+    lines = ["| method | n | score [95% CI] | IQM [95% CI] | normalised [95% CI] | gain vs No-SAM "
+             "[95% CI] | P(M > No-SAM) [95% CI] | Welch p | detectable gain | Q eMBB / mMTC / "
+             "URLLC | RBs idle, all / at DUs short of QoS |",
+             "| --- " * 11 + "|"]
+    for m in shown:
+        mruns = by_method[m]
+        score = np.array([r.score for r in mruns])
+        learned = not m[0].startswith(HEURISTIC_PREFIX)
+        if learned and len(score) > 1:
+            cells = [fmt_ci(score.mean(), *bootstrap_ci(score, args.n_boot, rng), 1),
+                     fmt_ci(rly_metrics.aggregate_iqm(score.reshape(-1, 1)), *bootstrap_ci(
+                         score, args.n_boot, rng,
+                         func=lambda s: np.array([rly_metrics.aggregate_iqm(s)])), 1)]
+            ns = normalised(score, norm) if norm else None
+            cells.append(fmt_ci(ns.mean(), *bootstrap_ci(ns, args.n_boot, rng), 2) if norm
+                         else "-")
+        else:
+            cells = [f"{score.mean():.1f}", "", f"{normalised(score, norm).mean():.2f}"
+                     if norm else "-"]
+        if learned and m != HEADLINE_BASE and len(base) > 1 and len(score) > 1:
+            detectable = detectable_difference(score, base) / abs(np.mean(base))
+            cells += [fmt_gain(relative_gain(score, base, args.n_boot, rng)),
+                      fmt_ci(*probability_of_improvement(score, base, args.n_boot, rng), 2),
+                      f"{welch_p(score, base):.3f}", f"+-{100 * detectable:.1f}%"]
+        else:
+            cells += ["", "", "", ""]
+        qos = " / ".join(final_metric(mruns, k) for k in QOS_METRICS)
+        utilisation = final_metric(mruns, "rb_utilisation")
+        idle = "-" if utilisation == "-" else f"{1 - float(utilisation):.2f}"
+        unmet = final_metric(mruns, "rb_idle_unmet")
+        n_unmet = sum("rb_idle_unmet" in (r.summary["final_eval"].get("metrics") or {})
+                      for r in mruns)
+        unmet = unmet if unmet == "-" or n_unmet == len(mruns) else f"{unmet} (n={n_unmet})"
+        lines.append("| " + " | ".join([method_label(m), str(len(score)), *cells, qos,
+                                        f"{idle} / {unmet}"]) + " |")
+    return lines
+
+
 README_TABLE = re.compile(r"(<!-- table: ([\w./-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 
 
 def readme_tables(args: Args, names) -> dict[str, str]:
     """The tables of the markers' names, computed exactly as results.md computes them (same bootstrap
     streams): '<experiment>/<scenario>' (a method grid's method table, or a learning check's rows),
-    '<experiment>/aggregate', 'claims' (the `paper` grid) or 'claims/<experiment>', 'rb-ablation' (the
+    '<experiment>/aggregate', 'headline/<experiment>/<scenario>' (the README's headline table),
+    'claims' (the `paper` grid) or 'claims/<experiment>', 'rb-ablation' (the
     RB-level ablation's experiments), 'fixed-splits', 'heuristics' (its headroom table:
     'heuristics/headroom', its per-DU table: 'heuristics/<scenario>') and 'comp-heuristics'."""
     tables, notes = {}, []
     for name in names:
         experiment, _, part = name.partition("/")
         folder = args.records / ((part or "paper") if experiment == "claims" else experiment)
-        runs = load_grid(folder, notes) if folder.is_dir() else []
+        runs = load_grid(folder, notes) if folder.is_dir() and experiment != "headline" else []
         if experiment == "claims":
             rows = claims_table({folder.name: runs}, args, folder.name) if runs else []
+        elif experiment == "headline":  # headline/<experiment>/<scenario>
+            grid, _, scenario = part.partition("/")
+            runs = [r for r in load_grid(args.records / grid, notes) if r.scenario == scenario]
+            rows = headline_rows(runs, args, section_rng(args.seed, "headline", grid, scenario))
         elif experiment == "rb-ablation":
             rows = ablation_rows([r for g in sorted(args.records.glob("rb-ablation*"))
                                   if g.name != "rb-ablation-5fc924f" for r in load_grid(g, notes)])
