@@ -454,31 +454,47 @@ def main_methods(by_method, main_rho: str):
     return {m: runs for m, runs in by_method.items() if m[1] in ("none", main_rho)}
 
 
-def fig_qos(name: str, by_method, args, rng, out: Path, figures, notes) -> None:
-    rows = {}
-    for m, runs in main_methods(by_method, args.main_rho).items():
-        per_run = [[(r.summary["final_eval"].get("metrics") or {}).get(k) for k in QOS_METRICS]
-                   for r in runs]
-        per_run = [v for v in per_run if all(isinstance(x, (int, float)) for x in v)]
-        if per_run:
-            rows[m] = np.array(per_run)
-    if not rows:
+def headline_references(by_method) -> list[tuple[str, str]]:
+    """The reference rows shown beside the learned methods (those present): the static split, PF
+    without slicing, the full-information reference and the best constant split."""
+    splits = [m for m in by_method if m[0].startswith(HEURISTIC_PREFIX + "split-")]
+    best_split = max(splits, key=lambda m: by_method[m][0].score, default=None)
+    names = [(HEURISTIC_PREFIX + h, "none") for h in HEADLINE_REFERENCES] + [best_split]
+    return [m for m in names if m in by_method]
+
+
+def final_metrics(runs: list[Run], key: str) -> list[float]:
+    """A final-evaluation metric of each run that reports it (older records may not)."""
+    values = [(r.summary["final_eval"].get("metrics") or {}).get(key) for r in runs]
+    return [float(v) for v in values if isinstance(v, (int, float))]
+
+
+def fig_qos(name: str, by_method, args, out: Path, figures, notes) -> None:
+    """Final-evaluation QoS per slice: a box over the seeds of each learned method (the main rho
+    setting), a line for each reference row on the same episodes."""
+    learned = {m: runs for m, runs in main_methods(by_method, args.main_rho).items()
+               if not m[0].startswith(HEURISTIC_PREFIX)
+               and all(final_metrics(runs, k) for k in QOS_METRICS)}
+    if not learned:
         notes.append(f"{name}: skipped (no final_eval.metrics {list(QOS_METRICS)})")
         return
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(QOS_METRICS) * len(rows) / 3 + 3), 4))
-    width = 0.8 / len(rows)
-    x = np.arange(len(QOS_METRICS))
-    for i, (m, values) in enumerate(rows.items()):
-        mean = values.mean(axis=0)
-        lo, hi = bootstrap_ci(values, args.n_boot, rng) if len(values) > 1 else (mean, mean)
-        ax.bar(x + (i - (len(rows) - 1) / 2) * width, mean, width,
-               yerr=[mean - lo, hi - mean], capsize=2, label=method_label(m), color=color(m[0]),
-               edgecolor="black", lw=0.3, hatch="//" if m[0].startswith(HEURISTIC_PREFIX) else None)
-    ax.set_xticks(x, list(QOS_METRICS.values()))
-    ax.set_ylabel("QoS satisfaction Q_l (final evaluation)")
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3, axis="y")
+    fig, axes = plt.subplots(1, len(QOS_METRICS), figsize=(4 + 1.2 * len(learned) * 1.5, 4))
+    for ax, (key, slice_name) in zip(axes, QOS_METRICS.items()):
+        box = ax.boxplot([final_metrics(runs, key) for runs in learned.values()],
+                         patch_artist=True, showmeans=True)
+        for patch, m in zip(box["boxes"], learned):
+            patch.set_facecolor(color(m[0]))
+            patch.set_alpha(0.5)
+        for i, m in enumerate(headline_references(by_method)):
+            if values := final_metrics(by_method[m], key):
+                ax.axhline(np.mean(values), color="black", lw=1, ls=("--", ":", "-.", "-")[i % 4],
+                           label=method_label(m))
+        ax.set_xticks(range(1, len(learned) + 1), [method_label(m) for m in learned],
+                      rotation=40, ha="right", fontsize=8)
+        ax.set_title(slice_name)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("Q_l, final evaluation (one point per seed)")
+    axes[-1].legend(fontsize=7)
     save(fig, out / f"{name}.png", figures)
 
 
@@ -1404,13 +1420,6 @@ HEADLINE_BASE = ("nosam", "none")
 HEADLINE_REFERENCES = ("static_equal", "pf_no_slicing", "full_info")  # and the best constant split
 
 
-def final_metric(runs: list[Run], key: str) -> str:
-    """Mean over runs of a final-evaluation metric, '-' when no run reports it (older records)."""
-    values = [(r.summary["final_eval"].get("metrics") or {}).get(key) for r in runs]
-    values = [v for v in values if isinstance(v, (int, float))]
-    return f"{np.mean(values):.3f}" if values else "-"
-
-
 def headline_rows(runs: list[Run], args: Args, rng) -> list[str]:
     """The README's headline: each learned method of a grid against No-SAM (score, IQM and
     normalised score with rliable's CIs, relative gain, P(M > No-SAM), Welch p, the smallest gain
@@ -1420,11 +1429,8 @@ def headline_rows(runs: list[Run], args: Args, rng) -> list[str]:
     by_method = group(runs)
     norm = normaliser(by_method)
     base = [r.score for r in by_method.get(HEADLINE_BASE, [])]
-    splits = [m for m in by_method if m[0].startswith(HEURISTIC_PREFIX + "split-")]
-    best_split = max(splits, key=lambda m: by_method[m][0].score, default=None)
-    references = [(HEURISTIC_PREFIX + h, "none") for h in HEADLINE_REFERENCES] + [best_split]
     shown = [m for m in by_method if not m[0].startswith(HEURISTIC_PREFIX)]
-    shown += [m for m in references if m in by_method]
+    shown += headline_references(by_method)
     lines = ["| method | n | score [95% CI] | IQM [95% CI] | normalised [95% CI] | gain vs No-SAM "
              "[95% CI] | P(M > No-SAM) [95% CI] | Welch p | detectable gain | Q eMBB / mMTC / "
              "URLLC | RBs idle, all / at DUs short of QoS |",
@@ -1451,15 +1457,14 @@ def headline_rows(runs: list[Run], args: Args, rng) -> list[str]:
                       f"{welch_p(score, base):.3f}", f"+-{100 * detectable:.1f}%"]
         else:
             cells += ["", "", "", ""]
-        qos = " / ".join(final_metric(mruns, k) for k in QOS_METRICS)
-        utilisation = final_metric(mruns, "rb_utilisation")
-        idle = "-" if utilisation == "-" else f"{1 - float(utilisation):.2f}"
-        unmet = final_metric(mruns, "rb_idle_unmet")
-        n_unmet = sum("rb_idle_unmet" in (r.summary["final_eval"].get("metrics") or {})
-                      for r in mruns)
-        unmet = unmet if unmet == "-" or n_unmet == len(mruns) else f"{unmet} (n={n_unmet})"
-        lines.append("| " + " | ".join([method_label(m), str(len(score)), *cells, qos,
-                                        f"{idle} / {unmet}"]) + " |")
+        qos, idle, unmet = ([f"{np.mean(v):.3f}" if v else "-" for v in (final_metrics(
+            mruns, k) for k in keys)] for keys in (QOS_METRICS, ["rb_utilisation"],
+                                                   ["rb_idle_unmet"]))
+        idle = "-" if idle[0] == "-" else f"{1 - float(idle[0]):.2f}"
+        n_unmet = len(final_metrics(mruns, "rb_idle_unmet"))  # older records lack it
+        unmet = unmet[0] + (f" (n={n_unmet})" if 0 < n_unmet < len(mruns) else "")
+        lines.append("| " + " | ".join([method_label(m), str(len(score)), *cells,
+                                        " / ".join(qos), f"{idle} / {unmet}"]) + " |")
     return lines
 
 
@@ -1596,7 +1601,7 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
                               "training episodic return", args, rng, args.out, figures, notes)
             fig_reward_curves(f"{tag}_eval_return_vs_steps", by_method, TAG_EVAL_RETURN,
                               "evaluation return", args, rng, args.out, figures, notes)
-            fig_qos(f"{tag}_qos_per_slice", by_method, args, rng, args.out, figures, notes)
+            fig_qos(f"{tag}_qos_per_slice", by_method, args, args.out, figures, notes)
             fig_cdf(f"{tag}_ue_throughput_cdf", by_method, args, args.out, figures, notes)
             fig_sharpness(f"{tag}_critic_sharpness", by_method, args, rng, args.out, figures, notes)
             fig_td_var(f"{tag}_td_var_sam_active", by_method, args, rng, args.out, figures, notes)
