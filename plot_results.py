@@ -268,6 +268,16 @@ def detectable_difference(x, y) -> float:
     return float((stats.t.ppf(0.975, df) + stats.t.ppf(0.8, df)) * se)
 
 
+def comparison(x, y, args, *key: str):
+    """Method scores x against reference scores y: (relative gain with its CI, P(X > Y) with its
+    CI, Welch p, detectable gain as a fraction of mean y). Its bootstrap stream is derived from
+    `key` (grid, scenario, method, reference), so every table gives one comparison the same CIs."""
+    rng = section_rng(args.seed, "comparison", *key)
+    gain = relative_gain(x, y, args.n_boot, rng)
+    return (gain, probability_of_improvement(x, y, args.n_boot, rng), welch_p(x, y),
+            detectable_difference(x, y) / abs(np.mean(y)))
+
+
 # ------------------------------------------------------------------------------------------------
 # Loading
 # ------------------------------------------------------------------------------------------------
@@ -977,11 +987,10 @@ def claims_table(grids: dict[str, list[Run]], args: Args, grid: str = "paper") -
                 lines.append(f"| {claim} | {scenario} | - | not run | | | | |")
                 continue
             x, y = [r.score for r in by_method[method]], [r.score for r in by_method[ref]]
-            gain = relative_gain(x, y, args.n_boot, rng)
-            detectable = 100 * detectable_difference(x, y) / abs(np.mean(y))
-            p = welch_p(x, y)
+            gain, poi, p, detectable = comparison(x, y, args, grid, scenario, *method, *ref)
+            detectable *= 100
             lines.append(f"| {claim} | {scenario} | {len(x)} vs {len(y)} | {fmt_gain(gain)} | "
-                         f"{fmt_ci(*probability_of_improvement(x, y, args.n_boot, rng), 2)} | "
+                         f"{fmt_ci(*poi, 2)} | "
                          f"{'-' if math.isnan(p) else f'{p:.3f}'} | "
                          f"{'-' if math.isnan(detectable) else f'+-{detectable:.1f}%'} | {reading(gain[0], p, detectable)} |")
     sweep = [r for r in grids.get("du_sweep", []) if r.method == TA_SAM]
@@ -1420,7 +1429,7 @@ HEADLINE_BASE = ("nosam", "none")
 HEADLINE_REFERENCES = ("static_equal", "pf_no_slicing", "full_info")  # and the best constant split
 
 
-def headline_rows(runs: list[Run], args: Args, rng) -> list[str]:
+def headline_rows(runs: list[Run], args: Args, grid: str, scenario: str) -> list[str]:
     """The README's headline: each learned method of a grid against No-SAM (score, IQM and
     normalised score with rliable's CIs, relative gain, P(M > No-SAM), Welch p, the smallest gain
     a two-sided 5% test detects with 80% power), then the static split, PF without slicing, the
@@ -1428,6 +1437,7 @@ def headline_rows(runs: list[Run], args: Args, rng) -> list[str]:
     the RBs left idle at DUs where a slice is below full QoS, from the final evaluation."""
     by_method = group(runs)
     norm = normaliser(by_method)
+    rng = section_rng(args.seed, "headline", grid, scenario)
     base = [r.score for r in by_method.get(HEADLINE_BASE, [])]
     shown = [m for m in by_method if not m[0].startswith(HEURISTIC_PREFIX)]
     shown += headline_references(by_method)
@@ -1451,10 +1461,9 @@ def headline_rows(runs: list[Run], args: Args, rng) -> list[str]:
             cells = [f"{score.mean():.1f}", "", f"{normalised(score, norm).mean():.2f}"
                      if norm else "-"]
         if learned and m != HEADLINE_BASE and len(base) > 1 and len(score) > 1:
-            detectable = detectable_difference(score, base) / abs(np.mean(base))
-            cells += [fmt_gain(relative_gain(score, base, args.n_boot, rng)),
-                      fmt_ci(*probability_of_improvement(score, base, args.n_boot, rng), 2),
-                      f"{welch_p(score, base):.3f}", f"+-{100 * detectable:.1f}%"]
+            gain, poi, p, detectable = comparison(score, base, args, grid, scenario, *m,
+                                                  *HEADLINE_BASE)
+            cells += [fmt_gain(gain), fmt_ci(*poi, 2), f"{p:.3f}", f"+-{100 * detectable:.1f}%"]
         else:
             cells += ["", "", "", ""]
         qos, idle, unmet = ([f"{np.mean(v):.3f}" if v else "-" for v in (final_metrics(
@@ -1488,7 +1497,7 @@ def readme_tables(args: Args, names) -> dict[str, str]:
         elif experiment == "headline":  # headline/<experiment>/<scenario>
             grid, _, scenario = part.partition("/")
             runs = [r for r in load_grid(args.records / grid, notes) if r.scenario == scenario]
-            rows = headline_rows(runs, args, section_rng(args.seed, "headline", grid, scenario))
+            rows = headline_rows(runs, args, grid, scenario)
         elif experiment == "rb-ablation":
             rows = ablation_rows([r for g in sorted(args.records.glob("rb-ablation*"))
                                   if g.name != "rb-ablation-5fc924f" for r in load_grid(g, notes)])
