@@ -236,7 +236,11 @@ class Run:
             sys.exit(3)
 
     def stop(self, signum, global_step):
-        """After the checkpoint of a SIGINT/SIGTERM: print the command that resumes, exit."""
+        """After the checkpoint of a SIGINT/SIGTERM: print the command that resumes, exit. Further
+        signals are ignored from here: Python drops its handlers while it shuts down, and a second
+        SIGTERM would then kill the process instead of letting it exit with 128 + signum."""
+        for other in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(other, signal.SIG_IGN)
         print(f"{signal.Signals(signum).name}: checkpoint at global_step={global_step}; resume "
               "with:\n  " + shlex.join([sys.executable, *sys.argv]
                                        + ["--resume"] * (not self.args.resume)
