@@ -190,13 +190,14 @@ class Run:
     def restore(self, modules, rng, device):
         """Load the checkpoint into `modules` (name -> object with load_state_dict; "buffer": the
         replay buffer, which a final checkpoint lacks) and the random generators; returns the
-        checkpoint with its other tensors on `device`. A module that an older checkpoint lacks
-        (the environments' state) is left as it is, with a warning; the script checks for it."""
+        checkpoint with its other tensors on `device`."""
         checkpoint = self.checkpoint
         if checkpoint["buffer"] is None and checkpoint["global_step"] < self.args.total_timesteps:
             fail(f"--resume: {self.ckpt_path} is the final checkpoint of a run, saved without its "
                  f"replay buffer; it cannot be extended beyond "
                  f"global_step={checkpoint['global_step']}")
+        # a module that an older checkpoint lacks (the envs' state) is left as it is; the script
+        # checks for it
         if missing := [key for key in modules if key not in checkpoint]:
             print(f"warning: {self.ckpt_path} is of an older format, without {', '.join(missing)}: "
                   "the run goes on from fresh episodes, not exactly as it would have without the "

@@ -11,8 +11,8 @@ through Adam's (coupled) weight_decay.
   vectorised step of `--num-envs` env copies. Evaluation: tanh of the mean and sampled, on fixed
   episodes, with its own RNG. Checkpoints (every `--checkpoint-interval` env steps, on SIGINT or
   SIGTERM) hold the whole state, the simulators' too: a resumed run goes on exactly as an
-  uninterrupted one. Runs on any environment module with oran_env's
-  vector API (`oran_env.py`, `comp_env.py`); the run machinery is in `run_utils.py`.
+  uninterrupted one. Runs on any environment module with oran_env's vector API (`oran_env.py`,
+  `comp_env.py`); the run machinery is in `run_utils.py`.
 """
 import argparse
 import dataclasses
