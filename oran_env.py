@@ -1007,6 +1007,9 @@ def pf_average(pf_avg, served_bits, dt: float, window_steps: float):
     return (1 - beta) * pf_avg + beta * served_bits / dt
 
 
+# ---------------------------------------------------------------------------------------------
+# The vectorised environment: state and the order of a step
+# ---------------------------------------------------------------------------------------------
 def plain_state(value):
     """A state value as plain Python (JSON, and `torch.load(..., weights_only=True)`): arrays as
     nested lists, a generator as its bit generator's state, a NamedTuple of arrays as a dict."""
@@ -1053,9 +1056,6 @@ def restored_state(current, value, key: str):
     return value
 
 
-# ---------------------------------------------------------------------------------------------
-# The vectorised environment: state and the order of a step
-# ---------------------------------------------------------------------------------------------
 class ORANEnv:
     """E independent copies of the O-RAN slicing system, stepped together (see module docstring)."""
 
