@@ -1013,6 +1013,52 @@ def pf_average(pf_avg, served_bits, dt: float, window_steps: float):
 # ---------------------------------------------------------------------------------------------
 # The vectorised environment: state and the order of a step
 # ---------------------------------------------------------------------------------------------
+def plain_state(value):
+    """A state value as plain Python (JSON, and `torch.load(..., weights_only=True)`): arrays as
+    nested lists, a generator as its bit generator's state, a NamedTuple of arrays as a dict."""
+    if isinstance(value, np.random.Generator):
+        return value.bit_generator.state
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {name: plain_state(v) for name, v in value._asdict().items()}
+    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
+
+
+def restored_state(current, value, key: str):
+    """The inverse of `plain_state`, shaped after `current` (the env's own value of `key`): an
+    array keeps its dtype and shape, a number or flag its type. ValueError naming `key` when
+    `value` does not fit (another scenario or number of copies, a foreign file)."""
+    def mismatch(got):
+        return ValueError(f"state[{key!r}]: expected {expected}, got {got}")
+
+    if isinstance(current, np.random.Generator):
+        expected = f"the state of a {type(current.bit_generator).__name__} generator"
+        generator = np.random.Generator(type(current.bit_generator)())
+        try:
+            generator.bit_generator.state = value
+        except (TypeError, ValueError, KeyError) as e:
+            raise mismatch(repr(e)[:80]) from None
+        return generator
+    if isinstance(current, tuple) and hasattr(current, "_asdict"):
+        expected = f"a dict of {', '.join(current._fields)}"
+        if not isinstance(value, dict) or sorted(value) != sorted(current._fields):
+            raise mismatch(sorted(value) if isinstance(value, dict) else type(value).__name__)
+        return type(current)(**{name: restored_state(getattr(current, name), value[name],
+                                                     f"{key}.{name}") for name in current._fields})
+    if isinstance(current, np.ndarray):
+        expected = f"a {current.dtype} array of shape {current.shape}"
+        try:
+            array = np.array(value, dtype=current.dtype)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise mismatch(repr(e)[:80]) from None
+        if array.shape != current.shape:
+            raise mismatch(f"shape {array.shape}")
+        return array
+    expected = type(current).__name__
+    if type(value) is not type(current):
+        raise mismatch(type(value).__name__)
+    return value
+
+
 class ORANEnv:
     """E independent copies of the O-RAN slicing system, stepped together (see module docstring)."""
 
@@ -1163,6 +1209,35 @@ class ORANEnv:
         rb_slice = counts_to_rb_slice(_round_to_total(np.ones((N, L)), K), K)
         prior[:, : K * L] = np.where(rb_slice[..., None] == np.arange(L), 1.0, -1.0).reshape(N, -1)
         return prior
+
+    # -- state, for an exact resume --------------------------------------------------------------
+    # what the future of the copies depends on beyond the config and num_envs: the counters, the
+    # generators, the episode's draws and everything derived from them (slot_ue: rb_slice_ue only)
+    STATE = ("env_steps", "shifted", "t", "rng", "policy_rng", "slice_of", "home",
+             "mean_arrival_bits", "_packets", "_p_active", "_ue_packet_bits", "_ue_buffer", "pos",
+             "heading", "speed", "shadow_db", "serving", "gain", "sinr_geom", "rate_geom",
+             "_ue_group", "ue_count", "_rows", "slot_ue", "backlog", "pf_avg", "ep_return",
+             "last_q", "last_frac", "last_action", "last_arrivals", "last_rb_slice", "last_rb_ue",
+             "last_reward", "active", "arrivals", "_fading_rows", "last_obs")
+
+    def state_dict(self) -> dict:
+        """Everything the copies' future depends on (not the config) as plain Python values:
+        JSON-able, and read by `torch.load(..., weights_only=True)`."""
+        return {key: plain_state(getattr(self, key)) for key in self.STATE if hasattr(self, key)}
+
+    def load_state_dict(self, state: dict):
+        """Continue from `state_dict()` of an env of the same config and num_envs, exactly: each
+        value takes the dtype and shape of this env's own. ValueError naming the key when a key is
+        missing or unknown or a value does not fit; then nothing is changed."""
+        keys = [key for key in self.STATE if hasattr(self, key)]
+        if not isinstance(state, dict):
+            raise ValueError(f"state: expected a dict, got {type(state).__name__}")
+        if wrong := [f"{key!r} ({'missing' if key in keys else 'unknown'})"
+                     for key in sorted(set(keys) ^ set(state), key=str)]:
+            raise ValueError(f"state: keys {', '.join(wrong)} (another environment's state?)")
+        values = {key: restored_state(getattr(self, key), state[key], key) for key in keys}
+        for key, value in values.items():
+            setattr(self, key, value)
 
     # -- observation --------------------------------------------------------------------------
     def _observe(self):

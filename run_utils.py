@@ -127,6 +127,9 @@ class Run:
             fail(f"--run-dir {self.dir} already holds a run ({', '.join(held)}); "
                  "add --resume to continue it")
         summary = {"script": script}
+        for path in (self.summary_path, self.ckpt_path) if args.resume else ():
+            if os.path.lexists(path):  # a folder or an unreadable file: named, left as it is
+                check_input_file("--resume", path)
         try:  # an unreadable or foreign summary.json is reported and left as it is
             if args.resume and os.path.exists(self.summary_path):
                 summary = json.load(open(self.summary_path))
@@ -136,12 +139,20 @@ class Run:
             fail(f"--resume: {self.summary_path} is not a summary.json of {script} "
                  f"({str(summary)[:80]})")
         if summary.get("status") == "finished":
+            if args.total_timesteps > (summary.get("global_step") or math.inf):
+                fail(f"--resume --total-timesteps {args.total_timesteps}: {self.summary_path} says "
+                     f"the run finished at global_step={summary['global_step']}; a finished run "
+                     "cannot be extended (its final checkpoint holds no replay buffer): start a "
+                     "new run")
             print(f"{self.summary_path} says finished; nothing to resume")
             sys.exit(0)
         self.checkpoint = None
         if args.resume and os.path.exists(self.ckpt_path):
             self.checkpoint = self.load_checkpoint()
         step = self.checkpoint["global_step"] if self.checkpoint else 0
+        if step > args.total_timesteps:
+            fail(f"--resume --total-timesteps {args.total_timesteps}: {self.ckpt_path} is already "
+                 f"at global_step={step}")
         try:
             os.makedirs(self.dir, exist_ok=True)
             # the flock is held until this process exits: one writer per folder
@@ -185,9 +196,18 @@ class Run:
             fail(f"--resume: {self.ckpt_path} is the final checkpoint of a run, saved without its "
                  f"replay buffer; it cannot be extended beyond "
                  f"global_step={checkpoint['global_step']}")
+        # a module that an older checkpoint lacks (the envs' state) is left as it is; the script
+        # checks for it
+        if missing := [key for key in modules if key not in checkpoint]:
+            print(f"warning: {self.ckpt_path} is of an older format, without {', '.join(missing)}: "
+                  "the run goes on from fresh episodes, not exactly as it would have without the "
+                  "stop", flush=True)
         for key, module in modules.items():
-            if checkpoint[key] is not None:
-                module.load_state_dict(checkpoint[key])
+            try:
+                if checkpoint.get(key) is not None:
+                    module.load_state_dict(checkpoint[key])
+            except ValueError as e:  # e.g. an environment's state of another simulator version
+                fail(f"--resume: {self.ckpt_path} does not fit this run's {key}: {e}")
         rng.bit_generator.state = checkpoint["numpy_rng"]
         torch.set_rng_state(checkpoint["torch_rng"])
         if device.type == "cuda" and checkpoint["cuda_rng"] is not None:
@@ -217,7 +237,11 @@ class Run:
             sys.exit(3)
 
     def stop(self, signum, global_step):
-        """After the checkpoint of a SIGINT/SIGTERM: print the command that resumes, exit."""
+        """After the checkpoint of a SIGINT/SIGTERM: print the command that resumes, exit. Further
+        signals are ignored from here: Python drops its handlers while it shuts down, and a second
+        SIGTERM would then kill the process instead of letting it exit with 128 + signum."""
+        for other in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(other, signal.SIG_IGN)
         print(f"{signal.Signals(signum).name}: checkpoint at global_step={global_step}; resume "
               "with:\n  " + shlex.join([sys.executable, *sys.argv]
                                        + ["--resume"] * (not self.args.resume)

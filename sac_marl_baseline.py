@@ -8,25 +8,40 @@
 - Uniform replay of joint transitions; after `--learning-starts` random steps, one update per
   vectorised step of `--num-envs` env copies. Evaluation: tanh of the mean and sampled, on fixed
   episodes, with its own RNG. Checkpoints (every `--checkpoint-interval` env steps, on SIGINT or
-  SIGTERM) hold all but the simulators' state. Runs on any environment module with oran_env's
-  vector API (`oran_env.py`, `comp_env.py`); the run machinery is in `run_utils.py`.
+  SIGTERM) hold the whole state, the simulators' too: a resumed run goes on exactly as an
+  uninterrupted one. Runs on any environment module with oran_env's vector API (`oran_env.py`,
+  `comp_env.py`); the run machinery is in `run_utils.py`.
 """
 import argparse
 import dataclasses
 import importlib
 import math
 import os
+import signal
+import sys
 import time
 from typing import Annotated, Generic, Literal, Optional, TypeVar
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.optim as optim
-import tyro
 
-import run_utils
-from run_utils import fail
+def stop_before_the_run(signum, frame):
+    """SIGINT/SIGTERM before main's own handlers (during `import torch`): nothing to save yet."""
+    print(f"{signal.Signals(signum).name}: stopped before the run started: nothing saved",
+          flush=True)
+    os._exit(128 + signum)  # at once, without a KeyboardInterrupt traceback from the imports
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, stop_before_the_run)
+    signal.signal(signal.SIGTERM, stop_before_the_run)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.optim as optim  # noqa: E402
+import tyro  # noqa: E402
+
+import run_utils  # noqa: E402
+from run_utils import fail  # noqa: E402
 
 ENV_MODULES = {"oran": "oran_env", "comp": "comp_env"}
 NET_SIZES = {"paper": (300, 400, 400), "cpu": (128, 128)}
@@ -383,7 +398,8 @@ if __name__ == "__main__":
     global_step, update = 0, 0
     history = {"eval_history": [], "eval_sampled_history": [], "eval_episode_returns": []}
     modules = {"actor": actor, "qf": qf, "qf_target": qf_target, "q_optimizer": q_optimizer,
-               "actor_optimizer": actor_optimizer, "a_optimizer": a_optimizer, "buffer": rb}
+               "actor_optimizer": actor_optimizer, "a_optimizer": a_optimizer, "buffer": rb,
+               "envs": envs, "eval_envs": eval_envs}  # the envs' state: an exact resume
     if checkpoint is not None:
         checkpoint = run.restore(modules, rng, device)
         log_alpha.data.copy_(checkpoint["log_alpha"])
@@ -396,7 +412,8 @@ if __name__ == "__main__":
 
     def save_checkpoint(with_buffer):
         run.save(global_step, modules, rng, device, with_buffer, hidden=list(hidden), update=update,
-                 history=history, log_alpha=log_alpha)
+                 history=history, log_alpha=log_alpha, obs=torch.from_numpy(obs),
+                 episode_metrics=episode_metrics)
 
     def run_evaluation():
         results = {}
@@ -423,8 +440,11 @@ if __name__ == "__main__":
           f"({args.learning_starts} warm-up), folder {run.dir}", flush=True)
 
     # TRY NOT TO MODIFY: start the game
-    envs.env_steps = global_step  # env steps over all copies, kept across a resume (traffic shift)
-    obs, _ = envs.reset(seed=[args.seed, global_step])  # a pair: never the evaluation seed
+    if checkpoint is not None and "envs" in checkpoint:  # the envs go on where they stopped
+        obs, episode_metrics = checkpoint["obs"].cpu().numpy(), checkpoint["episode_metrics"]
+    else:  # an older checkpoint lacks the envs' state: a fresh episode, env steps kept (shift)
+        envs.env_steps = global_step  # env steps over all copies
+        obs, _ = envs.reset(seed=[args.seed, global_step])  # a pair: never the evaluation seed
     while global_step < args.total_timesteps:
         global_step += args.num_envs
         # ALGO LOGIC: put action logic here
@@ -441,7 +461,7 @@ if __name__ == "__main__":
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
         for k, v in infos["metrics"].items():
-            episode_metrics.setdefault(k, []).append(np.mean(v))
+            episode_metrics.setdefault(k, []).append(float(np.mean(v)))  # plain: checkpointed
 
         # TRY NOT TO MODIFY: save data to reply buffer; handle `final_obs`
         done = (terminations | truncations)[:, None, None]
@@ -529,11 +549,13 @@ if __name__ == "__main__":
         progress.report(global_step, history["eval_history"])
 
     for series in [s for s in history.values() if s and s[-1][0] == global_step]:
-        series.pop()  # resumed from the final checkpoint: its final evaluation is redone below
+        series.pop()  # an older final checkpoint holds its final evaluation: redone below
+    save_checkpoint(with_buffer=False)  # before the final evaluation, which a resume redoes
     results = run_evaluation()
+    if stop_signal:  # during the final evaluation: resuming from the final checkpoint finishes
+        run.stop(stop_signal[0], global_step)
     eval_returns, eval_metrics, ue_tput = results["eval"]
     sampled_returns = results["eval_sampled"][0]
-    save_checkpoint(with_buffer=False)
     if args.save_model:
         torch.save({"actor": actor.state_dict(), "qf": qf.state_dict(),
                     "hidden_sizes": list(hidden)}, os.path.join(run.dir, "model.pt"))

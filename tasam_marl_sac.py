@@ -9,8 +9,9 @@ critic and on each actor whose smoothed TD-error variance is high, with a linear
 - Uniform replay of joint transitions; after `--learning-starts` random steps, one update per
   vectorised step of `--num-envs` env copies. Evaluation: tanh of the mean and sampled, on fixed
   episodes, with its own RNG. Checkpoints (every `--checkpoint-interval` env steps, on SIGINT or
-  SIGTERM) hold all but the simulators' state. Runs on any environment module with oran_env's
-  vector API (`oran_env.py`, `comp_env.py`); the run machinery is in `run_utils.py`.
+  SIGTERM) hold the whole state, the simulators' too: a resumed run goes on exactly as an
+  uninterrupted one. Runs on any environment module with oran_env's vector API (`oran_env.py`,
+  `comp_env.py`); the run machinery is in `run_utils.py`.
 """
 import argparse
 import contextlib
@@ -18,17 +19,31 @@ import dataclasses
 import importlib
 import math
 import os
+import signal
+import sys
 import time
 from typing import Annotated, Generic, Literal, Optional, TypeVar
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.optim as optim
-import tyro
 
-import run_utils
-from run_utils import fail
+def stop_before_the_run(signum, frame):
+    """SIGINT/SIGTERM before main's own handlers (during `import torch`): nothing to save yet."""
+    print(f"{signal.Signals(signum).name}: stopped before the run started: nothing saved",
+          flush=True)
+    os._exit(128 + signum)  # at once, without a KeyboardInterrupt traceback from the imports
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, stop_before_the_run)
+    signal.signal(signal.SIGTERM, stop_before_the_run)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.optim as optim  # noqa: E402
+import tyro  # noqa: E402
+
+import run_utils  # noqa: E402
+from run_utils import fail  # noqa: E402
 
 ENV_MODULES = {"oran": "oran_env", "comp": "comp_env"}
 NET_SIZES = {"paper": (300, 400, 400), "cpu": (128, 128)}
@@ -453,19 +468,20 @@ if __name__ == "__main__":
     rb = ReplayBuffer(args.buffer_size, n_agents, obs_dim, act_dim)
     global_step, update = 0, 0
     rho_decay_steps = args.rho_decay_steps or args.total_timesteps  # kept on resume
-    td_var_ema, sam_counts, sharpness_batch = None, torch.zeros(n_agents), None
+    td_var_ema, sam_counts, sharpness_batch = None, torch.zeros(n_agents, device=device), None
     sharpness_rng = torch.Generator().manual_seed(args.seed)  # apart from training's RNG
     history = {"eval_history": [], "eval_sampled_history": [], "eval_episode_returns": []}
     modules = {"actor": actor, "qf": qf, "qf_target": qf_target, "q_optimizer": q_optimizer,
-               "actor_optimizer": actor_optimizer, "a_optimizer": a_optimizer, "buffer": rb}
+               "actor_optimizer": actor_optimizer, "a_optimizer": a_optimizer, "buffer": rb,
+               "envs": envs, "eval_envs": eval_envs}  # the envs' state: an exact resume
     if checkpoint is not None:
         checkpoint = run.restore(modules, rng, device)
         log_alpha.data.copy_(checkpoint["log_alpha"])
         global_step, update = checkpoint["global_step"], checkpoint["update"]
         history = checkpoint["history"]
-        rho_decay_steps, td_var_ema, sharpness_batch = (
-            checkpoint[k] for k in ("rho_decay_steps", "td_var_ema", "sharpness_batch"))
-        sharpness_rng.set_state(checkpoint["sharpness_rng"])
+        sharpness_rng.set_state(checkpoint["sharpness_rng"])  # older ones lack sam_counts
+        rho_decay_steps, td_var_ema, sharpness_batch, sam_counts = (checkpoint.get(k, sam_counts)
+            for k in ("rho_decay_steps", "td_var_ema", "sharpness_batch", "sam_counts"))
     if args.autotune:
         alpha = log_alpha.exp().detach()
     else:
@@ -473,9 +489,10 @@ if __name__ == "__main__":
 
     def save_checkpoint(with_buffer):
         run.save(global_step, modules, rng, device, with_buffer, hidden=list(hidden), update=update,
-                 history=history, log_alpha=log_alpha, rho_decay_steps=rho_decay_steps,
+                 history=history, log_alpha=log_alpha, obs=torch.from_numpy(obs),
+                 episode_metrics=episode_metrics, rho_decay_steps=rho_decay_steps,
                  td_var_ema=td_var_ema, sharpness_batch=sharpness_batch,
-                 sharpness_rng=sharpness_rng.get_state())
+                 sharpness_rng=sharpness_rng.get_state(), sam_counts=sam_counts)
 
     def run_evaluation():
         results = {}
@@ -502,8 +519,11 @@ if __name__ == "__main__":
           f"({args.learning_starts} warm-up), folder {run.dir}", flush=True)
 
     # TRY NOT TO MODIFY: start the game
-    envs.env_steps = global_step  # env steps over all copies, kept across a resume (traffic shift)
-    obs, _ = envs.reset(seed=[args.seed, global_step])  # a pair: never the evaluation seed
+    if checkpoint is not None and "envs" in checkpoint:  # the envs go on where they stopped
+        obs, episode_metrics = checkpoint["obs"].cpu().numpy(), checkpoint["episode_metrics"]
+    else:  # an older checkpoint lacks the envs' state: a fresh episode, env steps kept (shift)
+        envs.env_steps = global_step  # env steps over all copies
+        obs, _ = envs.reset(seed=[args.seed, global_step])  # a pair: never the evaluation seed
     while global_step < args.total_timesteps:
         global_step += args.num_envs
         # ALGO LOGIC: put action logic here
@@ -520,7 +540,7 @@ if __name__ == "__main__":
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
         for k, v in infos["metrics"].items():
-            episode_metrics.setdefault(k, []).append(np.mean(v))
+            episode_metrics.setdefault(k, []).append(float(np.mean(v)))  # plain: checkpointed
 
         # TRY NOT TO MODIFY: save data to reply buffer; handle `final_obs`
         done = (terminations | truncations)[:, None, None]
@@ -560,7 +580,7 @@ if __name__ == "__main__":
             actor_optimizer.zero_grad()
             actor_loss.backward(inputs=actor_params)
             selected = sam_agents(td_var_ema, args)  # actor SAM: a second pass, the same noise
-            sam_counts += selected.cpu()
+            sam_counts += selected
             if selected.any():
                 with sam_perturbed(actor_params, rho_actor, selected):
                     agents = selected.nonzero().flatten()
@@ -645,11 +665,13 @@ if __name__ == "__main__":
         progress.report(global_step, history["eval_history"])
 
     for series in [s for s in history.values() if s and s[-1][0] == global_step]:
-        series.pop()  # resumed from the final checkpoint: its final evaluation is redone below
+        series.pop()  # an older final checkpoint holds its final evaluation: redone below
+    save_checkpoint(with_buffer=False)  # before the final evaluation, which a resume redoes
     results = run_evaluation()
+    if stop_signal:  # during the final evaluation: resuming from the final checkpoint finishes
+        run.stop(stop_signal[0], global_step)
     eval_returns, eval_metrics, ue_tput = results["eval"]
     sampled_returns = results["eval_sampled"][0]
-    save_checkpoint(with_buffer=False)
     if args.save_model:
         torch.save({"actor": actor.state_dict(), "qf": qf.state_dict(),
                     "hidden_sizes": list(hidden)}, os.path.join(run.dir, "model.pt"))
