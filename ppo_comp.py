@@ -421,6 +421,8 @@ if __name__ == "__main__":
         run_utils.check_output_path("--run-dir", args.run_dir, is_dir=True)
     batch_size = int(args.num_envs * args.num_steps)
     num_iterations = args.total_timesteps // batch_size
+    print(f"{num_iterations} iterations of {batch_size} env steps: {num_iterations * batch_size} of "
+          f"--total-timesteps {args.total_timesteps}", flush=True)
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -466,7 +468,8 @@ if __name__ == "__main__":
     global_step, iteration, kl_coef = 0, 0, args.kl_coef
     eval_history, eval_time = [], 0.0
     modules = {"agent": agent, "optimizer": optimizer, "envs": envs}
-    legacy_rng = np.random.Generator(np.random.get_bit_generator())  # np.random.shuffle's
+    # numpy's global generator (np.random.shuffle draws from it), in the form Run saves
+    legacy_rng = np.random.Generator(np.random.get_bit_generator())
     if checkpoint is not None:
         checkpoint = run.restore(modules, legacy_rng, torch.device("cpu"))
         random.setstate(checkpoint["python_rng"])
