@@ -1,7 +1,8 @@
 """ppo_comp.py as robust as the SAC scripts: bad flags exit 2 naming the flag (never a traceback),
 one writer per run folder, SIGINT/SIGTERM stop with a checkpoint (or "nothing saved yet"), and a
-run stopped by a real SIGTERM and resumed gives the uninterrupted run's results bit for bit, down
-to comp_env's state API that the checkpoint keeps the environments with."""
+run stopped by a real SIGTERM (or killed after a periodic checkpoint) and resumed gives the
+uninterrupted run's results bit for bit, down to comp_env's state API that the checkpoint keeps
+the environments with."""
 import io
 import json
 import os
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import comp_env  # noqa: E402
 import ppo_comp  # noqa: E402
+import records  # noqa: E402
 
 
 # -- comp_env's state API ------------------------------------------------------------------------
@@ -293,3 +295,28 @@ def test_signals_during_the_final_evaluation_stop_it_and_resume_redoes_it(tmp_pa
     # a finished run has nothing to resume
     again = ppo(*flags, "--run-dir", str(stopped), "--resume", stdout=subprocess.PIPE)
     assert again.wait(timeout=120) == 0 and "nothing to resume" in again.stdout.read()
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_last_periodic_checkpoint_exactly(tmp_path):
+    flags = [*SMALL, "--total-timesteps", "1280", "--eval-interval", "256",
+             "--checkpoint-interval", "256"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert ppo(*flags, "--run-dir", str(whole), stdout=subprocess.DEVNULL).wait(timeout=300) == 0
+    proc = ppo(*flags, "--run-dir", str(killed), stdout=subprocess.PIPE)
+    read_until(proc, "global_step=768, eval")  # checkpoints at 256 and 512 are written
+    proc.kill()  # no handler runs: what is on disk is all there is
+    proc.wait()
+    assert not (killed / "summary.json").exists()
+    step = torch.load(killed / "checkpoint.pt", weights_only=True)["global_step"]
+    resumed = ppo(*flags, "--run-dir", str(killed), "--resume", stdout=subprocess.PIPE)
+    assert f"resumed {killed} at global_step={step}" in resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0 and 256 <= step < 1280
+    expected, got = summary(whole), summary(killed)
+    for key in ("eval_history", "final_eval", "global_step"):
+        assert got[key] == expected[key], key
+    # the event files too: the resumed writer dropped what the killed run logged after the step
+    curves, resumed_curves = records.read_scalars(whole), records.read_scalars(killed)
+    assert curves.keys() == resumed_curves.keys()
+    for tag in set(curves) - {"charts/SPS"}:
+        assert all(np.array_equal(a, b) for a, b in zip(curves[tag], resumed_curves[tag])), tag
