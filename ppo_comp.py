@@ -191,7 +191,7 @@ class Args:
             except ValueError as e:
                 raise ValueError(f"--{name.replace('_', '-')} {value}: {e}") from None
         try:
-            comp_env.make_config(self.scenario, **overrides)
+            n_ues = comp_env.make_config(self.scenario, **overrides).num_ues
         except ValueError as e:
             raise ValueError(f"--num-slow-ues, --num-fast-ues: {e}") from None
         if self.vf_clip is not None and not self.clip_vloss:
@@ -203,11 +203,18 @@ class Args:
             raise ValueError(f"--total-timesteps ({self.total_timesteps}) must be at least "
                              f"--num-envs * --num-steps = {self.num_envs * self.num_steps} (one "
                              "rollout)")
-        if self.num_minibatches > self.num_envs * self.num_steps:
+        if self.minibatch_rows is None and self.num_minibatches > self.num_envs * self.num_steps:
             raise ValueError(f"--num-minibatches ({self.num_minibatches}) must be at most "
                              f"--num-envs * --num-steps = {self.num_envs * self.num_steps}")
+        rows, size = batch_rows(self, n_ues)
+        if self.norm_adv and self.norm_adv_over == "minibatch" and 1 in (size, rows % size):
+            raise ValueError(f"--num-minibatches, --minibatch-rows: a minibatch of one agent row "
+                             f"({rows} rows in minibatches of {size}) has no spread of advantages "
+                             "to normalise by (--norm-adv-over batch has)")
         if self.resume and self.run_dir is None:
             raise ValueError("--resume needs --run-dir (the folder of the run to continue)")
+        if self.run_dir == "":
+            raise ValueError("--run-dir must name a folder, got ''")
 
 
 # The flags of each preset (the values `Args` lists for cleanrl); flags given as well override them.
@@ -235,6 +242,12 @@ RANGES = {
     "gae_lambda": "[0, 1]", "torch_threads": "[1, 1024]", "eval_load_factors": "[1, 1000]",
     "seed": SEEDS, "eval_seed": SEEDS,
 }
+
+
+def batch_rows(args: Args, n_ues: int):
+    """(agent rows of a rollout, agent rows per minibatch) with U = `n_ues` UEs."""
+    rows = args.num_envs * args.num_steps * (n_ues if args.mode == "multi" else 1)
+    return rows, args.minibatch_rows or rows // args.num_minibatches
 
 
 def env_overrides(args: Args, load_factor: int = 1):
@@ -440,7 +453,7 @@ if __name__ == "__main__":
     n_ues, obs_dim, n_choices = envs.n_agents, envs.obs_dim, envs.act_dim
     n_rows, n_heads = (n_ues, 1) if args.mode == "multi" else (1, n_ues)  # agent rows per env copy, heads per row
     row_dim = obs_dim * n_ues // n_rows
-    minibatch_size = args.minibatch_rows or batch_size * n_rows // args.num_minibatches
+    _, minibatch_size = batch_rows(args, n_ues)
     v_clip = args.clip_coef if args.vf_clip is None else args.vf_clip
     reward_scale = args.reward_scale if args.reward_scale is not None else 1.0 / n_ues
 

@@ -116,9 +116,14 @@ BAD_FLAGS = [  # (flags, text the message must contain)
      "--total-timesteps (100) must be at least --num-envs * --num-steps = 512 (one rollout)"),
     (["--num-envs", "2", "--num-steps", "8", "--total-timesteps", "16", "--num-minibatches", "17"],
      "--num-minibatches (17) must be at most"),
+    (["--mode", "central", "--num-envs", "1", "--num-steps", "4", "--total-timesteps", "8",
+      "--num-minibatches", "4"], "a minibatch of one agent row (4 rows in minibatches of 1)"),
+    (["--scenario", "small", "--num-envs", "1", "--num-steps", "3", "--total-timesteps", "8",
+      "--minibatch-rows", "4"], "(9 rows in minibatches of 4)"),  # the last one is one row
     (["--vf-clip", "10"], "--vf-clip needs --clip-vloss"),
     (["--mode", "central", "--eval-load-factors", "2"], "--eval-load-factors needs --mode multi"),
     (["--resume"], "--resume needs --run-dir"),
+    (["--run-dir", ""], "--run-dir must name a folder"),
     # names, and the environment's config (comp_env's check, named by the flag)
     (["--scenario", "huge"], "--scenario must be one of small, medium, large, got 'huge'"),
     (["--scenario", ""], "--scenario must be one of"),
