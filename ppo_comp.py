@@ -434,8 +434,8 @@ if __name__ == "__main__":
         run_utils.check_output_path("--run-dir", args.run_dir, is_dir=True)
     batch_size = int(args.num_envs * args.num_steps)
     num_iterations = args.total_timesteps // batch_size
-    print(f"{num_iterations} iterations of {batch_size} env steps: {num_iterations * batch_size} of "
-          f"--total-timesteps {args.total_timesteps}", flush=True)
+    print(f"{num_iterations} iterations of {batch_size} env steps: {num_iterations * batch_size} "
+          f"of --total-timesteps {args.total_timesteps}", flush=True)
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
