@@ -580,6 +580,42 @@ class CompEnv:
             obs, _ = self.reset()
         return obs, reward.astype(np.float32), terminated, truncated, info
 
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    STATE_ARRAYS = ("position", "waypoint", "speed", "pausing", "pause_count", "connected", "ewma",
+                    "snr", "in_range", "rate_unshared", "rate", "episode_return")
+    STATE_GENERATORS = ("rng", "policy_rng")
+
+    def state_dict(self):
+        """Everything the copies' future depends on, as plain Python values (lists, ints, dicts)
+        that `torch.load(weights_only=True)` reads: the state arrays, `t` and the generators'
+        states."""
+        return {**{k: getattr(self, k).tolist() for k in self.STATE_ARRAYS}, "t": self.t,
+                **{k: getattr(self, k).bit_generator.state for k in self.STATE_GENERATORS}}
+
+    def load_state_dict(self, state):
+        """Continue from `state_dict()`'s values: each array keeps its dtype and must keep its
+        shape (the same config and number of copies); a missing or unknown key is a ValueError."""
+        expected = {*self.STATE_ARRAYS, "t", *self.STATE_GENERATORS}
+        missing, unknown = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unknown:
+            raise ValueError(f"env state: missing keys {missing}, unknown keys {unknown}")
+        arrays = {}
+        for key in self.STATE_ARRAYS:  # all checked before any is written
+            old = getattr(self, key)
+            try:
+                arrays[key] = np.asarray(state[key], dtype=old.dtype)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"env state: {key!r}: {e}") from None
+            if arrays[key].shape != old.shape:
+                raise ValueError(f"env state: {key!r} has shape {arrays[key].shape}, this env's "
+                                 f"is {old.shape}")
+        for key, value in arrays.items():
+            setattr(self, key, value)
+        self.t = int(state["t"])
+        for key in self.STATE_GENERATORS:
+            getattr(self, key).bit_generator.state = state[key]
+
 
 # ----------------------------------------------------------------------------------------------
 # Heuristic baselines: policy(env) -> actions (E, U, B+1), scores whose argmax is the intended

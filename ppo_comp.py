@@ -34,10 +34,16 @@
   each UE's episode return) is comparable across modes, heuristics and the SAC scripts.
 - Output in the run folder: TensorBoard events with CleanRL's tags, `summary.json` (learning curve,
   final evaluation per episode, wall time), and with `--save-model` `{exp_name}.cleanrl_model`.
+- The run folder (`run_utils.Run`): one writer (run.lock); `checkpoint.pt` at the end of an
+  iteration every `--checkpoint-interval` env steps, on SIGINT/SIGTERM and before the final
+  evaluation, with all the run's future depends on (networks, optimiser, the random generators,
+  the KL coefficient, the learning curve, the training envs' state and observation), so `--resume`
+  continues exactly as the run would have gone on.
 """
 import dataclasses
 import os
 import random
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -49,10 +55,9 @@ import torch.nn as nn
 import torch.optim as optim
 import tyro
 from torch.distributions.categorical import Categorical
-from torch.utils.tensorboard import SummaryWriter
 
 import comp_env
-from run_utils import write_json
+import run_utils
 
 
 @dataclass
@@ -66,8 +71,14 @@ class Args:
     torch_threads: int = 1
     """number of CPU threads torch uses (the networks are small; 1 is as fast as 2 here)"""
     run_dir: Optional[str] = None
-    """run folder (TensorBoard events, summary.json, model); default
+    """run folder (TensorBoard events, checkpoint.pt, summary.json, model); default
     runs/comp-{scenario}__{exp_name}-{mode}__{seed}__{unix time}"""
+    resume: bool = False
+    """continue the run in --run-dir from its checkpoint.pt (fresh without one; exits if
+    finished)"""
+    checkpoint_interval: int = 50_000
+    """env steps between checkpoints (taken at the end of an iteration); 0 = only before the final
+    evaluation"""
     save_model: bool = False
     """save the final agent to {run_dir}/{exp_name}.cleanrl_model"""
 
@@ -164,13 +175,46 @@ class Args:
     """multi mode: also evaluate the final policy with k times the preset's slow and fast UEs, for each k
     (the load sweep; the shared per-UE network does not depend on U)"""
 
-    # to be filled in runtime
-    batch_size: int = 0
-    """the batch size in env steps (computed in runtime: num_envs * num_steps)"""
-    minibatch_size: int = 0
-    """the mini-batch size in agent rows (computed in runtime)"""
-    num_iterations: int = 0
-    """the number of iterations (computed in runtime)"""
+    def __post_init__(self):
+        run_utils.check_ranges(self, RANGES)
+        if not self.hidden_sizes:
+            raise ValueError("--hidden-sizes needs one or more layer sizes")
+        if not self.exp_name or "/" in self.exp_name:  # it names a file in the run folder
+            raise ValueError(f"--exp-name must be a name without '/', got {self.exp_name!r}")
+        if self.scenario not in comp_env.SCENARIOS:
+            raise ValueError(f"--scenario must be one of {', '.join(comp_env.SCENARIOS)}, got "
+                             f"{self.scenario!r}")
+        overrides = env_overrides(self)
+        for name, value in overrides.items():  # comp_env checks its config: name the flag
+            try:
+                comp_env.make_config(self.scenario, **{name: value})
+            except ValueError as e:
+                raise ValueError(f"--{name.replace('_', '-')} {value}: {e}") from None
+        try:
+            n_ues = comp_env.make_config(self.scenario, **overrides).num_ues
+        except ValueError as e:
+            raise ValueError(f"--num-slow-ues, --num-fast-ues: {e}") from None
+        if self.vf_clip is not None and not self.clip_vloss:
+            raise ValueError("--vf-clip needs --clip-vloss (it sets the range of the value clip)")
+        if self.eval_load_factors and self.mode == "central":
+            raise ValueError("--eval-load-factors needs --mode multi (the central agent's input "
+                             "size is fixed by U)")
+        if self.num_envs * self.num_steps > self.total_timesteps:
+            raise ValueError(f"--total-timesteps ({self.total_timesteps}) must be at least "
+                             f"--num-envs * --num-steps = {self.num_envs * self.num_steps} (one "
+                             "rollout)")
+        if self.minibatch_rows is None and self.num_minibatches > self.num_envs * self.num_steps:
+            raise ValueError(f"--num-minibatches ({self.num_minibatches}) must be at most "
+                             f"--num-envs * --num-steps = {self.num_envs * self.num_steps}")
+        rows, size = batch_rows(self, n_ues)
+        if self.norm_adv and self.norm_adv_over == "minibatch" and 1 in (size, rows % size):
+            raise ValueError(f"--num-minibatches, --minibatch-rows: a minibatch of one agent row "
+                             f"({rows} rows in minibatches of {size}) has no spread of advantages "
+                             "to normalise by (--norm-adv-over batch has)")
+        if self.resume and self.run_dir is None:
+            raise ValueError("--resume needs --run-dir (the folder of the run to continue)")
+        if self.run_dir == "":
+            raise ValueError("--run-dir must name a folder, got ''")
 
 
 # The flags of each preset (the values `Args` lists for cleanrl); flags given as well override them.
@@ -182,47 +226,28 @@ PRESETS = {
               "--ent-coef", "0.0", "--vf-coef", "2.0", "--max-grad-norm", "None",
               "--kl-coef", "0.2", "--kl-target", "0.01", "--reward-scale", "1.0"),
 }
-POSITIVE = ("total_timesteps", "learning_rate", "num_envs", "num_steps", "num_minibatches", "update_epochs",
-            "clip_coef", "eval_episodes", "torch_threads", "kl_target")
-NON_NEGATIVE = ("ent_coef", "vf_coef", "eval_interval", "kl_coef")
-OPTIONAL_POSITIVE = ("reward_scale", "target_kl", "max_grad_norm", "vf_clip", "minibatch_rows")
+SEEDS = "[0, 4294967295]"  # numpy's legacy seeding takes 32 bits
+# valid intervals of the numeric flags ("(", ")": open ends), with upper bounds where a value would
+# exhaust memory or overflow the losses; any other number must be finite
+RANGES = {
+    **dict.fromkeys(("total_timesteps", "num_minibatches", "minibatch_rows", "update_epochs"),
+                    "[1, inf)"),
+    **dict.fromkeys(("num_envs", "num_steps", "eval_episodes", "hidden_sizes"), "[1, 100000]"),
+    **dict.fromkeys(("num_slow_ues", "num_fast_ues"), "[0, 100000]"),
+    **dict.fromkeys(("eval_interval", "checkpoint_interval"), "[0, inf)"),
+    **dict.fromkeys(("clip_coef", "vf_clip", "max_grad_norm", "target_kl", "kl_target"),
+                    "(0, inf)"),
+    **dict.fromkeys(("ent_coef", "vf_coef", "kl_coef"), "[0, 1000]"),
+    "learning_rate": "(0, 1]", "reward_scale": "(0, 1000]", "gamma": "[0, 1]",
+    "gae_lambda": "[0, 1]", "torch_threads": "[1, 1024]", "eval_load_factors": "[1, 1000]",
+    "seed": SEEDS, "eval_seed": SEEDS,
+}
 
 
-def check_args(args: Args):
-    """Problems with the flags as `(flag, message)` pairs; empty when the run can start."""
-    problems = [(n, f"must be > 0, got {getattr(args, n)}") for n in POSITIVE if not getattr(args, n) > 0]
-    problems += [(n, f"must be >= 0, got {getattr(args, n)}") for n in NON_NEGATIVE if not getattr(args, n) >= 0]
-    for name in ("gamma", "gae_lambda"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            problems.append((name, f"must lie in [0, 1], got {getattr(args, name)}"))
-    problems += [(n, f"must be > 0 or None, got {getattr(args, n)}") for n in OPTIONAL_POSITIVE
-                 if getattr(args, n) is not None and not getattr(args, n) > 0]
-    if args.vf_clip is not None and not args.clip_vloss:
-        problems.append(("vf_clip", "needs --clip-vloss (it sets the range of the value clip)"))
-    if not args.hidden_sizes or min(args.hidden_sizes) < 1:
-        problems.append(("hidden_sizes", f"must be one or more positive ints, got {args.hidden_sizes}"))
-    if args.eval_load_factors and (args.mode == "central" or min(args.eval_load_factors) < 1):
-        problems.append(("eval_load_factors", "must be ints >= 1 and needs --mode multi (the central agent's "
-                                              f"input size is fixed by U), got {args.eval_load_factors}"))
-    if not problems and args.num_envs * args.num_steps > args.total_timesteps:
-        problems.append(("total_timesteps", f"must be at least --num-envs * --num-steps = "
-                                            f"{args.num_envs * args.num_steps} (one rollout)"))
-    if not problems and args.num_minibatches > args.num_envs * args.num_steps:
-        problems.append(("num_minibatches", f"must be at most --num-envs * --num-steps, got {args.num_minibatches}"))
-    if args.scenario not in comp_env.SCENARIOS:
-        return problems + [("scenario", f"must be one of {sorted(comp_env.SCENARIOS)}, got {args.scenario!r}")]
-    overrides = env_overrides(args)
-    for name, value in overrides.items():  # comp_env validates its config; name the flag that caused a complaint
-        try:
-            comp_env.make_config(args.scenario, **{name: value})
-        except ValueError as e:
-            problems.append((name, str(e)))
-    if not problems:
-        try:
-            comp_env.make_config(args.scenario, **overrides)
-        except ValueError as e:
-            problems.append(("num_slow_ues", str(e)))
-    return problems
+def batch_rows(args: Args, n_ues: int):
+    """(agent rows of a rollout, agent rows per minibatch) with U = `n_ues` UEs."""
+    rows = args.num_envs * args.num_steps * (n_ues if args.mode == "multi" else 1)
+    return rows, args.minibatch_rows or rows // args.num_minibatches
 
 
 def env_overrides(args: Args, load_factor: int = 1):
@@ -252,19 +277,26 @@ def split_preset(argv):
 
 def parse_args(argv=None) -> Args:
     """The preset's flags become the defaults (so `--help` shows them), the flags given override
-    them; then `check_args`: a bad flag exits with status 2 and a message naming it."""
+    them; a bad flag exits with status 2 and a message naming it (`Args.__post_init__`)."""
     preset, rest = split_preset(sys.argv[1:] if argv is None else argv)
-    if preset not in PRESETS:
-        print(f"error: --preset must be one of {sorted(PRESETS)}, got {preset!r}", file=sys.stderr)
-        sys.exit(2)
+    run_utils.check_choice("--preset", preset, tuple(PRESETS))
     defaults = dataclasses.replace(tyro.cli(Args, args=PRESETS[preset]), preset=preset)
-    args = tyro.cli(Args, default=defaults, args=rest)
-    problems = check_args(args)
-    if problems:
-        for name, message in problems:
-            print(f"error: --{name.replace('_', '-')} {message}", file=sys.stderr)
-        sys.exit(2)
-    return args
+    return tyro.cli(Args, default=defaults, args=rest)
+
+
+def memory_gib(args: Args, config: comp_env.CompConfig):
+    """A rough size of the run: the rollout storage, the env copies (training, evaluation at the
+    largest load factor), both networks with gradients and Adam's moments, and the activations
+    of the largest forward pass."""
+    n_ues, n_bs = config.num_ues, config.num_bs
+    obs_dim, n_choices = 3 * n_bs + 1, n_bs + 1
+    rows = args.num_steps * args.num_envs * n_ues  # UE rows of a rollout (central: U per row)
+    eval_ues = args.eval_episodes * n_ues * max((1, *args.eval_load_factors))
+    sizes = (obs_dim * n_ues, *args.hidden_sizes, n_choices * n_ues)  # central's, the larger
+    weights = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
+    return (rows * (4 * (obs_dim + n_choices + 6) + 8) + (args.num_envs * n_ues + eval_ues) * 8
+            * (6 * n_bs + 10) + 2 * 4 * 4 * weights
+            + 4 * 6 * max(rows, eval_ues) * sum(args.hidden_sizes)) / 2**30
 
 
 def layer_init(layer, std=np.sqrt(2), bias_const=0.0):
@@ -389,18 +421,21 @@ def greedy_policy(agent, mode):
 
 
 if __name__ == "__main__":
+    stop_signal = run_utils.catch_signals()  # SIGINT/SIGTERM: stop at the end of the iteration
     args = parse_args()
-    print(f"preset {args.preset}: {' '.join(PRESETS[args.preset])}")
-    args.batch_size = int(args.num_envs * args.num_steps)
-    args.num_iterations = args.total_timesteps // args.batch_size
-    run_name = f"comp-{args.scenario}__{args.exp_name}-{args.mode}__{args.seed}__{int(time.time())}"
-    run_dir = args.run_dir or f"runs/{run_name}"
-    os.makedirs(run_dir, exist_ok=True)
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
+    script = os.path.basename(__file__)
+    print(f"preset {args.preset}: {' '.join(PRESETS[args.preset])}", flush=True)
+    overrides = env_overrides(args)
+    config = comp_env.make_config(args.scenario, **overrides)
+    run_utils.check_memory(memory_gib(args, config), f"--num-envs {args.num_envs} --num-steps "
+                           f"{args.num_steps} --eval-episodes {args.eval_episodes} --hidden-sizes "
+                           f"{' '.join(map(str, args.hidden_sizes))} on {config.num_ues} UEs")
+    if args.run_dir is not None:
+        run_utils.check_output_path("--run-dir", args.run_dir, is_dir=True)
+    batch_size = int(args.num_envs * args.num_steps)
+    num_iterations = args.total_timesteps // batch_size
+    print(f"{num_iterations} iterations of {batch_size} env steps: {num_iterations * batch_size} "
+          f"of --total-timesteps {args.total_timesteps}", flush=True)
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -411,7 +446,6 @@ if __name__ == "__main__":
 
     # env setup: training copies with the mode's reward; evaluation copies always with the
     # multi-agent (sum) reward, so the reported return means the same for every training reward
-    overrides = env_overrides(args)
     envs = comp_env.make_env(args.scenario, num_envs=args.num_envs, seed=args.seed,
                              reward=args.mode, reward_aggregate=args.reward_aggregate, **overrides)
     eval_env = comp_env.make_env(args.scenario, num_envs=args.eval_episodes, seed=args.eval_seed, reward="multi",
@@ -419,9 +453,8 @@ if __name__ == "__main__":
     n_ues, obs_dim, n_choices = envs.n_agents, envs.obs_dim, envs.act_dim
     n_rows, n_heads = (n_ues, 1) if args.mode == "multi" else (1, n_ues)  # agent rows per env copy, heads per row
     row_dim = obs_dim * n_ues // n_rows
-    args.minibatch_size = args.minibatch_rows or args.batch_size * n_rows // args.num_minibatches
+    _, minibatch_size = batch_rows(args, n_ues)
     v_clip = args.clip_coef if args.vf_clip is None else args.vf_clip
-    kl_coef = args.kl_coef
     reward_scale = args.reward_scale if args.reward_scale is not None else 1.0 / n_ues
 
     agent = Agent(row_dim, n_heads, n_choices, args.hidden_sizes)
@@ -437,7 +470,42 @@ if __name__ == "__main__":
     dones = torch.zeros(shape)
     values = torch.zeros(shape)
 
-    eval_history = []
+    if stop_signal:
+        print(f"{signal.Signals(stop_signal[0]).name} before the run started: nothing saved yet")
+        sys.exit(128 + stop_signal[0])
+    run = run_utils.Run(args, script, f"runs/comp-{args.scenario}__{args.exp_name}-{args.mode}__"
+                                      f"{args.seed}__{int(time.time())}")
+    writer, checkpoint = run.writer, run.checkpoint
+
+    # the state that a checkpoint keeps (a fresh run's start, or the resumed run's)
+    global_step, iteration, kl_coef = 0, 0, args.kl_coef
+    eval_history, eval_time = [], 0.0
+    modules = {"agent": agent, "optimizer": optimizer, "envs": envs}
+    # numpy's global generator (np.random.shuffle draws from it), in the form Run saves
+    legacy_rng = np.random.Generator(np.random.get_bit_generator())
+    if checkpoint is not None:
+        checkpoint = run.restore(modules, legacy_rng, torch.device("cpu"))
+        random.setstate(checkpoint["python_rng"])
+        global_step, iteration, kl_coef = (checkpoint[k] for k in ("global_step", "iteration",
+                                                                     "kl_coef"))
+        eval_history, eval_time, next_obs = (checkpoint[k] for k in ("eval_history", "eval_time",
+                                                                      "next_obs"))
+        if iteration > num_iterations:
+            run_utils.fail(f"--total-timesteps {args.total_timesteps}: the checkpoint in {run.dir} "
+                           f"is at global_step={global_step}, beyond it")
+
+    def save_checkpoint():
+        writer.flush()
+        run.save(global_step, modules, legacy_rng, torch.device("cpu"), with_buffer=True,
+                 hidden=list(args.hidden_sizes), iteration=iteration, kl_coef=kl_coef,
+                 eval_history=eval_history, eval_time=eval_time, next_obs=next_obs,
+                 python_rng=random.getstate())
+
+    def stop_if_signalled():
+        """A SIGINT/SIGTERM stops the run here, between iterations, with a checkpoint."""
+        if stop_signal:
+            save_checkpoint()
+            run.stop(stop_signal[0], global_step)
 
     def run_evaluation(step):
         result = evaluate(greedy_policy(agent, args.mode), eval_env, args.eval_seed)
@@ -450,16 +518,17 @@ if __name__ == "__main__":
         return result
 
     # TRY NOT TO MODIFY: start the game
-    global_step = 0
-    run_evaluation(global_step)
-    start_time = time.time()
-    eval_time = 0.0
-    next_obs = torch.as_tensor(agent_rows(envs.reset(seed=args.seed)[0], args.mode))
+    if checkpoint is None:
+        eval_start = time.time()
+        run_evaluation(global_step)
+        eval_time += time.time() - eval_start
+        next_obs = torch.as_tensor(agent_rows(envs.reset(seed=args.seed)[0], args.mode))
+    stop_if_signalled()
 
-    for iteration in range(1, args.num_iterations + 1):
+    for iteration in range(iteration + 1, num_iterations + 1):
         # Annealing the rate if instructed to do so.
         if args.anneal_lr:
-            frac = 1.0 - (iteration - 1.0) / args.num_iterations
+            frac = 1.0 - (iteration - 1.0) / num_iterations
             optimizer.param_groups[0]["lr"] = frac * args.learning_rate
 
         for step in range(0, args.num_steps):
@@ -496,7 +565,7 @@ if __name__ == "__main__":
                 writer.add_scalar("charts/episodic_length", float(np.mean(infos["episode"]["length"])), global_step)
 
             if args.eval_interval > 0 and global_step // args.eval_interval != (global_step - args.num_envs) // \
-                    args.eval_interval and iteration < args.num_iterations:
+                    args.eval_interval and iteration < num_iterations:
                 eval_start = time.time()
                 run_evaluation(global_step)
                 eval_time += time.time() - eval_start
@@ -524,8 +593,8 @@ if __name__ == "__main__":
         for epoch in range(args.update_epochs):
             epoch_kls = []
             np.random.shuffle(b_inds)
-            for start in range(0, len(b_obs), args.minibatch_size):
-                end = start + args.minibatch_size
+            for start in range(0, len(b_obs), minibatch_size):
+                end = start + minibatch_size
                 mb_inds = b_inds[start:end]
 
                 _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
@@ -573,7 +642,7 @@ if __name__ == "__main__":
         explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
 
         # TRY NOT TO MODIFY: record rewards for plotting purposes
-        sps = int(global_step / (time.time() - start_time - eval_time))
+        sps = int(global_step / (run.wall_time() - eval_time))
         writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
         writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
         writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
@@ -583,10 +652,15 @@ if __name__ == "__main__":
         writer.add_scalar("losses/clipfrac", np.mean(clipfracs), global_step)
         writer.add_scalar("losses/explained_variance", explained_var, global_step)
         writer.add_scalar("charts/SPS", sps, global_step)
-        if iteration % 20 == 0 or iteration == args.num_iterations:
+        if iteration % 20 == 0 or iteration == num_iterations:
             print(f"global_step={global_step}, SPS={sps}")
+        every = args.checkpoint_interval
+        if every and global_step - run.last_checkpoint >= every:
+            save_checkpoint()
+        stop_if_signalled()
 
-    train_time = time.time() - start_time
+    train_time = run.wall_time()
+    save_checkpoint()  # the trained agent: a signal during the final evaluation resumes here
     final_eval = run_evaluation(global_step)
     load_sweep = {}
     for factor in args.eval_load_factors:
@@ -594,13 +668,13 @@ if __name__ == "__main__":
                                 **env_overrides(args, factor))
         result = evaluate(greedy_policy(agent, args.mode), env, args.eval_seed)
         load_sweep[str(factor)] = {"num_ues": env.n_agents, **{k: float(np.mean(v)) for k, v in result.items()}}
+    if stop_signal:  # the final evaluation is redone on resume
+        run.stop(stop_signal[0], global_step)
     if args.save_model:
-        model_path = os.path.join(run_dir, f"{args.exp_name}.cleanrl_model")
+        model_path = os.path.join(run.dir, f"{args.exp_name}.cleanrl_model")
         torch.save(agent.state_dict(), model_path)
         print(f"model saved to {model_path}")
-    summary = {"status": "finished", "script": os.path.basename(__file__), "args": dataclasses.asdict(args),
-               "global_step": global_step, "num_ues": n_ues, "num_bs": envs.num_bs, "wall_time_s": train_time,
-               "eval_time_s": eval_time, "eval_history": eval_history, "final_eval": final_eval,
-               "load_sweep": load_sweep}
-    write_json(os.path.join(run_dir, "summary.json"), summary)
-    writer.close()
+    run.finish(global_step, num_ues=n_ues, num_bs=envs.num_bs, wall_time_s=train_time,
+               eval_time_s=eval_time, eval_history=eval_history, final_eval=final_eval,
+               load_sweep=load_sweep, batch_size=batch_size, minibatch_size=minibatch_size,
+               num_iterations=num_iterations)

@@ -192,7 +192,8 @@ class Run:
         replay buffer, which a final checkpoint lacks) and the random generators; returns the
         checkpoint with its other tensors on `device`."""
         checkpoint = self.checkpoint
-        if checkpoint["buffer"] is None and checkpoint["global_step"] < self.args.total_timesteps:
+        if "buffer" in modules and checkpoint["buffer"] is None and \
+                checkpoint["global_step"] < self.args.total_timesteps:
             fail(f"--resume: {self.ckpt_path} is the final checkpoint of a run, saved without its "
                  f"replay buffer; it cannot be extended beyond "
                  f"global_step={checkpoint['global_step']}")
@@ -222,7 +223,11 @@ class Run:
                  "wall_time": self.wall_time(), **to_cpu(values),
                  **{key: module.state_dict() if key != "buffer" or with_buffer else None
                     for key, module in modules.items()},
-                 "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                 # as plain values: the key array of numpy's legacy MT19937 becomes a list, which
+                 # torch.load(weights_only=True) reads
+                 "numpy_rng": json.loads(json.dumps(rng.bit_generator.state,
+                                                    default=lambda array: array.tolist())),
+                 "torch_rng": torch.get_rng_state(),
                  "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None}
         torch.save(state, f"{self.ckpt_path}.tmp")
         os.replace(f"{self.ckpt_path}.tmp", self.ckpt_path)
