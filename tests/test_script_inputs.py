@@ -179,10 +179,11 @@ def test_sigterm_during_updates_checkpoints_and_the_printed_command_resumes(tmp_
     assert summary["global_step"] == 500
     for key in ("eval_history", "eval_sampled_history", "eval_episode_returns"):
         assert [step for step, _ in summary[key]] == [100, 200, 300, 400, 500], key
-    # episodes after the resume start at stopped_at + 100 k; the first one starting at or after step 300 is idle
+    # the resumed run finishes the episode it stopped in (the envs' state is in the checkpoint):
+    # episodes start at 0, 100, ..., and the first one starting at or after step 300 is idle
     embb = dict(scalars(run_dir, "env/throughput_embb_mbps"))
-    starts = [s for s in range(stopped_at, 500, 100) if s + 100 <= 500]
-    assert starts and all((embb[s + 100] == 0.0) == (s >= 300) for s in starts), (stopped_at, embb)
+    assert sorted(embb) == [100, 200, 300, 400, 500], (stopped_at, embb)
+    assert all((embb[s + 100] == 0.0) == (s >= 300) for s in range(0, 500, 100)), (stopped_at, embb)
 
 
 @pytest.mark.slow
