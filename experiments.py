@@ -427,13 +427,15 @@ def argv(exp: Experiment, method: Method, scenario: str, seed: int) -> list[str]
             "--total-timesteps", str(exp.steps_of(scenario)), *exp.flags_of(scenario)]
 
 
-def known_variant(variant: str) -> bool:
-    """Whether records.py may accept a run name's variant: a method of an entry (or one LABELS
-    names, or an entry's `variants`), or heuristic-<row> for a reference row an entry declares,
-    a parameterised row with any values (ue_count-<a>-<b>, split-<e>-<m>-<u>)."""
+def known_method(variant: str, rho: str) -> bool:
+    """Whether records may name a run <variant>__<rho>__...: a method of an entry, a variant
+    without rho that LABELS names or an entry's `variants` lists, or heuristic-<row> (rho none)
+    for a reference row an entry declares, a parameterised row with any values
+    (ue_count-<a>-<b>, split-<e>-<m>-<u>)."""
     if variant.startswith("heuristic-"):
         row = variant[len("heuristic-"):]
         rows = {r for exp in EXPERIMENTS.values() for r in exp.references}
-        return row in rows or "-" in row and row.split("-")[0] in {r.split("-")[0] for r in rows}
-    return variant in LABELS or any(variant in exp.variants or variant in {
-        m.variant for m in exp.methods} for exp in EXPERIMENTS.values())
+        return rho == "none" and (row in rows or "-" in row and row.split("-")[0] in {
+            r.split("-")[0] for r in rows})
+    return any((variant, rho) in {(m.variant, m.rho) for m in exp.methods} or rho == "none" and (
+        variant in LABELS or variant in exp.variants) for exp in EXPERIMENTS.values())

@@ -9,8 +9,11 @@ per scenario (and their figures), the learning checks their table and `learning_
 RB-level ablation, the fixed splits, the heuristics (at the grid points that `heuristics-tuning`'s
 records pick) and comp_env's heuristics their tables, PPO on comp_env its tables and curves. Every
 figure whose input is absent is skipped with a one-line note; every record that is not a valid,
-finished run is reported and left out. `--readme` rewrites the tables between
-`<!-- table: NAME -->` and `<!-- /table -->` wherever they are (readme_tables names them).
+finished run (records.validate: types, finite numbers, a method experiments.py declares) is
+named with the reason and left out, so a non-finite or absurd number never reaches a table (and a
+statistic that is undefined shows "-"). `--readme` rewrites the tables between
+`<!-- table: NAME -->` and `<!-- /table -->` wherever they are (readme_tables names them). Every
+path and every marked table is checked before the first figure is written.
 
 Statistics (rliable; ours where rliable leaves a choice):
 - The unit of replication is a seed. A run's score is the mean of its evaluations over the last 20%
@@ -61,7 +64,7 @@ import comp_env  # noqa: E402
 import oran_env  # noqa: E402
 import records as rec  # noqa: E402
 import run_utils  # noqa: E402
-from experiments import LABELS, RHO_FLAGS, SPLITS, TUNING_GRID, known_variant  # noqa: E402
+from experiments import LABELS, RHO_FLAGS, SPLITS, TUNING_GRID, known_method  # noqa: E402
 
 SCENARIOS = ("paper", "hetero", "small", "light", "heavy", "nonstationary", *(f"du{n}" for n in range(2, 11)),
              "comp-small", "comp-medium", "comp-large")  # the order of scenario sections
@@ -292,7 +295,7 @@ def load_grid(grid_dir: Path, notes: list[str]) -> list[Run]:
         if parsed is None:
             notes.append(f"skipped {path}: not a record name (<variant>__<rho>__<scenario>__s<seed>.json)")
             continue
-        record, problems = rec.check_file(path, known_variant)
+        record, problems = rec.check_file(path, known_method)
         if record is None:
             notes.append(f"skipped {path}: {'; '.join(problems)}")
             continue

@@ -25,6 +25,12 @@ Protocol (ours, after rliable's recommendations; docs/results.md#the-papers-clai
   over the same fixed evaluation episodes. A heuristic's or transfer row's score is its evaluation.
 - sample efficiency = the area under the evaluation curve divided by the step range it covers.
 
+`validate` checks a record before it is written or read (plot_results reads nothing else): the
+schema version, every key's JSON type (a bool is no number), finite numbers of magnitude <=
+MAX_MAGNITUDE everywhere, a run name whose method experiments.py declares (`python records.py
+validate` and plot_results), the score of its evaluations; `check_file` says why a file is not
+a valid record.
+
 A record's args decide whether it is the run an experiment asks for (`args_differ`): every
 argument must be equal but the run machinery's (MACHINERY_ARGS). ADDED_ARGS lists arguments that
 scripts gained after records were made, with the value that reproduces the older runs.
@@ -321,11 +327,11 @@ def history_problems(history: list, name: str) -> list[str]:
                     and entry[0] >= 0 and type_error(entry[1], float) is None)]
 
 
-def validate(record, known_variant=None) -> list[str]:
+def validate(record, known_method=None) -> list[str]:
     """What is wrong with a record (empty when it is a valid record of this version): the schema
     version, the keys and their JSON types, finite numbers of a sane size everywhere, a run name
-    <variant>__<rho>__<scenario>__s<seed> (with `known_variant(variant)` true, where given), the
-    score and the finished flag as make_record computes them."""
+    <variant>__<rho>__<scenario>__s<seed> (with `known_method(variant, rho)` true, where given),
+    the score and the finished flag as make_record computes them."""
     if not isinstance(record, dict) or record.get("record_version") != RECORD_VERSION:
         found = record.get("record_version") if isinstance(record, dict) else type(record).__name__
         return [f"not a record of version {RECORD_VERSION} (record_version: {found})"]
@@ -343,8 +349,9 @@ def validate(record, known_variant=None) -> list[str]:
     parsed = parse_run_id(record["run"])
     if parsed is None:
         problems.append(f"run {record['run']!r} is not <variant>__<rho>__<scenario>__s<seed>")
-    elif known_variant is not None and not known_variant(parsed["variant"]):
-        problems.append(f"unknown variant {parsed['variant']!r} (not declared in experiments.py)")
+    elif known_method is not None and not known_method(parsed["variant"], parsed["rho"]):
+        problems.append(f"unknown method {parsed['variant']}__{parsed['rho']} (not declared in "
+                        "experiments.py)")
     problems += history_problems(record["eval_history"], "eval_history")
     problems += history_problems(record["eval_sampled_history"], "eval_sampled_history")
     final = record["final_eval"]
@@ -370,7 +377,7 @@ def validate(record, known_variant=None) -> list[str]:
     return problems
 
 
-def check_file(path: Path, known_variant=None) -> tuple[dict | None, list[str]]:
+def check_file(path: Path, known_method=None) -> tuple[dict | None, list[str]]:
     """(record, []) of a valid record file at records/<experiment>/<run>.json, else (None, what is
     wrong with it)."""
     path = Path(path)
@@ -378,7 +385,7 @@ def check_file(path: Path, known_variant=None) -> tuple[dict | None, list[str]]:
         record = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         return None, [f"not a readable JSON file ({type(e).__name__}: {str(e)[:80]})"]
-    problems = validate(record, known_variant)
+    problems = validate(record, known_method)
     if not problems and (record["experiment"], record["run"]) != (path.parent.name, path.stem):
         problems.append(f"holds {record['experiment']}/{record['run']}, not "
                         f"{path.parent.name}/{path.stem}")
@@ -545,9 +552,9 @@ def main(argv: list[str] | None = None) -> int:
              for f in (sorted(path.rglob("*.json")) if path.is_dir() else [path])]
     try:
         if args.command == "validate":
-            from experiments import known_variant  # the names the experiments declare (CLI only)
+            from experiments import known_method  # the names the experiments declare (CLI only)
 
-            bad = [(f, check_file(f, known_variant)[1]) for f in files]
+            bad = [(f, check_file(f, known_method)[1]) for f in files]
             for f, problems in bad:
                 if problems:
                     print(f"{f}: {'; '.join(problems)}")

@@ -12,10 +12,17 @@ trains in `<results-dir>/<experiment>/<run>/` and ends as `records/<experiment>/
 (records.py). A run is skipped when its record is finished and holds the arguments the script
 makes of the run's command line today (records.args_differ, after resolving them with the
 script's own parser); a record of the same arguments in one of the entry's `reuse` experiments is
-copied in instead of training again. An unfinished run resumes from its checkpoint (--resume), so
-a grid can be stopped (Ctrl-C, SIGTERM, SIGHUP) and continued in another sitting. A training
-process never outlives the runner (own process group, parent-death signal), holds run.lock in its
-folder, runs under `nice` with --torch-threads torch threads (OMP/MKL variables too).
+copied in instead of training again. A finished run folder of other arguments (another budget,
+say) is never counted as the run: the runner names what differs and starts nothing. Each run
+folder is one run, started once (a scenario or seed named twice is one run), and an entry may not
+set what the runner and the run name own (--seed, --total-timesteps, --run-dir, --resume, the
+scenario, in the entry's flags a method's flags). An unfinished run resumes from its checkpoint
+(--resume), so a grid can be stopped (Ctrl-C, SIGTERM, SIGHUP: the runs checkpoint, the runner
+exits 128 + the signal's number, a second signal changes nothing) and continued in another
+sitting. A training process never outlives the runner (own process group, parent-death signal),
+holds run.lock in its folder, runs under `nice` with --torch-threads torch threads (OMP/MKL
+variables too). Bad input (a flag out of its range, an unknown experiment, a path that cannot be
+read or written) exits 2 with a message naming it, before any work.
 
 Reference rows (an entry's `references`: the environment's heuristics, the full-information
 reference, constant RB splits `split-<eMBB>-<mMTC>-<URLLC>` and heuristics with their parameters
@@ -64,10 +71,10 @@ ENV_MODULES = {"oran": "oran_env", "comp": "comp_env"}  # env id -> simulator mo
 CHECKPOINT, SUMMARY, LOCK, RUN_LOG = "checkpoint.pt", "summary.json", "run.lock", "runner.log"
 RAY_TOKEN = ".ray-driver-token"  # in <results-dir>/<experiment>/: a node reading it shares the disk
 COMPANIONS = ("run_utils.py",)  # modules next to the scripts that a script may import
-# flags the runner sets for every run (seed, budget, run folder, threads, resume, scenario): an
-# entry's flags that named one would train another run than the one its name and folder say
-OWNED_FLAGS = ("--seed", "--total-timesteps", FLAG_RUN_DIR, FLAG_RESUME, FLAG_THREADS,
-               "--scenario", "--env-id")
+# flags the runner sets for every run (seed, budget, run folder, resume, scenario): an entry's
+# flags that named one would train another run than the one its name and folder say (its
+# --torch-threads may stand: the runner's comes last, and threads change no result)
+OWNED_FLAGS = ("--seed", "--total-timesteps", FLAG_RUN_DIR, FLAG_RESUME, "--scenario", "--env-id")
 RANGES = {"seeds": "[0, 4294967295]", "workers": "[1, 1024]", "torch_threads": "[1, 1024]",
           "nice": "[0, 19]", "cpus_per_run": "(0, 4096]", "gpus_per_run": "[0, 1024]",
           "ray_max_retries": "[0, 1000]"}
@@ -211,7 +218,7 @@ def check_flags(name: str, exp: Experiment) -> None:
             if clash := sorted(flag_names(method.flags + shared) & flag_names(OWNED_FLAGS)):
                 raise ValueError(
                     f"experiment {name}: its flags set {clash[0]}, which the runner sets for every "
-                    "run (seed, budget, run folder, threads, scenario): declare it through the "
+                    "run (seed, budget, run folder, resume, scenario): declare it through the "
                     "entry's seeds, steps or scenarios")
             if clash := sorted(flag_names(method.flags) & flag_names(shared)):
                 raise ValueError(

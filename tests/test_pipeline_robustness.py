@@ -99,7 +99,7 @@ def test_runner_bad_input_exits_2_naming_it(case, tmp_path):
     ("experiment", ("--total-timesteps=50",), "--total-timesteps"),
     ("method", ("--run-dir", "elsewhere"), "--run-dir"),
     ("per_scenario", ("--no-resume",), "--resume"),
-    ("experiment", ("--torch_threads", "4"), "--torch-threads"),
+    ("experiment", ("--total_timesteps", "4"), "--total-timesteps"),
     ("method", ("--scenario", "paper"), "--scenario"),
     ("experiment", ("--gamma", "0.5"), "--gamma"),  # the method's own flag (the run's variant)
 ])
@@ -294,7 +294,7 @@ def test_validate_names_what_is_wrong_with_a_record(case):
 
 def write_bad_grid(root: Path) -> dict[str, str]:
     """records/paper: No-SAM seeds 1-2 (scores 10 and 20), the corruptions of seeds 3.., an
-    unknown variant, a file named after another run and one that is not JSON; returns the reason
+    unknown method, a file named after another run and one that is not JSON; returns the reason
     expected for each bad file."""
     for seed, value in ((1, 10.0), (2, 20.0)):
         records.write_record(root, good_record(seed=seed, value=value))
@@ -304,7 +304,9 @@ def write_bad_grid(root: Path) -> dict[str, str]:
         path.write_text(json.dumps(corrupt(good_record(seed=seed, value=275.5), case)))
         expected[path.name] = CORRUPTIONS[case]
     records.write_record(root, good_record(variant="bogus-sam"))
-    expected["bogus-sam__none__paper__s1.json"] = "unknown variant 'bogus-sam'"
+    expected["bogus-sam__none__paper__s1.json"] = "unknown method bogus-sam__none"
+    records.write_record(root, {**good_record(), "run": "nosam__bogus__paper__s1"})
+    expected["nosam__bogus__paper__s1.json"] = "unknown method nosam__bogus"
     moved = records.record_path(root, "paper", "nosam__none__paper__s90")
     moved.write_text(json.dumps(good_record(seed=91)))
     expected[moved.name] = "holds paper/nosam__none__paper__s91"
