@@ -287,7 +287,7 @@ def detectable_difference(x, y) -> float:
 # ------------------------------------------------------------------------------------------------
 def load_grid(grid_dir: Path, notes: list[str]) -> list[Run]:
     """The finished runs of one experiment's folder of records, each validated (records.validate,
-    with the variants experiments.py declares); every record left out adds a line to notes that
+    with the methods experiments.py declares); every record left out adds a line to notes that
     names it and says why."""
     runs = []
     for path in sorted(grid_dir.glob("*.json")):

@@ -789,7 +789,8 @@ class StopSignals:
     def __init__(self):
         self.signum: int | None = None
         main_thread = threading.current_thread() is threading.main_thread()
-        self.previous = {s: signal.signal(s, self.receive) for s in self.SIGNALS * main_thread}
+        self.previous = {s: signal.signal(s, self.receive)
+                         for s in (self.SIGNALS if main_thread else ())}
 
     def receive(self, signum, frame) -> None:
         if self.signum is None:
