@@ -52,6 +52,7 @@ class Experiment:
     reuse: tuple[str, ...] = ()  # experiments whose records of the same arguments count here
     posthoc: str = ""  # "decodings": score the final actor's RB-level decodings (the ablation)
     historical: str = ""  # why the entry cannot be run again (its records are kept as they are)
+    variants: tuple[str, ...] = ()  # run-name variants of records that no method declares
 
     def steps_of(self, scenario: str) -> int:
         return dict(self.per_scenario_steps).get(scenario, self.steps)
@@ -325,7 +326,8 @@ EXPERIMENTS: dict[str, Experiment] = {
     "rb-ablation-5fc924f": Experiment(
         "the ablation's first runs, on the simulator before the work-conserving scheduler",
         (), ("small", "paper"), (1, 2, 3), 6_000,
-        historical="trained by the experimental script of e552927 on oran_env of 5fc924f"),
+        historical="trained by the experimental script of e552927 on oran_env of 5fc924f",
+        variants=(*ABLATION, "alpha1e-2+bias1+te0.5*")),
     # --- PPO on comp_env (docs/comp.md) ---
     "ppo-comp": Experiment(
         "multi-agent and central PPO on DeepCoMP's medium and large scenarios",
@@ -406,9 +408,15 @@ def run_name(method: Method, scenario: str, seed: int) -> str:
 def training_runs(exp: Experiment,
                   seeds: tuple[int, ...] | None = None) -> list[tuple[Method, str, int]]:
     """(method, scenario, seed) of every training run of an entry, seed-major (a grid cut short
-    holds complete seeds of every method); `seeds` replaces the entry's."""
+    holds complete seeds of every method), each once; `seeds` replaces the entry's."""
     runs = [(m, s, seed) for seed in (seeds or exp.seeds) for s in exp.scenarios
             for m in exp.methods]
+    unique: dict[str, tuple[Method, str, int]] = {}  # each run folder once (seeds, scenarios)
+    for run in runs:
+        if unique.setdefault(run_name(*run), run) != run:
+            raise ValueError(f"two methods of the entry have the run name {run_name(*run)} (one "
+                             "run folder): give them other variant or rho names")
+    runs = list(unique.values())
     return [r for r in runs if not exp.only or any(
         run_name(*r) == p or run_name(*r).startswith(p + "__") for p in exp.only)]
 
@@ -417,3 +425,17 @@ def argv(exp: Experiment, method: Method, scenario: str, seed: int) -> list[str]
     """The script's flags of one run, without the run machinery's (run folder, threads, resume)."""
     return [*method.flags, *scenario_flags(method.script, scenario), "--seed", str(seed),
             "--total-timesteps", str(exp.steps_of(scenario)), *exp.flags_of(scenario)]
+
+
+def known_method(variant: str, rho: str) -> bool:
+    """Whether records may name a run <variant>__<rho>__...: a method of an entry, a variant
+    without rho that LABELS names or an entry's `variants` lists, or heuristic-<row> (rho none)
+    for a reference row an entry declares, a parameterised row with any values
+    (ue_count-<a>-<b>, split-<e>-<m>-<u>)."""
+    if variant.startswith("heuristic-"):
+        row = variant[len("heuristic-"):]
+        rows = {r for exp in EXPERIMENTS.values() for r in exp.references}
+        return rho == "none" and (row in rows or "-" in row and row.split("-")[0] in {
+            r.split("-")[0] for r in rows})
+    return any((variant, rho) in {(m.variant, m.rho) for m in exp.methods} or rho == "none" and (
+        variant in LABELS or variant in exp.variants) for exp in EXPERIMENTS.values())

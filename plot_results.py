@@ -9,8 +9,11 @@ per scenario (and their figures), the learning checks their table and `learning_
 RB-level ablation, the fixed splits, the heuristics (at the grid points that `heuristics-tuning`'s
 records pick) and comp_env's heuristics their tables, PPO on comp_env its tables and curves. Every
 figure whose input is absent is skipped with a one-line note; every record that is not a valid,
-finished run is reported and left out. `--readme` rewrites the tables between
-`<!-- table: NAME -->` and `<!-- /table -->` wherever they are (readme_tables names them).
+finished run (records.validate: types, finite numbers, a method experiments.py declares) is
+named with the reason and left out, so a non-finite or absurd number never reaches a table (and a
+statistic that is undefined shows "-"). `--readme` rewrites the tables between
+`<!-- table: NAME -->` and `<!-- /table -->` wherever they are (readme_tables names them). Every
+path and every marked table is checked before the first figure is written.
 
 Statistics (rliable; ours where rliable leaves a choice):
 - The unit of replication is a seed. A run's score is the mean of its evaluations over the last 20%
@@ -60,7 +63,8 @@ from scipy import stats  # noqa: E402
 import comp_env  # noqa: E402
 import oran_env  # noqa: E402
 import records as rec  # noqa: E402
-from experiments import LABELS, RHO_FLAGS, SPLITS, TUNING_GRID  # noqa: E402
+import run_utils  # noqa: E402
+from experiments import LABELS, RHO_FLAGS, SPLITS, TUNING_GRID, known_method  # noqa: E402
 
 SCENARIOS = ("paper", "hetero", "small", "light", "heavy", "nonstationary", *(f"du{n}" for n in range(2, 11)),
              "comp-small", "comp-medium", "comp-large")  # the order of scenario sections
@@ -129,6 +133,16 @@ class Args:
     docs/*.md under --root (NAME: <experiment>/<scenario>, <experiment>/aggregate, claims, ...)"""
     root: Path = Path(".")
     """the repository whose README.md and docs/*.md --readme rewrites"""
+
+    def __post_init__(self):
+        run_utils.check_ranges(self, RANGES)
+        if self.main_rho not in RHO_FLAGS and not re.fullmatch(r"fixed[0-9.e+-]+", self.main_rho):
+            raise ValueError(f"--main-rho must be one of {', '.join(RHO_FLAGS)} or fixed<rho>, "
+                             f"got {self.main_rho!r}")
+
+
+RANGES = {"n_boot": "[100, 1000000]", "curve_points": "[2, 100000]", "seed": "[0, 4294967295]",
+          "shift_step": "[0, 1000000000000]"}
 
 
 @dataclass
@@ -282,17 +296,18 @@ def comparison(x, y, args, *key: str):
 # Loading
 # ------------------------------------------------------------------------------------------------
 def load_grid(grid_dir: Path, notes: list[str]) -> list[Run]:
-    """The finished runs of one experiment's folder of records; every record left out adds a line
-    to notes."""
+    """The finished runs of one experiment's folder of records, each validated (records.validate,
+    with the methods experiments.py declares); every record left out adds a line to notes that
+    names it and says why."""
     runs = []
     for path in sorted(grid_dir.glob("*.json")):
         parsed = rec.parse_run_id(path.stem)
         if parsed is None:
             notes.append(f"skipped {path}: not a record name (<variant>__<rho>__<scenario>__s<seed>.json)")
             continue
-        record = rec.read_record(path)
+        record, problems = rec.check_file(path, known_method)
         if record is None:
-            notes.append(f"skipped {path}: not a valid run record (version {rec.RECORD_VERSION})")
+            notes.append(f"skipped {path}: {'; '.join(problems)}")
             continue
         if not record["finished"]:
             notes.append(f"skipped {path}: not a finished run (no evaluations)")
@@ -883,14 +898,6 @@ def generalisation_section(name, runs: list[Run], source: list[Run], args, rng, 
 
 
 # ------------------------------------------------------------------------------------------------
-def check_output_dir(path: Path, flag: str) -> None:
-    """ValueError naming `flag` when a folder to write into is a file, lies under a file, or its
-    nearest existing folder is not writable."""
-    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag} {path}: {existing} is not a writable folder")
-
-
 def section_rng(seed: int, *section: str) -> np.random.Generator:
     """One bootstrap stream per grid/scenario section, so adding another grid's runs to the results
     folder leaves every other section's confidence intervals unchanged."""
@@ -1523,8 +1530,19 @@ def readme_tables(args: Args, names) -> dict[str, str]:
             rows = method_table(by_method, args, section_rng(args.seed, experiment, part)) if by_method else []
         if not rows:
             raise ValueError(f"table {name!r}: no records for it under {args.records}")
-        tables[name] = "\n".join(rows) + "\n"
+        tables[name] = "\n".join(finite_cells(rows)) + "\n"
     return tables
+
+
+NON_FINITE = re.compile(r"(?<![\w.])[+-]?(nan|inf)\b")
+
+
+def finite_cells(lines: list[str]) -> list[str]:
+    """Markdown lines with every table cell that would show nan or inf shown as "-": the records
+    hold finite numbers only (records.validate), but a statistic of too few runs is undefined."""
+    return [line if not (line.startswith("|") and NON_FINITE.search(line)) else "|" + "|".join(
+        " - " if NON_FINITE.search(cell) else cell for cell in line.split("|")[1:-1]) + "|"
+        for line in lines]
 
 
 def marked_files(root: Path) -> list[Path]:
@@ -1532,13 +1550,37 @@ def marked_files(root: Path) -> list[Path]:
     return [p for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))] if p.is_file()]
 
 
-def update_readme(path: Path, args: Args) -> int:
-    """Rewrites the tables between `<!-- table: NAME -->` and `<!-- /table -->` in a markdown file;
-    returns how many."""
+def rewritten(path: Path, args: Args) -> tuple[str, int]:
+    """(text, how many tables) of a markdown file with the tables between `<!-- table: NAME -->`
+    and `<!-- /table -->` computed from the records."""
     text = path.read_text()
     tables = readme_tables(args, [m.group(2) for m in README_TABLE.finditer(text)])
-    path.write_text(README_TABLE.sub(lambda m: m.group(1) + tables[m.group(2)] + m.group(4), text))
-    return len(tables)
+    return README_TABLE.sub(lambda m: m.group(1) + tables[m.group(2)] + m.group(4), text), len(tables)
+
+
+def update_readme(path: Path, args: Args) -> int:
+    """Rewrites the marked tables of a markdown file; returns how many."""
+    text, n = rewritten(path, args)
+    path.write_text(text)
+    return n
+
+
+def check_paths(args: Args) -> list[Path]:
+    """Every path, before any figure is written: the records root a folder, --out a folder this
+    process can write, and with --readme --root a folder with README.md whose marked files can be
+    written; returns those files."""
+    if not args.records.is_dir():
+        run_utils.fail(f"--records {args.records}: not a folder of records")
+    run_utils.check_output_path("--out", str(args.out), is_dir=True)
+    if not args.readme:
+        return []
+    if not (args.root / "README.md").is_file():
+        run_utils.fail(f"--root {args.root}: no README.md there (--readme rewrites its tables)")
+    files = marked_files(args.root)
+    for path in files:
+        if not os.access(path, os.R_OK | os.W_OK):
+            run_utils.fail(f"--readme: cannot read and write {path}")
+    return files
 
 
 def report(args: Args) -> tuple[list[Path], list[str]]:
@@ -1546,10 +1588,8 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
     if args.n_boot < 100 or args.curve_points < 2:
         raise ValueError(f"--n-boot must be >= 100 and --curve-points >= 2, got {args.n_boot}, "
                          f"{args.curve_points}")
-    check_output_dir(args.out, "--out")
+    check_paths(args)
     notes: list[str] = []
-    if not args.records.is_dir():
-        raise ValueError(f"--records {args.records}: not a folder")
     args.out.mkdir(parents=True, exist_ok=True)
     figures: list[Path] = []
     lines = [f"# Results from the records in `{args.records}`", "", GAIN_DEFINITION, ""]
@@ -1633,20 +1673,22 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
             lines += [f"On the `{grid}` grid:", ""] + claims_table(grids, args, grid) + [""]
     lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
     lines += ["", "## Notes (skipped input)", ""] + [f"- {n}" for n in notes]
-    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    (args.out / "results.md").write_text("\n".join(finite_cells(lines)) + "\n")
     return figures, notes
 
 
 def main(args: Args) -> None:
+    # the marked tables are computed before any figure is written: a bad page or a table without
+    # records stops the command with nothing written
+    pages = {path: rewritten(path, args) for path in check_paths(args)}
     figures, notes = report(args)
-    for note in notes:
+    for note in dict.fromkeys(notes):
         print("note:", note)
     print(f"wrote {len(figures)} figures and {args.out / 'results.md'}")
-    if args.readme:
-        for path in marked_files(args.root):
-            n = update_readme(path, args)
-            if n:
-                print(f"rewrote {n} tables in {path}")
+    for path, (text, n) in pages.items():
+        if n:
+            path.write_text(text)
+            print(f"rewrote {n} tables in {path}")
 
 
 if __name__ == "__main__":

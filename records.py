@@ -25,13 +25,19 @@ Protocol (ours, after rliable's recommendations; docs/results.md#the-papers-clai
   over the same fixed evaluation episodes. A heuristic's or transfer row's score is its evaluation.
 - sample efficiency = the area under the evaluation curve divided by the step range it covers.
 
+`validate` checks a record before it is written or read (plot_results reads nothing else): the
+schema version, every key's JSON type (a bool is no number), finite numbers of magnitude <=
+MAX_MAGNITUDE everywhere, a run name whose method experiments.py declares (`python records.py
+validate` and plot_results), the score of its evaluations; `check_file` says why a file is not
+a valid record.
+
 A record's args decide whether it is the run an experiment asks for (`args_differ`): every
 argument must be equal but the run machinery's (MACHINERY_ARGS). ADDED_ARGS lists arguments that
 scripts gained after records were made, with the value that reproduces the older runs.
 
     python records.py convert-learning-check old/tasam_marl_sac__paper__s6.json --experiment NAME
     python records.py convert-run runs/experiments/rb-paper/ta-sam__dynamic__paper__s6 --experiment NAME
-    python records.py validate records
+    python records.py validate                 # every record under records/
 """
 
 from __future__ import annotations
@@ -287,23 +293,82 @@ def ppo_final(final: dict) -> dict:
             "per_episode": per_episode}
 
 
-REQUIRED = {"experiment": str, "run": str, "kind": str, "script": str, "args": dict,
-            "global_step": int, "eval_history": list, "eval_sampled_history": list,
+REQUIRED = {"record_version": int, "experiment": str, "run": str, "kind": str, "script": str,
+            "args": dict, "global_step": int, "eval_history": list, "eval_sampled_history": list,
             "final_eval": dict, "curves": dict, "finished": bool, "extra": dict}
+OPTIONAL = {"score": float, "best_eval_return": float, "wall_time_s": float, "torch_threads": int,
+            "converted": dict}  # None where a record has no value
+MAX_MAGNITUDE = 1e12  # far above any quantity of these runs: a larger number is a corrupt record
 
 
-def validate(record) -> list[str]:
-    """What is wrong with a record (empty when it is a valid record of this version)."""
+def type_error(value, expected: type) -> str | None:
+    """Why `value` is not of the JSON type `expected` (a bool is no number; an int is a float)."""
+    ok = type(value) in ((int, float) if expected is float else (expected,))
+    return None if ok else f"expected {'number' if expected is float else expected.__name__}, " \
+                           f"got {json.dumps(value)[:40]}"
+
+
+def bad_numbers(value, where: str) -> list[str]:
+    """Every number under `value` that is not finite or larger in magnitude than MAX_MAGNITUDE."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in bad_numbers(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in bad_numbers(v, f"{where}[{i}]")]
+    if type(value) in (int, float) and not abs(value) <= MAX_MAGNITUDE:  # NaN compares False
+        return [f"{where}: {value!r} is not a finite number of magnitude <= {MAX_MAGNITUDE:g}"]
+    return []
+
+
+def history_problems(history: list, name: str) -> list[str]:
+    """An evaluation history is [[step, return, ...], ...]: an integer step >= 0, a number."""
+    return [f"{name}[{i}]: expected [step, return, ...], got {json.dumps(entry)[:40]}"
+            for i, entry in enumerate(history)
+            if not (isinstance(entry, list) and len(entry) >= 2 and type(entry[0]) is int
+                    and entry[0] >= 0 and type_error(entry[1], float) is None)]
+
+
+def validate(record, known_method=None) -> list[str]:
+    """What is wrong with a record (empty when it is a valid record of this version): the schema
+    version, the keys and their JSON types, finite numbers of a sane size everywhere, a run name
+    <variant>__<rho>__<scenario>__s<seed> (with `known_method(variant, rho)` true, where given),
+    the score and the finished flag as make_record computes them."""
     if not isinstance(record, dict) or record.get("record_version") != RECORD_VERSION:
-        return [f"not a record of version {RECORD_VERSION}"]
-    problems = [f"{key}: expected {t.__name__}" for key, t in REQUIRED.items()
-                if not isinstance(record.get(key), t)]
+        found = record.get("record_version") if isinstance(record, dict) else type(record).__name__
+        return [f"not a record of version {RECORD_VERSION} (record_version: {found})"]
+    problems = [f"{key}: missing" if key not in record else f"{key}: {why}"
+                for key, expected in REQUIRED.items()
+                if (why := type_error(record.get(key), expected)) is not None]
+    problems += [f"{key}: {why}" for key, expected in OPTIONAL.items()
+                 if record.get(key) is not None
+                 and (why := type_error(record[key], expected)) is not None]
+    problems += bad_numbers(record, "record")
     if problems:
         return problems
     if record["kind"] not in KINDS:
         problems.append(f"kind {record['kind']!r} not in {KINDS}")
-    if record["finished"] and not isinstance(record.get("score"), (int, float)):
+    parsed = parse_run_id(record["run"])
+    if parsed is None:
+        problems.append(f"run {record['run']!r} is not <variant>__<rho>__<scenario>__s<seed>")
+    elif known_method is not None and not known_method(parsed["variant"], parsed["rho"]):
+        problems.append(f"unknown method {parsed['variant']}__{parsed['rho']} (not declared in "
+                        "experiments.py)")
+    problems += history_problems(record["eval_history"], "eval_history")
+    problems += history_problems(record["eval_sampled_history"], "eval_sampled_history")
+    final = record["final_eval"]
+    for key, expected in (("episodic_return", float), ("metrics", dict)):
+        if record["finished"] and (why := type_error(final.get(key), expected)) is not None:
+            problems.append(f"final_eval.{key}: {why}")
+    if not isinstance(final.get("episodic_returns", []), list) or any(
+            type_error(v, float) for v in final.get("episodic_returns", [])):
+        problems.append("final_eval.episodic_returns: expected a list of numbers")
+    if problems:
+        return problems
+    score = run_score(record)
+    if record["finished"] and score is None:
         problems.append("finished without a score")
+    elif score is not None and not (isinstance(record.get("score"), (int, float)) and math.isclose(
+            record["score"], score, rel_tol=10**-(SIGNIFICANT - 1), abs_tol=1e-9)):
+        problems.append(f"score {record.get('score')} is not its evaluations' score {score:.6g}")
     if record["finished"] and record["kind"] == "train" and not record["eval_history"]:
         problems.append("finished without evaluations")
     complete = (record.get("converted") or {}).get("args_complete", True)
@@ -312,13 +377,24 @@ def validate(record) -> list[str]:
     return problems
 
 
+def check_file(path: Path, known_method=None) -> tuple[dict | None, list[str]]:
+    """(record, []) of a valid record file at records/<experiment>/<run>.json, else (None, what is
+    wrong with it)."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        return None, [f"not a readable JSON file ({type(e).__name__}: {str(e)[:80]})"]
+    problems = validate(record, known_method)
+    if not problems and (record["experiment"], record["run"]) != (path.parent.name, path.stem):
+        problems.append(f"holds {record['experiment']}/{record['run']}, not "
+                        f"{path.parent.name}/{path.stem}")
+    return (None, problems) if problems else (record, [])
+
+
 def read_record(path: Path) -> dict | None:
     """A valid record, or None when the file is not one."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return None if validate(record) else record
+    return check_file(path)[0]
 
 
 def record_path(records_dir: Path, experiment: str, run: str) -> Path:
@@ -466,14 +542,19 @@ def main(argv: list[str] | None = None) -> int:
     lc.add_argument("--flags", default=None, help="flags of records that keep none, e.g. "
                                                   "--flags='--num-envs 1'")
     lc.add_argument("--rev", default=LEARNING_CHECK_CODE, help="commit whose scripts trained them")
-    val = sub.add_parser("validate", help="check every record under a folder")
-    val.add_argument("paths", nargs="+", type=Path)
+    val = sub.add_parser("validate", help="check every record under folders (default: records)")
+    val.add_argument("paths", nargs="*", type=Path, default=[Path("records")])
     args = p.parse_args(argv)
+    if missing := [str(path) for path in args.paths if not path.exists()]:
+        print(f"records.py: error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
     files = [f for path in args.paths
              for f in (sorted(path.rglob("*.json")) if path.is_dir() else [path])]
     try:
         if args.command == "validate":
-            bad = [(f, validate(json.loads(f.read_text()))) for f in files]
+            from experiments import known_method  # the names the experiments declare (CLI only)
+
+            bad = [(f, check_file(f, known_method)[1]) for f in files]
             for f, problems in bad:
                 if problems:
                     print(f"{f}: {'; '.join(problems)}")

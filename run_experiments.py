@@ -12,10 +12,17 @@ trains in `<results-dir>/<experiment>/<run>/` and ends as `records/<experiment>/
 (records.py). A run is skipped when its record is finished and holds the arguments the script
 makes of the run's command line today (records.args_differ, after resolving them with the
 script's own parser); a record of the same arguments in one of the entry's `reuse` experiments is
-copied in instead of training again. An unfinished run resumes from its checkpoint (--resume), so
-a grid can be stopped (Ctrl-C, SIGTERM, SIGHUP) and continued in another sitting. A training
-process never outlives the runner (own process group, parent-death signal), holds run.lock in its
-folder, runs under `nice` with --torch-threads torch threads (OMP/MKL variables too).
+copied in instead of training again. A finished run folder of other arguments (another budget,
+say) is never counted as the run: the runner names what differs and starts nothing. Each run
+folder is one run, started once (a scenario or seed named twice is one run), and an entry may not
+set what the runner and the run name own (--seed, --total-timesteps, --run-dir, --resume, the
+scenario, in the entry's flags a method's flags). An unfinished run resumes from its checkpoint
+(--resume), so a grid can be stopped (Ctrl-C, SIGTERM, SIGHUP: the runs checkpoint, the runner
+exits 128 + the signal's number, a second signal changes nothing) and continued in another
+sitting. A training process never outlives the runner (own process group, parent-death signal),
+holds run.lock in its folder, runs under `nice` with --torch-threads torch threads (OMP/MKL
+variables too). Bad input (a flag out of its range, an unknown experiment, a path that cannot be
+read or written) exits 2 with a message naming it, before any work.
 
 Reference rows (an entry's `references`: the environment's heuristics, the full-information
 reference, constant RB splits `split-<eMBB>-<mMTC>-<URLLC>` and heuristics with their parameters
@@ -46,7 +53,7 @@ import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -55,6 +62,7 @@ import numpy as np
 import tyro
 
 import records
+import run_utils
 from experiments import EXPERIMENTS, Experiment, argv, run_name, training_runs
 
 FLAG_RUN_DIR, FLAG_RESUME, FLAG_THREADS = "--run-dir", "--resume", "--torch-threads"
@@ -63,6 +71,13 @@ ENV_MODULES = {"oran": "oran_env", "comp": "comp_env"}  # env id -> simulator mo
 CHECKPOINT, SUMMARY, LOCK, RUN_LOG = "checkpoint.pt", "summary.json", "run.lock", "runner.log"
 RAY_TOKEN = ".ray-driver-token"  # in <results-dir>/<experiment>/: a node reading it shares the disk
 COMPANIONS = ("run_utils.py",)  # modules next to the scripts that a script may import
+# flags the runner sets for every run (seed, budget, run folder, resume, scenario): an entry's
+# flags that named one would train another run than the one its name and folder say (its
+# --torch-threads may stand: the runner's comes last, and threads change no result)
+OWNED_FLAGS = ("--seed", "--total-timesteps", FLAG_RUN_DIR, FLAG_RESUME, "--scenario", "--env-id")
+RANGES = {"seeds": "[0, 4294967295]", "workers": "[1, 1024]", "torch_threads": "[1, 1024]",
+          "nice": "[0, 19]", "cpus_per_run": "(0, 4096]", "gpus_per_run": "[0, 1024]",
+          "ray_max_retries": "[0, 1000]"}
 
 
 @dataclass
@@ -112,6 +127,9 @@ class Args:
     ray_max_retries: int = 3
     """Ray: times a run's task is started again after its worker process or node died"""
 
+    def __post_init__(self):
+        run_utils.check_ranges(self, RANGES)
+
 
 @dataclass(frozen=True)
 class Task:
@@ -133,14 +151,23 @@ class Task:
 
 def load_definitions(path: Path) -> None:
     """Adds the EXPERIMENTS of a definitions file to experiments.EXPERIMENTS."""
+    run_utils.check_input_file("--definitions", str(path))
     spec = importlib.util.spec_from_file_location(path.stem, path)
-    if spec is None or not path.is_file():
+    if spec is None:
         raise ValueError(f"--definitions {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not isinstance(getattr(module, "EXPERIMENTS", None), dict):
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the file's own error, named, without a traceback
+        raise ValueError(f"--definitions {path}: {type(e).__name__}: {e}") from None
+    defined = getattr(module, "EXPERIMENTS", None)
+    if not isinstance(defined, dict):
         raise ValueError(f"--definitions {path}: defines no EXPERIMENTS dict")
-    EXPERIMENTS.update(module.EXPERIMENTS)
+    if bad := [name for name, exp in defined.items()
+               if not isinstance(name, str) or not name or not isinstance(exp, Experiment)]:
+        raise ValueError(f"--definitions {path}: EXPERIMENTS must map names to "
+                         f"experiments.Experiment entries, not {bad[:3]}")
+    EXPERIMENTS.update(defined)
 
 
 def experiment_of(args: Args) -> Experiment:
@@ -148,9 +175,7 @@ def experiment_of(args: Args) -> Experiment:
         load_definitions(args.definitions)
     if not args.experiment:
         raise ValueError("name the experiment to run (--list shows them)")
-    if args.experiment not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {args.experiment!r}: expected one of "
-                         f"{sorted(EXPERIMENTS)} (--list describes them)")
+    run_utils.check_choice("experiment", args.experiment, sorted(EXPERIMENTS))
     exp = EXPERIMENTS[args.experiment]
     if exp.historical:
         raise ValueError(f"experiment {args.experiment!r} cannot be run again: {exp.historical} "
@@ -158,23 +183,10 @@ def experiment_of(args: Args) -> Experiment:
     return exp
 
 
-def check_output_dir(path: Path, flag: str) -> None:
-    """ValueError naming `flag` when a folder a command will write into (created later when missing)
-    is a file, lies under a file, or its nearest existing folder is not writable."""
-    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag} {path}: {existing} is not a writable folder")
-
-
 def check_args(args: Args) -> None:
-    if args.workers < 1 or args.torch_threads < 1 or any(s < 0 for s in args.seeds):
-        raise ValueError("--workers and --torch-threads must be >= 1 and --seeds >= 0, got "
-                         f"{args.workers}, {args.torch_threads}, {list(args.seeds)}")
-    if args.cpus_per_run <= 0 or args.gpus_per_run < 0 or args.ray_max_retries < 0:
-        raise ValueError("--cpus-per-run must be > 0, --gpus-per-run and --ray-max-retries >= 0, "
-                         f"got {args.cpus_per_run}, {args.gpus_per_run}, {args.ray_max_retries}")
-    check_output_dir(args.results_dir, "--results-dir")
-    check_output_dir(args.records, "--records")
+    """The paths and the interpreter, before any work (the numbers: Args.__post_init__)."""
+    run_utils.check_output_path("--results-dir", str(args.results_dir), is_dir=True)
+    run_utils.check_output_path("--records", str(args.records), is_dir=True)
     interpreter = shutil.which(args.python)
     if interpreter is None or not os.path.isfile(interpreter):
         raise ValueError(f"--python {args.python}: not an executable file")
@@ -191,13 +203,51 @@ def env_family(scenario: str) -> tuple[str, str]:
     return ENV_MODULES["oran"], scenario
 
 
+def flag_names(flags) -> set[str]:
+    """The flags a command line names (--x=1 and --no-x as --x, --x_y as --x-y)."""
+    names = {f.split("=")[0].replace("_", "-") for f in flags if f.startswith("--")}
+    return {"--" + n[len("--no-"):] if n.startswith("--no-") else n for n in names}
+
+
+def check_flags(name: str, exp: Experiment) -> None:
+    """ValueError naming a flag of an entry that overrides what the runner sets (OWNED_FLAGS) or,
+    in the entry's flags, one of a method's (the run name's variant and rho)."""
+    for method in exp.methods:
+        for scenario in exp.scenarios:
+            shared = exp.flags_of(scenario)
+            if clash := sorted(flag_names(method.flags + shared) & flag_names(OWNED_FLAGS)):
+                raise ValueError(
+                    f"experiment {name}: its flags set {clash[0]}, which the runner sets for every "
+                    "run (seed, budget, run folder, resume, scenario): declare it through the "
+                    "entry's seeds, steps or scenarios")
+            if clash := sorted(flag_names(method.flags) & flag_names(shared)):
+                raise ValueError(
+                    f"experiment {name}: its flags on {scenario} set {clash[0]}, a flag of method "
+                    f"{method.variant}__{method.rho}, whose run name would then not say what it "
+                    "trains")
+
+
+def check_resolved(run: tuple, script: str, resolved: dict, steps: int) -> None:
+    """ValueError unless the script's arguments of a run are the seed, budget and scenario that
+    its name and folder say."""
+    method, scenario, seed = run
+    found = {"seed": resolved.get("seed"), "total_timesteps": resolved.get("total_timesteps"),
+             "scenario": records.scenario_token(resolved, script) if "scenario" in resolved
+             else None}
+    if wrong := [f"{k} {v!r} (its name says {want!r})" for (k, v), want in
+                 zip(found.items(), (seed, steps, scenario)) if v != want]:
+        raise ValueError(f"{run_name(*run)}: {script} makes a run of {', '.join(wrong)} of its "
+                         "command line")
+
+
 def expand(args: Args, exp: Experiment) -> list[Task]:
-    """The reference rows, then the training (or transfer) runs seed-major."""
+    """The reference rows, then the training (or transfer) runs seed-major; each run folder once."""
+    check_flags(args.experiment, exp)
     out = args.results_dir / args.experiment
     tasks = []
     if args.references:
-        rows = [(records.run_id(f"heuristic-{name}", "none", s, 0), s)
-                for s in exp.scenarios for name in exp.references]
+        rows = dict.fromkeys((records.run_id(f"heuristic-{name}", "none", s, 0), s)
+                             for s in exp.scenarios for name in exp.references)
         tasks += [Task("heuristic", args.experiment, name, s, out / name) for name, s in rows]
     runs = training_runs(exp, args.seeds or None)  # --no-training still reuses and records
     if exp.transfer_from:
@@ -216,6 +266,7 @@ def expand(args: Args, exp: Experiment) -> list[Task]:
         lines = [argv(exp, *run) + [FLAG_THREADS, str(args.torch_threads)] for run in group]
         resolved_args = records.resolve_args(script_path(script), lines)
         for run, line, resolved in zip(group, lines, resolved_args):
+            check_resolved(run, script, resolved, exp.steps_of(run[1]))
             requested[run_name(*run)] = (run[0].script, line, resolved)
     for method, scenario, seed in runs:
         name = run_name(method, scenario, seed)
@@ -229,6 +280,14 @@ def expand(args: Args, exp: Experiment) -> list[Task]:
 # ------------------------------------------------------------------------------------------------
 # Records: skip what is finished with the requested arguments, reuse, write
 # ------------------------------------------------------------------------------------------------
+def differences(recorded: dict, requested: dict, script: str) -> str:
+    """The arguments in which a record or run folder is not the requested run, with both values
+    ('' when it is the run)."""
+    keys = records.args_differ(recorded, requested, script)
+    return ", ".join(f"{k} {str(recorded.get(k))[:40]} (asked {str(requested.get(k))[:40]})"
+                     for k in keys)
+
+
 def record_state(task: Task, args: Args, exp: Experiment) -> tuple[str, str]:
     """('finished' | 'reuse' | 'todo', why) of a task given the records."""
     record = records.read_record(records.record_path(args.records, task.experiment, task.run))
@@ -238,7 +297,8 @@ def record_state(task: Task, args: Args, exp: Experiment) -> tuple[str, str]:
         differ = records.args_differ(record["args"], task.requested, record["script"])
         if not differ:
             return "finished", "record"
-        why = f"its record has other {differ}"
+        why = f"its record has other {differ}: " + differences(record["args"], task.requested,
+                                                                record["script"])
     else:
         why = "no finished record" if record is None else "its record is not finished"
     if task.kind == "train":
@@ -263,10 +323,9 @@ def write_run_record(task: Task, args: Args, exp: Experiment) -> str:
     """The record of a finished run folder; returns a line about it."""
     record = records.record_from_run(task.run_dir, task.experiment, task.run)
     if task.kind == "train":
-        differ = records.args_differ(record["args"], task.requested, record["script"])
-        if differ:
-            raise RuntimeError(f"{task.run_dir} holds a run with other {differ} than requested; "
-                               "move it away to train the run anew")
+        if differ := differences(record["args"], task.requested, record["script"]):
+            raise RuntimeError(f"{task.run_dir} holds a run with other arguments than requested "
+                               f"({differ}); move it away to train the run anew")
         if exp.posthoc == "decodings":
             record["extra"]["posthoc"] = records.compact(decodings(task.run_dir, exp.eval_episodes))
     records.write_record(args.records, record)
@@ -441,10 +500,16 @@ def execute_row(task: Task, args: Args, exp: Experiment) -> tuple[str, float, st
 # Execution: one training process per run folder, which never outlives the runner or Ray worker
 # that started it
 # ------------------------------------------------------------------------------------------------
-def run_state(run_dir: Path) -> Literal["finished", "resume", "fresh"]:
-    """What to do with a run folder: skip it, resume it from its checkpoint, or start it anew."""
+def run_state(run_dir: Path, requested: dict | None = None
+              ) -> Literal["finished", "other", "resume", "fresh"]:
+    """What to do with a run folder: skip it (finished; with `requested`: with those arguments),
+    leave it alone (a finished run of other arguments), resume it from its checkpoint, or start it
+    anew."""
     summary = records.read_summary(run_dir)
     if summary is not None and summary.get("status") == "finished":
+        if requested is not None and differences(summary.get("args") or {}, requested,
+                                                 summary.get("script", "")):
+            return "other"
         return "finished"
     if (Path(run_dir) / CHECKPOINT).is_file():
         return "resume"
@@ -491,17 +556,20 @@ def run_env(torch_threads: int) -> dict:
 
 
 def run_training(cmd, run_dir: Path, env: dict, cwd: str | None = None,
-                 launch=start_run_process) -> tuple[str, str]:
+                 launch=start_run_process, requested: dict | None = None) -> tuple[str, str]:
     """Runs one training command in its run folder; returns (outcome 'finished' | 'failed', message).
 
     Both backends run through here, so skip / resume / fresh is decided when the run starts (a Ray task
     started again after its worker died resumes from the checkpoint its first attempt wrote): a finished
     folder is left alone, one with a checkpoint is resumed (--resume), any other is cleared of a dead
-    run's leftovers first. A folder whose lock another process holds is not touched. The script's output
-    is appended to runner.log."""
-    state = run_state(run_dir)
+    run's leftovers first. A folder whose lock another process holds, or that holds a finished
+    run of other arguments than `requested`, is not touched. The script's output is appended to
+    runner.log."""
+    state = run_state(run_dir, requested)
     if state == "finished":
         return "finished", "already finished"
+    if state == "other":
+        return "failed", f"{run_dir} holds a finished run of other arguments; not started"
     if folder_in_use(run_dir):
         return "failed", f"{run_dir} is in use by another training process (it holds {LOCK}); not started"
     cmd = [c for c in cmd if c != FLAG_RESUME] + ([FLAG_RESUME] if state == "resume" else [])
@@ -540,7 +608,8 @@ class Pool:
         if task.kind != "train":
             return execute_row(task, self.args, self.exp)
         start = time.time()
-        outcome, message = run_training(task.cmd, task.run_dir, self.env, launch=self.launch)
+        outcome, message = run_training(task.cmd, task.run_dir, self.env, launch=self.launch,
+                                        requested=task.requested)
         return outcome, time.time() - start, message
 
     def launch(self, cmd, log, env, cwd) -> subprocess.Popen:
@@ -601,7 +670,8 @@ def replace_run_folder(run_dir: Path, files: dict[str, bytes]) -> None:
 
 
 def ray_run(cmd, run_dir: str, torch_threads: int, code: dict[str, bytes], storage: str,
-            token: tuple[str, str], inputs: dict[str, bytes]) -> tuple[str, float, str, dict | None]:
+            token: tuple[str, str], inputs: dict[str, bytes],
+            requested: dict | None = None) -> tuple[str, float, str, dict | None]:
     """A run's Ray task, on the node Ray chose: returns (outcome, seconds, message, files).
 
     The training script and the simulators arrive as `code` and run from a temporary folder with this
@@ -625,7 +695,8 @@ def ray_run(cmd, run_dir: str, torch_threads: int, code: dict[str, bytes], stora
             time.sleep(0.5)
         cmd = [sys.executable, Path(cmd[1]).name, *cmd[2:]]
         cmd[cmd.index(FLAG_RUN_DIR) + 1] = str(folder)
-        outcome, message = run_training(cmd, folder, run_env(torch_threads), cwd=tmp)
+        outcome, message = run_training(cmd, folder, run_env(torch_threads), cwd=tmp,
+                                        requested=requested)
         files = None if shared else folder_files(folder)
     return outcome, time.time() - start, message.replace(str(folder), run_dir), files
 
@@ -678,7 +749,8 @@ class RayPool:
         resumable = self.args.ray_storage != "shared" and run_state(task.run_dir) == "resume"
         inputs = folder_files(task.run_dir) if resumable and not folder_in_use(task.run_dir) else {}
         ref = self.remote.remote(task.cmd, str(task.run_dir.resolve()), self.args.torch_threads,
-                                 self.code[script], self.args.ray_storage, self.token, inputs)
+                                 self.code[script], self.args.ray_storage, self.token, inputs,
+                                 task.requested)
         self.refs.append(ref)
         return ref.future()
 
@@ -707,16 +779,31 @@ class RayPool:
             self.ray.shutdown()
 
 
-class Stopped(Exception):
-    """Raised in the main thread by SIGTERM and SIGHUP, to stop the grid as Ctrl-C does."""
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP from the first line of main (in the main thread; elsewhere none):
+    the first one sets `signum`, on which the runner stops its runs (they checkpoint) and exits
+    128 + signum; a later one changes nothing (`timeout` sends a second SIGTERM)."""
 
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
+    def __init__(self):
+        self.signum: int | None = None
+        main_thread = threading.current_thread() is threading.main_thread()
+        self.previous = {s: signal.signal(s, self.receive)
+                         for s in (self.SIGNALS if main_thread else ())}
 
-def raise_stopped(signum, frame):
-    raise Stopped(signum)
+    def receive(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def stopped(self) -> int:
+        print(f"interrupted ({signal.Signals(self.signum).name}): stopped; run the same command "
+              "again to resume", flush=True)
+        return 128 + self.signum
 
 
 def fmt_duration(seconds: float) -> str:
@@ -727,18 +814,32 @@ def fmt_duration(seconds: float) -> str:
 
 
 def main(args: Args) -> int:
+    stop = StopSignals()
+    try:
+        return run_grid(args, stop)
+    except ValueError:
+        if stop.signum is None:  # bad input
+            raise
+        return stop.stopped()  # e.g. a Ctrl-C that also reached the argument resolver
+    finally:
+        stop.restore()
+
+
+def run_grid(args: Args, stop: StopSignals) -> int:
     if args.list:
         if args.definitions is not None:
             load_definitions(args.definitions)
         for name, exp in EXPERIMENTS.items():
             print(f"{name:36s} {exp.doc}{' [historical]' if exp.historical else ''}")
         return 0
-    exp = experiment_of(args)
     check_args(args)
+    exp = experiment_of(args)
     tasks = expand(args, exp)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.torch_threads))  # in-process evaluations
-    todo, lines, skipped = [], [], 0
+    todo, lines, conflicts, skipped = [], [], [], 0
     for task in tasks:
+        if stop.signum is not None:
+            return stop.stopped()
         state, why = record_state(task, args, exp)
         if state == "finished":
             skipped += 1
@@ -749,42 +850,53 @@ def main(args: Args) -> int:
                 reuse(task, args, why.split()[-1])
             skipped += 1
             continue
-        if task.kind == "train" and run_state(task.run_dir) == "finished":
+        folder = run_state(task.run_dir, task.requested) if task.kind == "train" else "row"
+        if folder == "other":  # never counted as the requested run, never written over
+            summary = records.read_summary(task.run_dir)
+            differ = differences(summary["args"], task.requested, summary["script"])
+            conflicts.append(f"[conflict] {task.run}: {why}; {task.run_dir} holds a finished run "
+                             f"of other arguments, {differ}; move it away to train the requested "
+                             "run")
+            continue
+        if folder == "finished":
             lines.append(f"[record] {task.run}: finished in {task.run_dir}, {why}")
             if not args.dry_run:
                 try:
                     write_run_record(task, args, exp)
-                    skipped += 1
-                    continue
-                except (RuntimeError, ValueError) as e:
+                except (RuntimeError, ValueError) as e:  # an unreadable run folder: say which
                     print(f"error: {e}", file=sys.stderr)
                     return 1
+            skipped += 1
+            continue
         if task.kind != "heuristic" and not args.training:
             continue
-        if task.kind == "train" and run_state(task.run_dir) == "resume":
+        if folder == "resume":
             task = dataclasses.replace(task, cmd=task.cmd + (FLAG_RESUME,))
         todo.append(task)
         what = shlex.join(task.cmd) if task.kind == "train" else f"(in-process) score {task.run}"
-        state = run_state(task.run_dir) if task.kind == "train" else "row"
-        lines.append(f"[{state}] {task.run}: {why}; {what}")
+        lines.append(f"[{folder}] {task.run}: {why}; {what}")
     n_train = sum(t.kind == "train" for t in todo)
     where = (f"{args.workers} workers" if args.backend == "local" else f"Ray tasks of {args.cpus_per_run:g} "
              f"CPU + {args.gpus_per_run:g} GPU, {args.ray_storage} storage")
     print(f"{args.experiment}: {len(tasks)} records | {skipped} there | {n_train} runs to train, "
           f"{len(todo) - n_train} rows to score | {where}")
+    if args.dry_run or conflicts:
+        print("\n".join(lines + conflicts))
+    if conflicts and not args.dry_run:
+        print(f"error: {len(conflicts)} run folders hold runs of other arguments; nothing started",
+              file=sys.stderr)
+        return 1
     if args.dry_run:
-        print("\n".join(lines))
         return 0
     pool = RayPool(args, exp) if args.backend == "ray" else Pool(args, exp)
     done = failed = 0
     train_seconds: list[float] = []
     t0 = time.time()
-    main_thread = threading.current_thread() is threading.main_thread()
-    stop_signals = (signal.SIGTERM, signal.SIGHUP) if main_thread else ()  # handlers only in the main thread
-    handlers = {s: signal.signal(s, raise_stopped) for s in stop_signals}
-    try:
-        futures = {pool.submit(task): task for task in todo}
-        for future in as_completed(futures):
+    futures = {pool.submit(task): task for task in todo}
+    pending = set(futures)
+    while pending and stop.signum is None:
+        finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        for future in finished:
             task = futures[future]
             outcome, seconds, detail = pool.result(task, future)
             if task.kind == "train":
@@ -796,21 +908,17 @@ def main(args: Args) -> int:
                         outcome, detail = "failed", str(e)
             done += 1
             failed += outcome == "failed"
-            remaining = [t for f, t in futures.items() if not f.done()]
-            n_left = sum(t.kind == "train" for t in remaining)
+            n_left = sum(futures[f].kind == "train" for f in pending)
             eta = (np.mean(train_seconds) * n_left / pool.slots) if train_seconds else float("nan")
             print(f"[{done}/{len(todo)}] {outcome:8s} {task.run}  {fmt_duration(seconds)}  {detail}"
-                  f"  | failed {failed}, left {len(remaining)}, elapsed {fmt_duration(time.time() - t0)}"
-                  f", ETA {fmt_duration(eta) if np.isfinite(eta) else '?'}", flush=True)
-    except (KeyboardInterrupt, Stopped) as e:
-        signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
-        print(f"interrupted ({signal.Signals(signum).name}): stopping the running runs; run the same command "
-              "again to resume", flush=True)
+                  f"  | failed {failed}, left {len(pending)}, elapsed "
+                  f"{fmt_duration(time.time() - t0)}, ETA "
+                  f"{fmt_duration(eta) if np.isfinite(eta) else '?'}", flush=True)
+    if stop.signum is not None:
+        print(f"{signal.Signals(stop.signum).name}: stopping the running runs (they checkpoint)",
+              flush=True)
         pool.stop()
-        return 128 + signum
-    finally:
-        for s, handler in handlers.items():
-            signal.signal(s, handler)
+        return stop.stopped()
     pool.close()
     print(f"{args.experiment} done: {done - failed} finished, {failed} failed, {skipped} there, "
           f"{fmt_duration(time.time() - t0)}")

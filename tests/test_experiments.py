@@ -144,7 +144,7 @@ def results_root(tmp_path_factory):
         for seed in (1, 2, 3):
             write_run(paper, variant, rho, "paper", seed, final)
     for seed in (1, 2, 3):
-        write_heuristic(paper, "static_pf", "paper", seed, -12.0)
+        write_heuristic(paper, "urllc_first", "paper", seed, -12.0)
     # broken runs: no summary, truncated summary, unfinished, finished but empty event file
     (paper / records.run_id("nosam", "none", "paper", 4)).mkdir()
     broken = write_run(paper, "ta-sam", "dynamic", "paper", 4, 100.0)
@@ -165,7 +165,7 @@ def results_root(tmp_path_factory):
     for n in (2, 6):
         for seed in (1, 2):
             write_run(du, "ta-sam", "dynamic", f"du{n}", seed, -5.0 - n, steps=200)
-            write_heuristic(du, "static_pf", f"du{n}", seed, -9.0 - n)
+            write_heuristic(du, "urllc_first", f"du{n}", seed, -9.0 - n)
     # non-stationary: training return drops at the shift (step 500) and recovers
     ns = root / "nonstationary"
     for seed in (1, 2):
@@ -174,7 +174,7 @@ def results_root(tmp_path_factory):
     # generalisation: paper-trained models evaluated on light
     gen = root / "generalisation"
     for seed in (1, 2, 3):
-        write_heuristic(gen, "static_pf", "light", seed, -6.0)
+        write_heuristic(gen, "urllc_first", "light", seed, -6.0)
         run_dir = gen / records.run_id("ta-sam", "dynamic", "light", seed)
         write_summary(run_dir, {"status": "finished", "script": "transfer:synthetic", "global_step": 0,
                                 "final_eval": {"episodic_return": -4.0, "metrics": dict(QOS)}})
@@ -201,7 +201,7 @@ def test_report_writes_figures_and_table(results_root):
     # the broken runs (seed 4) are not counted, the finished ones are
     assert rows["No-SAM"].split(" | ")[1] == "3"
     assert rows["TA-SAM (dynamic)"].split(" | ")[1] == "3"
-    assert rows["heuristic: static_pf"].split(" | ")[1] == "3"
+    assert rows["heuristic: urllc_first"].split(" | ")[1] == "3"
     # relative gains on known numbers: TA-SAM -8 vs No-SAM -10: +20%; vs L2 -9: +11.1%
     assert "+20.0% [+20.0, +20.0]" in rows["TA-SAM (dynamic)"]
     assert "+11.1% [+11.1, +11.1]" in rows["TA-SAM (dynamic)"]
@@ -459,9 +459,10 @@ def test_a_definitions_file_adds_experiments(tmp_path, capsys, monkeypatch):
         rx.main(rx.Args(experiment="mine", definitions=tmp_path / "bad.py"))
 
 
-def test_bad_experiment_names_and_historical_entries_exit_with_a_message(tmp_path):
-    with pytest.raises(ValueError, match="unknown experiment 'nope'"):
+def test_bad_experiment_names_and_historical_entries_exit_with_a_message(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="2"):
         rx.main(rx.Args(experiment="nope", records=tmp_path))
+    assert "experiment must be one of comp, comp-dynamic-tuning" in capsys.readouterr().err
     with pytest.raises(ValueError, match="cannot be run again"):
         rx.main(rx.Args(experiment="rb-ablation-5fc924f", records=tmp_path))
 
