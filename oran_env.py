@@ -138,9 +138,10 @@ def has_type(value, kind) -> bool:
     if origin is Literal:
         return isinstance(value, str) and value in params
     if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            return False
         kinds = params[:1] * len(value) if params[-1:] == (...,) else params
-        return (isinstance(value, (tuple, list)) and len(value) == len(kinds)
-                and all(map(has_type, value, kinds)))
+        return len(value) == len(kinds) and all(map(has_type, value, kinds))
     if kind is float:
         return (isinstance(value, (int, float, np.integer, np.floating))
                 and not isinstance(value, bool) and math.isfinite(value))
