@@ -356,30 +356,20 @@ class ORANConfig:
         self._check_du_profiles(need)
 
     def _check_du_profiles(self, need):
-        """The per-DU profile fields (du_ue_weights, du_slice_mix, home_radius_m)."""
-        def floats(v, depth):  # nested tuples of floats, or None when v is not one
-            def as_floats(v, d):
-                return tuple(as_floats(x, d - 1) for x in v) if d else float(v)
-
-            try:
-                return as_floats(v, depth)
-            except (TypeError, ValueError):
-                return None
-
+        """The per-DU profile fields (du_ue_weights, du_slice_mix, home_radius_m) against num_dus
+        and the cell radius (their types and intervals are checked in check_config)."""
         n = self.num_dus
-        w, mix = floats(self.du_ue_weights, 1), floats(self.du_slice_mix, 2)
-        need(w is not None and (not w or (len(w) == n and sum(w) > 0
-                                          and all(math.isfinite(x) and x >= 0 for x in w))),
-             "du_ue_weights", f"() or {n} finite weights >= 0 (one per DU) with a positive sum")
-        need(mix is not None and (not mix or (len(mix) == n and all(
-            len(m) == 3 and all(math.isfinite(x) and x >= 0 for x in m) and abs(sum(m) - 1) < 1e-6
-            for m in mix))), "du_slice_mix",
-             f"() or {n} triples (eMBB, mMTC, URLLC) of finite shares >= 0 summing to 1, "
-             "one per DU")
-        self.du_ue_weights, self.du_slice_mix = w, mix
+        self.du_ue_weights = tuple(float(x) for x in self.du_ue_weights)
+        self.du_slice_mix = tuple(tuple(float(x) for x in m) for m in self.du_slice_mix)
+        w, mix = self.du_ue_weights, self.du_slice_mix
+        need(not w or (len(w) == n and sum(w) > 0), "du_ue_weights",
+             f"() or {n} finite weights >= 0 (one per DU) with a positive sum")
+        need(not mix or (len(mix) == n and all(abs(sum(m) - 1) < 1e-6 for m in mix)),
+             "du_slice_mix", f"() or {n} triples (eMBB, mMTC, URLLC) of finite shares >= 0 "
+             "summing to 1, one per DU")
         cell_radius = self.inter_site_distance_m / math.sqrt(3)
-        need(math.isfinite(self.home_radius_m) and 0 <= self.home_radius_m <= cell_radius,
-             "home_radius_m", f"a float in [0, {cell_radius:.1f}] (0 = the cell radius)")
+        need(self.home_radius_m <= cell_radius, "home_radius_m",
+             f"a float in [0, {cell_radius:.1f}] (0 = the cell radius)")
 
     @property
     def num_ue_slots(self) -> int:
