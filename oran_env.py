@@ -646,7 +646,10 @@ def wideband_sinr(gain, serving, noise_mw: float, p_rb_mw: float):
     g_serv = gain.ravel().take(np.arange(E * U) * N + serving.ravel()).reshape(E, U)
     # the sum over the N DUs as a matmul (faster than a reduction over a short last axis)
     total = gain @ np.ones(N, dtype=np.float32)
-    return g_serv, g_serv / (noise_mw / p_rb_mw + total - g_serv)
+    noise_and_interference = noise_mw / p_rb_mw + total - g_serv
+    # with one DU and a noise term below float32's resolution at the gain, the sum rounds to 0
+    return g_serv, g_serv / np.where(noise_and_interference > 0, noise_and_interference,
+                                     noise_mw / p_rb_mw)
 
 
 def mean_rb_rate_bps(sinr_wideband, bandwidth_hz: float, max_se: float):

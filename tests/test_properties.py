@@ -176,3 +176,13 @@ def test_none_for_a_tuple_of_any_length_is_a_clean_error(make_config, field):
     """Found by the property test: the type check took len(None) (a TypeError, not the field)."""
     with pytest.raises(ValueError, match=f"{field}: expected type"):
         make_config("small", **{field: None})
+
+
+def test_one_du_with_noise_below_the_gains_resolution_observes_a_finite_sinr():
+    """Found by the property test: with one DU (no interference) and a noise term below float32's
+    resolution at the serving gain, the wideband SINR's denominator rounded to 0 and an infinite
+    SINR reached the rich observation."""
+    env = oran_env.make_env("small", num_envs=2, seed=0, num_dus=1, obs_mode="rich",
+                            noise_psd_dbm_hz=-200.0, tx_power_dbm=60.0)
+    for _ in range(3):
+        check_step(env, env.step(np.zeros((2, 1, env.act_dim), np.float32)), 2)
