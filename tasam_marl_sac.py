@@ -182,7 +182,7 @@ class Args(Generic[EnvConfig]):
             raise ValueError(f"--learning-starts ({self.learning_starts}) must be below "
                              f"--total-timesteps ({self.total_timesteps}), otherwise no update "
                              "runs")
-        if self.learning_starts and self.num_envs > self.learning_starts or (
+        if (self.learning_starts and self.num_envs > self.learning_starts) or (
                 self.num_envs > self.total_timesteps - self.learning_starts):
             raise ValueError(f"--num-envs ({self.num_envs}) must fit both the warm-up "
                              f"(--learning-starts {self.learning_starts}) and the steps after it "
@@ -437,7 +437,7 @@ if __name__ == "__main__":
     run_utils.check_memory(buffer_gib, f"--buffer-size {args.buffer_size}: the replay buffer")
     sizes = args.hidden_sizes or NET_SIZES["paper"]  # the larger preset: an upper estimate
     run_utils.check_memory(network_gib(n_agents, obs_dim, act_dim, sizes, args.batch_size),
-                           f"--hidden-sizes {' '.join(map(str, sizes))}: the networks")
+                           f"--hidden-sizes {' '.join(map(str, sizes))}: training the networks")
     run = run_utils.Run(args, script, f"runs/{args.env_id}-{args.scenario}__{args.exp_name}__"
                                       f"{args.seed}__{int(time.time())}")
     writer, checkpoint = run.writer, run.checkpoint
