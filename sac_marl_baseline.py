@@ -77,7 +77,8 @@ class Args(Generic[EnvConfig]):
     scenario: Optional[str] = None
     """named preset of the environment (default: `paper` for oran, `medium` for comp)"""
     num_envs: int = 2
-    """env copies stepped together, one update round per vectorised step [ours]"""
+    """env copies stepped together, one update round per vectorised step; it must fit both the
+    warm-up (--learning-starts) and the steps after it [ours]"""
 
     # Algorithm
     total_timesteps: int = 20_000
