@@ -80,12 +80,26 @@ from typing import Literal
 import numpy as np
 
 # one evaluation and one config check for both simulators
-from oran_env import evaluate, has_type  # noqa: F401
+from oran_env import check_config, evaluate  # noqa: F401
 
 SHARING_MODELS = ("resource-fair", "rate-fair", "proportional-fair", "max-cap", "mixed")
 MIXED_CYCLE = ("resource-fair", "rate-fair", "proportional-fair")  # BS i uses MIXED_CYCLE[i % 3]
 UTILITY_MIN, UTILITY_MAX = -20.0, 20.0
 EPSILON = 1e-16  # upstream's guard against log10(0) and division by zero
+
+
+# Interval of every number of a CompConfig field (also inside tuples); "(" and ")" are open
+# ends. The bounds keep the SNR 10^((P_tx - PL)/10) / N0 finite and the arrays within memory
+# ((E, U, U) competing sets); bs_positions and waypoint_border_m depend on the map size and are
+# checked in __post_init__.
+COMP_RANGES = {
+    "map_width": "[1, 10000]", "map_height": "[1, 10000]", "bs_positions": "[0, 10000]",
+    "num_slow_ues": "[0, 1000]", "num_fast_ues": "[0, 1000]", "episode_length": "[1, 100000]",
+    "bandwidth_hz": "(0, 1e12]", "frequency_mhz": "[1, 100000]", "tx_power_dbm": "[-100, 100]",
+    "bs_height_m": "[1, 1000]", "ue_height_m": "(0, 100]", "noise_mw": "[1e-30, 1e10]",
+    "snr_threshold": "[0, 1e30]", "ewma_weight": "[0, 1]", "slow_speed": "[0, 10000]",
+    "fast_speed": "[0, 10000]", "pause_steps": "[0, 100000]", "waypoint_border_m": "[0, 5000]",
+}
 
 
 @dataclass
@@ -143,32 +157,14 @@ class CompConfig:
     """Waypoints keep at least this distance from the map border [deepcomp: 10]."""
 
     def __post_init__(self):
-        for f, kind in zip(dataclasses.fields(self), typing.get_type_hints(type(self)).values()):
-            # types first (finite floats), so the range checks compare numbers
-            value = getattr(self, f.name)
-            if not has_type(value, kind):
-                name = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
-                raise ValueError(
-                    f"CompConfig.{f.name} must be of type {name} (floats finite), got {value!r}"
-                )
-        def bad(field, expected, got):
-            raise ValueError(f"CompConfig.{field} must be {expected}, got {got!r}")
+        check_config(self, COMP_RANGES)
 
-        for field in ("map_width", "map_height", "bandwidth_hz", "frequency_mhz", "bs_height_m",
-                      "ue_height_m", "noise_mw"):
-            value = getattr(self, field)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                bad(field, "a finite number > 0", value)
-        for field in ("tx_power_dbm", "snr_threshold", "waypoint_border_m"):
-            value = getattr(self, field)
-            if not (isinstance(value, (int, float)) and math.isfinite(value)):
-                bad(field, "a finite number", value)
-        try:
-            self.bs_positions = tuple((float(x), float(y)) for x, y in self.bs_positions)
-        except (TypeError, ValueError):
-            bad("bs_positions", "a sequence of (x, y) pairs", self.bs_positions)
-        if not self.bs_positions:
-            bad("bs_positions", "at least one (x, y) pair", self.bs_positions)
+        def bad(field, expected, got):
+            raise ValueError(f"CompConfig.{field}: expected {expected}, got {got!r}")
+
+        self.bs_positions = tuple((float(x), float(y)) for x, y in self.bs_positions)
+        if not 1 <= len(self.bs_positions) <= 100:
+            bad("bs_positions", "1 to 100 (x, y) pairs", self.bs_positions)
         for x, y in self.bs_positions:
             if not (0 <= x <= self.map_width and 0 <= y <= self.map_height):
                 bad(
@@ -176,28 +172,13 @@ class CompConfig:
                     f"inside the map [0, {self.map_width}] x [0, {self.map_height}]",
                     (x, y),
                 )
-        for field in ("num_slow_ues", "num_fast_ues", "pause_steps"):
-            value = getattr(self, field)
-            if not (isinstance(value, (int, np.integer)) and value >= 0):
-                bad(field, "an integer >= 0", value)
         if self.num_slow_ues + self.num_fast_ues < 1:
             bad("num_slow_ues", "such that num_slow_ues + num_fast_ues >= 1", self.num_slow_ues)
-        if not (isinstance(self.episode_length, (int, np.integer)) and self.episode_length >= 1):
-            bad("episode_length", "an integer >= 1", self.episode_length)
-        if self.sharing not in SHARING_MODELS:
-            bad("sharing", f"one of {SHARING_MODELS}", self.sharing)
-        if self.reward not in ("multi", "central"):
-            bad("reward", "'multi' or 'central'", self.reward)
-        if self.reward_aggregate not in ("sum", "avg"):
-            bad("reward_aggregate", "'sum' or 'avg'", self.reward_aggregate)
-        if not (0.0 <= self.ewma_weight <= 1.0):
-            bad("ewma_weight", "in [0, 1]", self.ewma_weight)
         for field in ("slow_speed", "fast_speed"):
-            lo_hi = tuple(getattr(self, field))
-            if not (len(lo_hi) == 2 and all(isinstance(v, (int, np.integer)) for v in lo_hi)
-                    and 0 <= lo_hi[0] <= lo_hi[1]):
-                bad(field, "two integers (min, max) with 0 <= min <= max", getattr(self, field))
-            setattr(self, field, (int(lo_hi[0]), int(lo_hi[1])))
+            low, high = getattr(self, field)
+            if low > high:
+                bad(field, "two integers (min, max) with min <= max", getattr(self, field))
+            setattr(self, field, (int(low), int(high)))
         if not (0 <= math.ceil(self.waypoint_border_m)
                 <= int(min(self.map_width, self.map_height) - self.waypoint_border_m)):
             bad(

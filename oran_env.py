@@ -138,14 +138,75 @@ def has_type(value, kind) -> bool:
     if origin is Literal:
         return isinstance(value, str) and value in params
     if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            return False
         kinds = params[:1] * len(value) if params[-1:] == (...,) else params
-        return (isinstance(value, (tuple, list)) and len(value) == len(kinds)
-                and all(map(has_type, value, kinds)))
+        return len(value) == len(kinds) and all(map(has_type, value, kinds))
     if kind is float:
         return (isinstance(value, (int, float, np.integer, np.floating))
                 and not isinstance(value, bool) and math.isfinite(value))
     return (isinstance(value, (int, np.integer) if kind is int else kind)
             and not isinstance(value, bool))
+
+
+def in_interval(value, interval: str) -> bool:
+    """Whether the number `value` lies in `interval`, "[low, high]" with "(" and ")" for open
+    ends (the notation of the training scripts' RANGES)."""
+    low, high = (float(x) for x in interval[1:-1].split(","))
+    return (low <= value <= high and (value, interval[0]) != (low, "(")
+            and (value, interval[-1]) != (high, ")"))
+
+
+def numbers(value):
+    """The numbers of a field value: itself, or those inside its (nested) tuples."""
+    if isinstance(value, (tuple, list)):
+        return [x for v in value for x in numbers(v)]
+    return [value]
+
+
+def check_config(config, ranges: dict[str, str]):
+    """The field checks of a simulator config: every field of its annotated type (floats finite)
+    and every number of a field (also inside tuples) in its interval in `ranges`; raises
+    ValueError naming the first field that is not, with what it allows."""
+    cls = type(config)
+    for f, kind in zip(dataclasses.fields(cls), typing.get_type_hints(cls).values()):
+        # types first (finite floats), so the range checks compare numbers
+        value = getattr(config, f.name)
+        if not has_type(value, kind):
+            name = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
+            raise ValueError(f"{cls.__name__}.{f.name}: expected type {name} (floats finite), "
+                             f"got {value!r}")
+    for name, interval in ranges.items():
+        if not all(in_interval(x, interval) for x in numbers(getattr(config, name))):
+            raise ValueError(f"{cls.__name__}.{name}: expected numbers in {interval}, "
+                             f"got {getattr(config, name)!r}")
+
+
+# Interval of every number of an ORANConfig field (also inside tuples); "(" and ")" are open
+# ends. The upper bounds keep every quantity finite (10^(dB/10), Poisson means, queue bits) and
+# the arrays within memory (counts); fields that depend on others are checked in __post_init__.
+ORAN_RANGES = {
+    "num_dus": "[1, 19]", "num_slices": "[3, 3]", "num_ues": "[1, 5000]", "num_rbs": "[1, 500]",
+    "load": "[0, 100]", "slice_load": "[0, 100]", "shift_slice_load": "[0, 100]",
+    "slice_shares": "[0, 1]", "shift_slice_shares": "[0, 1]",
+    "episode_length": "[1, 100000]", "step_ms": "[0.01, 10000]", "ue_slots": "[0, 10000]",
+    "inter_site_distance_m": "[10, 100000]", "min_ue_distance_m": "[0, 100000]",
+    "carrier_ghz": "[0.5, 100]", "bs_height_m": "[1, 1000]", "ue_height_m": "[1, 1000]",
+    "shadowing_db": "[0, 30]", "tx_power_dbm": "[-100, 100]", "rb_bandwidth_khz": "[1, 1000000]",
+    "noise_psd_dbm_hz": "[-250, 0]", "noise_figure_db": "[0, 50]",
+    "max_spectral_efficiency": "(0, 100]", "min_sinr_db": "[-100, 100]",
+    "fading_block_rbs": "[1, 500]", "speed_mps": "[0, 1000]", "heading_changes_deg": "[-360, 360]",
+    "embb_rate_mbps": "[0, 100000]", "urllc_packet_rate": "[0, 1000000]",
+    "mmtc_activity": "[0, 1]", "buffer_kbit": "[0, 1000000000]",
+    **dict.fromkeys(("embb_packet_bytes", "urllc_packet_bytes", "mmtc_packet_bytes"),
+                    "[1, 1000000]"),
+    "embb_target_mbps": "[0, 100000]", "urllc_delay_budget_ms": "(0, 100000]",
+    "urllc_processing_ms": "[0, 100000]", "delay_report_cap_ms": "(0, 1000000]",
+    "reward_alpha": "[0, 1000]", "reward_zeta": "[0, 1000000]", "qos_min": "[0, 1]",
+    "pf_window_steps": "[1, 1000000]", "sched_rounds": "[0, 1000000]",
+    "sched_margin": "(0, 1000000]", "shift_after_steps": "[0, 1000000000000000]",
+    "du_ue_weights": "[0, 1000000]", "du_slice_mix": "[0, 1]", "home_radius_m": "[0, 100000]",
+}
 
 
 @dataclass
@@ -275,99 +336,40 @@ class ORANConfig:
     inter_site_distance_m / sqrt(3) [ours]"""
 
     def __post_init__(self):
-        for f, kind in zip(dataclasses.fields(self), typing.get_type_hints(type(self)).values()):
-            # types first (finite floats), so the range checks compare numbers
-            value = getattr(self, f.name)
-            if not has_type(value, kind):
-                name = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
-                raise ValueError(f"ORANConfig.{f.name}: expected type {name} (floats finite), "
-                                 f"got {value!r}")
+        check_config(self, ORAN_RANGES)
+        for name in ("slice_load", "slice_shares", "buffer_kbit", "reward_alpha", "qos_min",
+                     "shift_slice_load", "shift_slice_shares", "speed_mps", "heading_changes_deg"):
+            setattr(self, name, tuple(float(v) for v in getattr(self, name)))
+
         def need(ok, name, expected):
             if not ok:
                 raise ValueError(f"ORANConfig.{name}: expected {expected}, "
                                  f"got {getattr(self, name)!r}")
 
-        for name in ("slice_load", "slice_shares", "buffer_kbit", "reward_alpha", "qos_min",
-                     "shift_slice_load", "shift_slice_shares", "speed_mps", "heading_changes_deg"):
-            setattr(self, name, tuple(float(v) for v in getattr(self, name)))
-        need(isinstance(self.num_dus, int) and 1 <= self.num_dus <= 19, "num_dus",
-             "an int in 1..19")
-        need(self.num_slices == 3, "num_slices", "3 (eMBB, mMTC, URLLC)")
-        need(isinstance(self.num_ues, int) and self.num_ues >= 1, "num_ues", "an int >= 1")
-        need(isinstance(self.num_rbs, int) and self.num_rbs >= 1, "num_rbs", "an int >= 1")
-        need(self.load >= 0 and math.isfinite(self.load), "load", "a finite float >= 0")
-        for name in ("slice_load", "shift_slice_load", "slice_shares", "shift_slice_shares",
-                     "buffer_kbit", "reward_alpha", "qos_min"):
-            v = getattr(self, name)
-            need(len(v) == 3 and all(math.isfinite(x) and x >= 0 for x in v), name,
-                 "3 finite values >= 0 (eMBB, mMTC, URLLC)")
         for name in ("slice_shares", "shift_slice_shares"):
             need(abs(sum(getattr(self, name)) - 1) < 1e-6, name, "shares summing to 1")
-        need(all(q <= 1 for q in self.qos_min), "qos_min", "values in [0, 1]")
-        need(self.action_mode in ("rb_slice", "rb_slice_ue", "slice_share"), "action_mode",
-             "'rb_slice', 'rb_slice_ue' or 'slice_share'")
-        need(self.obs_mode in ("paper", "full_action", "rich"), "obs_mode",
-             "'paper', 'full_action' or 'rich'")
-        need(self.pf_metric in ("linear", "log"), "pf_metric", "'linear' or 'log'")
-        need(isinstance(self.episode_length, int) and self.episode_length >= 1, "episode_length",
-             "an int >= 1")
-        need(self.step_ms > 0, "step_ms", "a float > 0")
-        need(isinstance(self.ue_slots, int) and self.ue_slots >= 0, "ue_slots", "an int >= 0")
-        need(isinstance(self.fading_block_rbs, int) and 1 <= self.fading_block_rbs <= self.num_rbs,
-             "fading_block_rbs", "an int in 1..num_rbs")
-        need(self.inter_site_distance_m > 0, "inter_site_distance_m", "a float > 0")
-        need(0 <= self.min_ue_distance_m < self.inter_site_distance_m / 3, "min_ue_distance_m",
+        need(self.fading_block_rbs <= self.num_rbs, "fading_block_rbs", "an int in 1..num_rbs")
+        need(self.min_ue_distance_m < self.inter_site_distance_m / 3, "min_ue_distance_m",
              "a float in [0, inter_site_distance_m / 3)")
-        need(self.carrier_ghz > 0, "carrier_ghz", "a float > 0")
-        need(self.bs_height_m > 0 and self.ue_height_m > 0, "bs_height_m", "heights > 0")
-        need(self.shadowing_db >= 0, "shadowing_db", "a float >= 0")
-        need(self.rb_bandwidth_khz > 0, "rb_bandwidth_khz", "a float > 0")
-        need(self.max_spectral_efficiency > 0, "max_spectral_efficiency", "a float > 0")
-        need(len(self.speed_mps) == 2 and 0 <= self.speed_mps[0] <= self.speed_mps[1], "speed_mps",
-             "(low, high) with 0 <= low <= high")
+        need(self.speed_mps[0] <= self.speed_mps[1], "speed_mps", "(low, high) with low <= high")
         need(len(self.heading_changes_deg) >= 1, "heading_changes_deg", "at least one angle")
-        need(self.embb_rate_mbps >= 0 and self.urllc_packet_rate >= 0, "embb_rate_mbps",
-             "traffic rates >= 0")
-        need(0 <= self.mmtc_activity <= 1, "mmtc_activity", "a probability in [0, 1]")
-        for name in ("embb_packet_bytes", "urllc_packet_bytes", "mmtc_packet_bytes"):
-            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name,
-                 "an int >= 1")
-        need(self.embb_target_mbps >= 0, "embb_target_mbps", "a float >= 0")
-        need(self.urllc_delay_budget_ms > 0, "urllc_delay_budget_ms", "a float > 0")
-        need(self.reward_zeta >= 0, "reward_zeta", "a float >= 0")
-        need(self.pf_window_steps >= 1, "pf_window_steps", "a float >= 1")
-        need(isinstance(self.sched_rounds, int) and self.sched_rounds >= 0, "sched_rounds",
-             "an int >= 0")
-        need(self.sched_margin > 0, "sched_margin", "a float > 0")
-        need(isinstance(self.shift_after_steps, int) and self.shift_after_steps >= 0,
-             "shift_after_steps", "an int >= 0")
         self._check_du_profiles(need)
 
     def _check_du_profiles(self, need):
-        """The per-DU profile fields (du_ue_weights, du_slice_mix, home_radius_m)."""
-        def floats(v, depth):  # nested tuples of floats, or None when v is not one
-            def as_floats(v, d):
-                return tuple(as_floats(x, d - 1) for x in v) if d else float(v)
-
-            try:
-                return as_floats(v, depth)
-            except (TypeError, ValueError):
-                return None
-
+        """The per-DU profile fields (du_ue_weights, du_slice_mix, home_radius_m) against num_dus
+        and the cell radius (their types and intervals are checked in check_config)."""
         n = self.num_dus
-        w, mix = floats(self.du_ue_weights, 1), floats(self.du_slice_mix, 2)
-        need(w is not None and (not w or (len(w) == n and sum(w) > 0
-                                          and all(math.isfinite(x) and x >= 0 for x in w))),
-             "du_ue_weights", f"() or {n} finite weights >= 0 (one per DU) with a positive sum")
-        need(mix is not None and (not mix or (len(mix) == n and all(
-            len(m) == 3 and all(math.isfinite(x) and x >= 0 for x in m) and abs(sum(m) - 1) < 1e-6
-            for m in mix))), "du_slice_mix",
-             f"() or {n} triples (eMBB, mMTC, URLLC) of finite shares >= 0 summing to 1, "
-             "one per DU")
-        self.du_ue_weights, self.du_slice_mix = w, mix
+        self.du_ue_weights = tuple(float(x) for x in self.du_ue_weights)
+        self.du_slice_mix = tuple(tuple(float(x) for x in m) for m in self.du_slice_mix)
+        w, mix = self.du_ue_weights, self.du_slice_mix
+        need(not w or (len(w) == n and sum(w) > 0), "du_ue_weights",
+             f"() or {n} finite weights >= 0 (one per DU) with a positive sum")
+        need(not mix or (len(mix) == n and all(abs(sum(m) - 1) < 1e-6 for m in mix)),
+             "du_slice_mix", f"() or {n} triples (eMBB, mMTC, URLLC) of finite shares >= 0 "
+             "summing to 1, one per DU")
         cell_radius = self.inter_site_distance_m / math.sqrt(3)
-        need(math.isfinite(self.home_radius_m) and 0 <= self.home_radius_m <= cell_radius,
-             "home_radius_m", f"a float in [0, {cell_radius:.1f}] (0 = the cell radius)")
+        need(self.home_radius_m <= cell_radius, "home_radius_m",
+             f"a float in [0, {cell_radius:.1f}] (0 = the cell radius)")
 
     @property
     def num_ue_slots(self) -> int:
@@ -644,7 +646,10 @@ def wideband_sinr(gain, serving, noise_mw: float, p_rb_mw: float):
     g_serv = gain.ravel().take(np.arange(E * U) * N + serving.ravel()).reshape(E, U)
     # the sum over the N DUs as a matmul (faster than a reduction over a short last axis)
     total = gain @ np.ones(N, dtype=np.float32)
-    return g_serv, g_serv / (noise_mw / p_rb_mw + total - g_serv)
+    noise_and_interference = noise_mw / p_rb_mw + total - g_serv
+    # with one DU and a noise term below float32's resolution at the gain, the sum rounds to 0
+    return g_serv, g_serv / np.where(noise_and_interference > 0, noise_and_interference,
+                                     noise_mw / p_rb_mw)
 
 
 def mean_rb_rate_bps(sinr_wideband, bandwidth_hz: float, max_se: float):

@@ -50,20 +50,21 @@ NET_SIZES = {"paper": (300, 400, 400), "cpu": (128, 128)}
 LOG_STD_MAX, LOG_STD_MIN = 2, -5  # log-std squashed into [MIN, MAX] by tanh (SpinUp / D. Yarats)
 EnvConfig = TypeVar("EnvConfig")
 EVAL_SEED = 10_000  # seed of the evaluation episodes: one fixed set for every run, seed and method
-# valid intervals of the numeric flags ("(", ")": open ends); any other number must be finite
+# valid intervals of the numeric flags ("(", ")": open ends): the upper bounds keep the losses
+# finite (temperatures, target entropy) and the allocations within memory (sizes and counts)
 RANGES = {
-    **dict.fromkeys(("torch_threads", "num_envs", "total_timesteps", "buffer_size", "eval_episodes",
-                     "log_interval", "hidden_sizes", "updates_per_step"), "[1, inf)"),
-    **dict.fromkeys(("checkpoint_interval", "learning_starts", "alpha", "eval_interval",
-                     "init_bias"), "[0, inf)"),
-    **dict.fromkeys(("policy_lr", "q_lr", "alpha_lr", "progress_interval", "alpha_init"),
-                    "(0, inf)"),
-    "tau": "(0, 1]", "gamma": "[0, 1]", "lr_decay_to": "[0, 1]", "batch_size": "[2, inf)",
-    "seed": "[0, 4294967295]",
+    **dict.fromkeys(("checkpoint_interval", "learning_starts", "eval_interval"), "[0, 1e12]"),
+    **dict.fromkeys(("policy_lr", "q_lr", "alpha_lr"), "(0, 1]"),
+    "total_timesteps": "[1, 1e12]", "log_interval": "[1, 1e12]", "torch_threads": "[1, 1024]",
+    "num_envs": "[1, 4096]", "eval_episodes": "[1, 4096]", "buffer_size": "[1, 1e10]",
+    "hidden_sizes": "[1, 16384]", "updates_per_step": "[1, 1000]", "batch_size": "[2, 65536]",
+    "alpha": "[0, 100]", "alpha_init": "(0, 100]", "target_entropy": "[-100, 100]",
+    "init_bias": "[0, 10]", "progress_interval": "(0, 1e6]", "tau": "(0, 1]", "gamma": "[0, 1]",
+    "lr_decay_to": "[0, 1]", "seed": "[0, 4294967295]",
 }
-RANGES.update(dict.fromkeys(("rho_init", "rho_final", "rho_actor", "rho_critic", "td_var_threshold",
-                             "sharpness_interval"), "[0, inf)"), td_var_ema="[0, 1)",
-              rho_decay_steps="[1, inf)", sharpness_iters="[1, inf)", sharpness_tol="(0, 1)")
+RANGES.update(dict.fromkeys(("rho_init", "rho_final", "rho_actor", "rho_critic"), "[0, 10]"),
+              td_var_threshold="[0, 1e6]", sharpness_interval="[0, 1e12]", td_var_ema="[0, 1)",
+              rho_decay_steps="[1, 1e12]", sharpness_iters="[1, 10000]", sharpness_tol="(0, 1)")
 
 
 @dataclasses.dataclass
@@ -96,7 +97,8 @@ class Args(Generic[EnvConfig]):
     scenario: Optional[str] = None
     """named preset of the environment (default: `paper` for oran, `medium` for comp)"""
     num_envs: int = 2
-    """env copies stepped together, one update round per vectorised step [ours]"""
+    """env copies stepped together, one update round per vectorised step; it must fit both the
+    warm-up (--learning-starts) and the steps after it [ours]"""
 
     # Algorithm
     total_timesteps: int = 20_000
@@ -196,6 +198,12 @@ class Args(Generic[EnvConfig]):
             raise ValueError(f"--learning-starts ({self.learning_starts}) must be below "
                              f"--total-timesteps ({self.total_timesteps}), otherwise no update "
                              "runs")
+        if (self.learning_starts and self.num_envs > self.learning_starts) or (
+                self.num_envs > self.total_timesteps - self.learning_starts):
+            raise ValueError(f"--num-envs ({self.num_envs}) must fit both the warm-up "
+                             f"(--learning-starts {self.learning_starts}) and the steps after it "
+                             f"(--total-timesteps {self.total_timesteps}): one vectorised step "
+                             "takes --num-envs env steps")
         if self.batch_size > self.buffer_size:
             raise ValueError(f"--batch-size ({self.batch_size}) must not exceed --buffer-size "
                              f"({self.buffer_size})")
@@ -210,7 +218,8 @@ def parse_args() -> Args:
     pre.add_argument("--env-id", default=Args.env_id, choices=sorted(ENV_MODULES))
     pre.add_argument("--scenario", default=None)
     known, _ = pre.parse_known_args()
-    scenario = known.scenario or {"oran": "paper", "comp": "medium"}[known.env_id]
+    scenario = {"oran": "paper", "comp": "medium"}[known.env_id] if known.scenario is None else (
+        known.scenario)
     try:
         config = importlib.import_module(ENV_MODULES[known.env_id]).make_config(scenario)
     except (ImportError, ValueError) as e:  # the simulator module must lie next to this script
@@ -222,6 +231,19 @@ def parse_args() -> Args:
 def make_env(args, num_envs, seed):
     envlib = importlib.import_module(ENV_MODULES[args.env_id])
     return envlib.make_env(args.scenario, num_envs=num_envs, seed=seed, **vars(args.env))
+
+
+def network_gib(n_agents, obs_dim, act_dim, hidden, batch_size):
+    """An upper estimate of the networks' memory, GiB: actors and the widest critic (weights,
+    gradients, Adam's moments, a SAM copy: 5 floats a parameter; the target critic: 1) and one
+    update's activations (N * batch critic rows through the twin Qs, forward and backward)."""
+    def parameters(dims):
+        return sum(i * o + o for i, o in zip(dims, dims[1:]))
+
+    critic = 2 * parameters((n_agents * (obs_dim + act_dim + 1) + obs_dim + act_dim, *hidden, 1))
+    actors = n_agents * parameters((obs_dim, *hidden, 2 * act_dim))
+    activations = 2 * 2 * n_agents * batch_size * sum(hidden)
+    return (5 * (actors + critic) + critic + activations) * 4 / 2**30
 
 
 class EnsembleLinear(nn.Module):
@@ -429,6 +451,9 @@ if __name__ == "__main__":
         fail("--td-var-mode relative needs >= 2 agents; use absolute or --no-selective")
     buffer_gib = args.buffer_size * (n_agents * (2 * obs_dim + act_dim + 1) + 1) * 4 / 2**30
     run_utils.check_memory(buffer_gib, f"--buffer-size {args.buffer_size}: the replay buffer")
+    sizes = args.hidden_sizes or NET_SIZES["paper"]  # the larger preset: an upper estimate
+    run_utils.check_memory(network_gib(n_agents, obs_dim, act_dim, sizes, args.batch_size),
+                           f"--hidden-sizes {' '.join(map(str, sizes))}: training the networks")
     run = run_utils.Run(args, script, f"runs/{args.env_id}-{args.scenario}__{args.exp_name}__"
                                       f"{args.seed}__{int(time.time())}")
     writer, checkpoint = run.writer, run.checkpoint

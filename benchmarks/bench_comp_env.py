@@ -15,6 +15,7 @@ so it runs from a separate virtual environment that holds mobile-env:
 import argparse
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import sys
@@ -24,6 +25,20 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import comp_env  # noqa: E402
+from oran_env import in_interval  # noqa: E402
+
+
+def number_in(kind, interval):
+    """An argparse type: a finite `kind` number in `interval` ("[low, high]", "(" ")" open ends,
+    as the training scripts' RANGES; checked here with oran_env's helper, as this benchmark runs
+    in a virtual environment without torch, so without run_utils)."""
+    def number(text):
+        value = kind(text)
+        if not (math.isfinite(value) and in_interval(value, interval)):
+            raise argparse.ArgumentTypeError(f"expected a finite number in {interval}, got {text}")
+        return value
+
+    return number
 
 
 def timed_rate(step, seconds):
@@ -75,10 +90,13 @@ def mobile_env_rate(scenario, seconds, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", nargs="+", default=["small", "medium", "large"])
-    parser.add_argument("--num-envs", type=int, default=256, help="batch size E of the batched measurement")
-    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per figure")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scenarios", nargs="+", default=["small", "medium", "large"],
+                        choices=sorted(comp_env.SCENARIOS))
+    parser.add_argument("--num-envs", type=number_in(int, "[1, 4096]"), default=256,
+                        help="batch size E of the batched measurement")
+    parser.add_argument("--seconds", type=number_in(float, "(0, 3600]"), default=3.0,
+                        help="measuring time per figure")
+    parser.add_argument("--seed", type=number_in(int, "[0, 4294967295]"), default=0)
     args = parser.parse_args()
 
     try:

@@ -24,7 +24,7 @@ import os
 for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[var] = "1"
 
-import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
@@ -34,10 +34,33 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+import tyro  # noqa: E402
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import oran_env  # noqa: E402
+import run_utils  # noqa: E402
+
+RANGES = {"blocks": "[1, 1000]", "seconds": "(0, 3600]", "idle_episodes": "[1, 4096]"}
+
+
+@dataclasses.dataclass
+class Args:
+    baseline: str | None = None
+    """git revision to time side by side"""
+    blocks: int = 7
+    """alternating timing blocks (median kept)"""
+    seconds: float = 0.4
+    """CPU seconds of one timing block"""
+    idle_episodes: int = 16
+    """episodes of the idle-RB line"""
+    scenarios: tuple[str, ...] = ("paper", "small")
+    """oran_env scenarios to time"""
+
+    def __post_init__(self):
+        run_utils.check_ranges(self, RANGES)
+        if not self.scenarios:
+            raise ValueError("--scenarios: name at least one scenario")
 
 
 def module_at(rev):
@@ -131,14 +154,13 @@ def idle_embb_fraction(module, episodes, seed=1000):
     return hits / (env.episode_length * E * N)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--baseline", default=None, help="git revision to time side by side")
-    p.add_argument("--blocks", type=int, default=7, help="alternating timing blocks (median kept)")
-    p.add_argument("--seconds", type=float, default=0.4, help="length of one timing block")
-    p.add_argument("--idle-episodes", type=int, default=16, help="episodes of the idle-RB line")
-    p.add_argument("--scenarios", nargs="+", default=["paper", "small"])
-    args = p.parse_args()
+def main(args: Args):
+    for scenario in args.scenarios:
+        run_utils.check_choice("--scenarios", scenario, list(oran_env.SCENARIOS))
+    if args.baseline is not None and subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{args.baseline}^{{commit}}"], cwd=ROOT,
+            capture_output=True).returncode:
+        run_utils.fail(f"--baseline {args.baseline}: not a git revision of {ROOT}")
     baseline = module_at(args.baseline) if args.baseline else None
     report = {"numpy": np.__version__, "python": platform.python_version(),
               "machine": platform.machine(), "threads": 1, "baseline": args.baseline}
@@ -152,4 +174,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args, description=__doc__.split("\n")[0]))

@@ -18,7 +18,7 @@ each, without start-up, evaluation or checkpoint costs. Figures reported:
 Usage: python benchmarks/bench_train.py [--updates 200] [--sizes cpu paper] [--variants ...] [--out bench_train.json]
 (a ratio is reported when the variants it needs were measured)
 """
-import argparse
+import dataclasses
 import json
 import os
 import re
@@ -28,8 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import tyro
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+import run_utils  # noqa: E402
 
 VARIANTS = {
     "baseline": ("sac_marl_baseline.py",),
@@ -41,6 +44,30 @@ VARIANTS = {
     "joint_critic": ("sac_marl_baseline.py", "--critic-joint-actions"),
 }
 EPISODE = 100  # oran_env's episode_length: the scripts print one line per episode end
+SIZES = ("cpu", "paper")
+RANGES = {"updates": "[100, 1e6]", "skip_updates": "[0, 1e6]", "threads": "[1, 1024]"}
+
+
+@dataclasses.dataclass
+class Args:
+    updates: int = 200
+    """timed updates per measurement (a multiple of 100)"""
+    skip_updates: int = 100
+    """untimed updates before timing (a multiple of 100)"""
+    sizes: tuple[str, ...] = SIZES
+    """network presets to measure (cpu, paper)"""
+    threads: int = 1
+    """torch threads of the variant measurements"""
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    """variants to measure (keys of VARIANTS)"""
+    out: str | None = None
+    """also write the JSON here"""
+
+    def __post_init__(self):
+        run_utils.check_ranges(self, RANGES)
+        if self.updates % EPISODE or self.skip_updates % EPISODE:
+            raise ValueError(f"--updates and --skip-updates must be multiples of {EPISODE} (an "
+                             f"episode), got {self.updates} and {self.skip_updates}")
 
 
 def steps_per_second(script_flags, updates, skip_updates, threads, extra=()):
@@ -75,17 +102,13 @@ def steps_per_second(script_flags, updates, skip_updates, threads, extra=()):
         return rate, sam_fraction
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--updates", type=int, default=200, help="timed updates per measurement (multiple of 100)")
-    parser.add_argument("--skip-updates", type=int, default=100, help="untimed updates before timing (x100)")
-    parser.add_argument("--sizes", nargs="+", default=["cpu", "paper"], choices=["cpu", "paper"])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the variant measurements")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--out", default=None, help="also write the JSON here")
-    opts = parser.parse_args()
-    if opts.updates % EPISODE or opts.skip_updates % EPISODE or opts.updates <= 0:
-        parser.error(f"--updates and --skip-updates must be positive multiples of {EPISODE}")
+def main(opts: Args):
+    for size in opts.sizes:
+        run_utils.check_choice("--sizes", size, SIZES)
+    for variant in opts.variants:
+        run_utils.check_choice("--variants", variant, list(VARIANTS))
+    if opts.out is not None:
+        run_utils.check_output_path("--out", opts.out, is_dir=False)
 
     result = {"machine": {"cpus": os.cpu_count(), "note": "timings on a shared machine are noisy"},
               "updates_timed": opts.updates, "torch_threads": opts.threads, "steps_per_s": {}, "ratios": {}}
@@ -127,4 +150,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args, description=__doc__))

@@ -15,7 +15,7 @@ import os
 for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(var, "1")
 
-import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import sys  # noqa: E402
 
 import matplotlib  # noqa: E402
@@ -23,15 +23,30 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import tyro  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import oran_env  # noqa: E402
+import run_utils  # noqa: E402
 from render_episode import make_run_env, model_policy  # noqa: E402
 from records import EVAL_SEED  # noqa: E402
 
 SLICES = ("eMBB", "mMTC", "URLLC")
 SLICE_COLORS = ("tab:blue", "tab:green", "tab:red")
+HEURISTICS = (*oran_env.HEURISTICS, "full_info")
+
+
+@dataclasses.dataclass
+class Args:
+    model: str
+    """model.pt of a finished training run (--save-model)"""
+    out: str
+    """PNG file to write"""
+    heuristic: str = "pf_no_slicing"
+    """a heuristic of oran_env.HEURISTICS or full_info, drawn next to the model"""
+    label: str | None = None
+    """name of the trained policy in the figure"""
 
 
 def episode_shares(env, policy):
@@ -46,24 +61,15 @@ def episode_shares(env, policy):
     return np.array(shares), np.mean(qos, axis=0)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True, help="model.pt of a finished training run (--save-model)")
-    p.add_argument("--heuristic", default="pf_no_slicing",
-                   help=f"one of {sorted(oran_env.HEURISTICS)} or full_info")
-    p.add_argument("--label", default=None, help="name of the trained policy in the figure")
-    p.add_argument("--out", required=True, help="PNG file to write")
-    args = p.parse_args()
-    if not os.path.isfile(args.model):
-        p.error(f"--model {args.model}: no such file")
-    heuristic = oran_env.HEURISTICS.get(args.heuristic) or (
-        oran_env.full_information_reference if args.heuristic == "full_info" else None)
-    if heuristic is None:
-        p.error(f"--heuristic: expected one of {sorted(oran_env.HEURISTICS)} or full_info, "
-                f"got {args.heuristic!r}")
-    env = make_run_env(argparse.Namespace(policy=args.model, scenario="paper", seed=EVAL_SEED))
-    rows = [(args.label or os.path.basename(os.path.dirname(os.path.abspath(args.model))),
-             model_policy(args.model, env)), (f"heuristic: {args.heuristic}", heuristic)]
+def main(args: Args):
+    run_utils.check_input_file("--model", args.model)
+    run_utils.check_choice("--heuristic", args.heuristic, HEURISTICS)
+    run_utils.check_output_path("--out", args.out, is_dir=False)
+    heuristic = oran_env.HEURISTICS.get(args.heuristic, oran_env.full_information_reference)
+    env = make_run_env(args.model, "paper", EVAL_SEED, flag="--model")
+    label = args.label or os.path.basename(os.path.dirname(os.path.abspath(args.model)))
+    rows = [(label, model_policy(args.model, env, flag="--model")),
+            (f"heuristic: {args.heuristic}", heuristic)]
     n = env.n_agents
     fig, axes = plt.subplots(len(rows), n, figsize=(2.3 * n, 2.4 * len(rows)), sharex=True, sharey=True,
                              squeeze=False)
@@ -88,4 +94,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args, description=__doc__.split("\n")[0]))
