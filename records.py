@@ -69,7 +69,11 @@ KINDS = ("train", "heuristic", "transfer")
 # not `cuda`: with --net-size auto it picks the networks, so a GPU run is another run
 MACHINERY_ARGS = frozenset({"run_dir", "resume", "torch_threads", "checkpoint_interval",
                             "progress_interval"})
-ADDED_ARGS: dict[str, object] = {}  # argument -> its value in runs recorded before it existed
+# argument -> its value in runs recorded before it existed (ppo_comp.py's DeepCoMP options: their
+# defaults leave CleanRL's PPO as it was, checked bit for bit on seeded runs)
+ADDED_ARGS: dict[str, object] = {"kl_coef": 0.0, "kl_target": 0.01, "minibatch_rows": None,
+                                 "norm_adv_over": "minibatch", "preset": "cleanrl",
+                                 "reward_aggregate": "sum", "vf_clip": None}
 # arguments a script computes from the others at run time (CleanRL's PPO: from num_envs, num_steps)
 DERIVED_ARGS = {"ppo_comp.py": {"batch_size", "minibatch_size", "num_iterations"}}
 SUMMARY = "summary.json"
