@@ -58,12 +58,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-import tyro
 
-import records
-import run_utils
-from experiments import EXPERIMENTS, Experiment, argv, run_name, training_runs
+def stop_before_the_runs(signum, frame):
+    """SIGINT/SIGTERM/SIGHUP before main's own handlers (during the imports): nothing started."""
+    print(f"{signal.Signals(signum).name}: stopped before any run started", flush=True)
+    os._exit(128 + signum)  # at once, without a KeyboardInterrupt traceback from the imports
+
+
+if __name__ == "__main__":
+    for early_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(early_signal, stop_before_the_runs)
+
+import numpy as np  # noqa: E402
+import tyro  # noqa: E402
+
+import records  # noqa: E402
+import run_utils  # noqa: E402
+from experiments import EXPERIMENTS, Experiment, argv, run_name, training_runs  # noqa: E402
 
 FLAG_RUN_DIR, FLAG_RESUME, FLAG_THREADS = "--run-dir", "--resume", "--torch-threads"
 MODEL_FILE = "model.pt"  # written by --save-model: {"actor", "qf", "hidden_sizes"}

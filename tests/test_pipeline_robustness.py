@@ -398,3 +398,29 @@ def test_plot_results_bad_input_exits_2_before_any_figure(case, tmp_path):
                    *argv, cwd=tmp_path)
     assert_bad_input(proc, named)
     assert not out.exists()  # no figure, no results.md
+
+
+def caught_signals(pid: int) -> set:
+    """The signals process `pid` has a handler for (/proc/<pid>/status, SigCgt)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return set()
+    mask = int(status.split("SigCgt:")[1].split()[0], 16)
+    return {signum for signum in signal.Signals if mask >> (signum - 1) & 1}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_runner_imports_stops_without_a_traceback(signum):
+    """Sent as soon as the runner's first handler is in place (SIGHUP caught), while it imports numpy,
+    torch and the experiments: one line, exit 128 + signum."""
+    proc = subprocess.Popen([sys.executable, "run_experiments.py", "--list"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while signal.SIGHUP not in caught_signals(proc.pid) and time.time() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum and "Traceback" not in err, err
+    assert out == f"{signum.name}: stopped before any run started\n"
