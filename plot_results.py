@@ -519,7 +519,8 @@ def fig_qos(name: str, by_method, args, out: Path, figures, notes) -> None:
         ax.set_title(slice_name)
         ax.grid(alpha=0.3, axis="y")
     axes[0].set_ylabel("Q_l, final evaluation (one point per seed)")
-    axes[-1].legend(fontsize=7)
+    if headline_references(by_method):
+        axes[-1].legend(fontsize=7)
     save(fig, out / f"{name}.png", figures)
 
 
