@@ -197,7 +197,9 @@ def ppo_reward(mode: str, aggregate: str, *flags: str, name: str = "") -> Method
                   ("--mode", mode, "--reward-aggregate", aggregate, "--preset", "rllib") + flags)
 
 
-COMP_REFERENCES = ("best_cell", "dynamic_comp", "full_comp", "random", "full_info")
+# dynamic_comp-0.6: dynamic CoMP with the epsilon tuned on validation episodes (comp-dynamic-tuning)
+COMP_REFERENCES = ("best_cell", "dynamic_comp", "dynamic_comp-0.6", "full_comp", "random",
+                   "full_info")
 # the sweep's validation episodes: another seed than the 100 test episodes (--eval-seed 0)
 COMP_VALIDATION_SEED = 1
 # one change at a time from the rllib preset (ppo_comp.py PRESETS): epochs, minibatch, lambda,
