@@ -19,6 +19,7 @@ import plot_results as pr
 import records
 import run_experiments as rx
 from test_experiments import fake_experiment  # noqa: F401 (a fixture: a grid of a fake script)
+from test_resume import caught_signals
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -399,15 +400,6 @@ def test_plot_results_bad_input_exits_2_before_any_figure(case, tmp_path):
     assert_bad_input(proc, named)
     assert not out.exists()  # no figure, no results.md
 
-
-def caught_signals(pid: int) -> set:
-    """The signals process `pid` has a handler for (/proc/<pid>/status, SigCgt)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return set()
-    mask = int(status.split("SigCgt:")[1].split()[0], 16)
-    return {signum for signum in signal.Signals if mask >> (signum - 1) & 1}
 
 
 @pytest.mark.slow
