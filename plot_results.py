@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import textwrap
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1330,6 +1331,14 @@ PPO_HEURISTICS = {"best_cell": ("tab:gray", "--"), "dynamic_comp": ("black", "-.
                   "full_comp": ("tab:brown", ":")}  # the reference lines of the PPO curves
 
 
+def ppo_label(method: tuple[str, str], runs: list[Run]) -> str:
+    """A PPO row's label with its runs' optimiser preset (ppo_comp.py --preset)."""
+    presets = sorted({r.summary["args"].get("preset", "cleanrl") for r in runs
+                      if r.summary["script"] == "ppo_comp.py"})
+    label = method_label(method)
+    return f"{label} [{', '.join(presets)}]" if presets else label
+
+
 def ppo_rows(runs: list[Run], args, rng) -> list[str]:
     """PPO (and a scored SAC model) against DeepCoMP's heuristics on the same episodes: utility per
     UE-step, episode return, BSs per UE, unconnected fraction, the difference of utility to best_cell
@@ -1365,11 +1374,73 @@ def ppo_rows(runs: list[Run], args, rng) -> list[str]:
                                    - metric(heur[h], "utility")), 2) if len(util) > 1 and h in heur
                           else f"{util.mean() - metric(heur[h], 'utility'):+.2f}" if h in heur else "-"
                           for h in ("best_cell", "dynamic_comp")]
-            label = method_label((variant, "none"))
+            label = ppo_label((variant, "none"), rs)
             bs = np.mean([metric(r, "connections_per_ue") for r in rs])
             unconnected = np.mean([metric(r, "unconnected_fraction") for r in rs])
             lines.append(f"| {scenario[len('comp-'):]} | {label} | {seeds} | {steps} | {' | '.join(cells)} | "
                          f"{bs:.2f} | {unconnected:.3f} | {paired[0]} | {paired[1]} | {wall} |")
+    return lines
+
+
+def paired_gap_ci(utility, reference, n_boot: int, rng: np.random.Generator, level: float = 0.95):
+    """Mean of utility - reference with a percentile-bootstrap CI that resamples the seeds (rows of
+    utility, (seeds, episodes)) and, paired, the episodes (reference: (episodes,), the same
+    episodes): both the seed-to-seed spread and the finite test set count."""
+    gap = np.asarray(utility, float).reshape(-1, len(reference)) - np.asarray(reference, float)
+    seeds, episodes = gap.shape
+    seed_counts = rng.multinomial(seeds, np.full(seeds, 1 / seeds), size=n_boot)  # (boot, seeds)
+    episode_counts = rng.multinomial(episodes, np.full(episodes, 1 / episodes), size=n_boot)
+    stats = np.einsum("bs,se,be->b", seed_counts, gap, episode_counts) / (seeds * episodes)
+    lo, hi = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
+    return gap.mean(), lo, hi
+
+
+def tuned_dynamic_comp(heuristics: dict[str, Run]) -> str:
+    """The reference row to beat: dynamic CoMP at its epsilon tuned on validation episodes
+    (`dynamic_comp-<eps>`), else at its default epsilon."""
+    tuned = [name for name in heuristics if name.startswith("dynamic_comp-")]
+    return tuned[0] if tuned else "dynamic_comp"
+
+
+def ppo_verdict_rows(runs: list[Run], args, rng) -> list[str]:
+    """Each policy against the tuned dynamic CoMP on the same test episodes: utility per UE-step
+    (95% CI over seeds; a heuristic's over episodes), the seeds' sd, the difference to the tuned
+    dynamic CoMP (paired_gap_ci: seeds and paired episodes resampled), how many seeds beat it, BSs
+    per UE and unconnected UE-steps. The full-information row is the room left above it."""
+    lines = ["| scenario | policy | seeds | utility per UE-step | sd over seeds | "
+             "- tuned dynamic CoMP | seeds above it | BSs per UE | unconnected |",
+             "|" + " --- |" * 9]
+    per_episode = lambda r: np.asarray(r.summary["final_eval"]["per_episode"]["utility"])  # noqa: E731
+    metric = lambda r, k: r.summary["final_eval"]["metrics"][k]  # noqa: E731
+    for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
+        by_method = group([r for r in runs if r.scenario == scenario])
+        heur = {m[0][len(HEURISTIC_PREFIX):]: rs[0] for m, rs in by_method.items()
+                if m[0].startswith(HEURISTIC_PREFIX)}
+        target = tuned_dynamic_comp(heur)
+        if target not in heur:
+            raise ValueError(f"{scenario}: no {target} row to compare with (score the "
+                             "experiment's reference rows)")
+        reference = per_episode(heur[target])
+        shown = [m for m in by_method if not m[0].startswith(HEURISTIC_PREFIX)] + [
+            (HEURISTIC_PREFIX + h, "none") for h in ("best_cell", target, "full_info") if h in heur]
+        for method in shown:
+            rs = by_method[method]
+            util = np.array([per_episode(r) for r in rs])  # (seeds, episodes)
+            means = util.mean(axis=1)
+            if method[0].startswith(HEURISTIC_PREFIX):
+                u = fmt_ci(util.mean(), *bootstrap_ci(util[0], args.n_boot, rng), 2)
+                seeds = sd = above = "-"
+            else:
+                u = (fmt_ci(means.mean(), *bootstrap_ci(means, args.n_boot, rng), 2)
+                     if len(rs) > 1 else f"{means.mean():.2f}")
+                seeds, sd = str(len(rs)), f"{means.std(ddof=1):.2f}" if len(rs) > 1 else "-"
+                above = f"{int(np.sum(means > reference.mean()))}/{len(rs)}"
+            gap = ("-" if method[0] == HEURISTIC_PREFIX + target else
+                   fmt_ci(*paired_gap_ci(util, reference, args.n_boot, rng), 2))
+            bs = np.mean([metric(r, "connections_per_ue") for r in rs])
+            unconnected = np.mean([metric(r, "unconnected_fraction") for r in rs])
+            lines.append(f"| {scenario[len('comp-'):]} | {ppo_label(method, rs)} | {seeds} | {u} | "
+                         f"{sd} | {gap} | {above} | {bs:.2f} | {unconnected:.3f} |")
     return lines
 
 
@@ -1396,6 +1467,9 @@ def ppo_section(name: str, runs: list[Run], args, out: Path, figures, notes, lin
     lines += ppo_rows(runs, args, rng)
     if any(r.summary["extra"].get("load_sweep") for r in runs):
         lines += ["", "Load sweep (mean over seeds):", ""] + ppo_load_rows(runs)
+    if any(r.variant.startswith(HEURISTIC_PREFIX + "dynamic_comp-") for r in runs):
+        lines += ["", "Against the tuned dynamic CoMP on the same episodes:", ""]
+        lines += ppo_verdict_rows(runs, args, section_rng(args.seed, name, "verdict"))
     scenarios = sorted({r.scenario for r in runs}, key=scenario_order)
     learned = [r for r in runs if r.summary["eval_history"]]
     if not learned:
@@ -1420,7 +1494,7 @@ def ppo_section(name: str, runs: list[Run], args, out: Path, figures, notes, lin
                 steps = np.array([h[0] for h in rs[0].summary["eval_history"]])
                 # (seeds, points)
                 values = np.array([[h[2][key] for h in r.summary["eval_history"]] for r in rs])
-                label = f"{method_label((variant, 'none'))} ({len(rs)} seeds)"
+                label = f"{ppo_label((variant, 'none'), rs)} ({len(rs)} seeds)"
                 line = ax.plot(steps, values.mean(0), label=label)[0]
                 if len(rs) > 1:
                     lo, hi = bootstrap_ci(values, args.n_boot, rng)
@@ -1485,6 +1559,80 @@ def headline_rows(runs: list[Run], args: Args, grid: str, scenario: str) -> list
     return lines
 
 
+def headline_findings(runs: list[Run], args: Args, grid: str, scenario: str) -> list[str]:
+    """The README's findings under the headline table, every number from the records: TA-SAM vs
+    No-SAM and vs the fixed rho settings (the same comparison() streams as the tables), and the
+    learned methods against the reference rows (normalised score, eMBB QoS, idle RBs)."""
+    by_method = group(runs)
+    learned = [m for m in by_method if not m[0].startswith(HEURISTIC_PREFIX)]
+    if TA_SAM not in by_method or HEADLINE_BASE not in by_method:
+        return []
+    scores = {m: [r.score for r in by_method[m]] for m in by_method}
+
+    def compared(method, ref):
+        gain, _, p, detectable = comparison(scores[method], scores[ref], args, grid, scenario,
+                                            *method, *ref)
+        return gain, p, 100 * detectable
+
+    gain, p, detectable = compared(TA_SAM, HEADLINE_BASE)
+    n, n_base = len(scores[TA_SAM]), len(scores[HEADLINE_BASE])
+    seeds = f"{n} seeds each" if n == n_base else f"{n} vs {n_base} seeds"
+    lines = [f"- **TA-SAM vs No-SAM, {seeds}: {fmt_gain(gain)}**, Welch p = {p:.2f}. These seeds "
+             f"would detect a gain of about {detectable:.1f}%; the paper reports up to +22%."]
+    fixed = [(rho, radii) for rho, radii in (("unequal", "0.05/0.01"), ("equal", "0.01/0.01"))
+             if ("ta-sam", rho) in by_method]
+    if fixed:
+        parts, overlapping = [], []
+        for rho, radii in fixed:
+            gain, p, _ = compared(TA_SAM, ("ta-sam", rho))
+            parts.append(f"{fmt_gain(gain)} over {rho} rho ({radii}, {n} vs "
+                         f"{len(scores[('ta-sam', rho)])} seeds, p = {p:.3f})")
+            if gain[1] <= 0.10 and gain[2] >= 0.05:
+                overlapping.append(rho)
+        reach = ("both intervals" if len(overlapping) == len(fixed) == 2 else
+                 f"the {overlapping[0]} setting's interval" if overlapping else "neither interval")
+        below = [rho for rho, _ in fixed
+                 if np.mean(scores[("ta-sam", rho)]) < np.mean(scores[HEADLINE_BASE])]
+        lines.append(f"- **Dynamic rho vs the paper's fixed settings**: {'; '.join(parts)}; the "
+                     f"paper's 5-10% overlaps {reach}."
+                     + (f" Fixed {' and '.join(below)} rho score below No-SAM." if below else ""))
+    norm = normaliser(by_method)
+    pf = (HEURISTIC_PREFIX + "pf_no_slicing", "none")
+    split = next((m for m in headline_references(by_method)
+                  if m[0].startswith(HEURISTIC_PREFIX + "split-")), None)
+    if not norm or pf not in by_method:
+        return [wrapped(line) for line in lines]
+    mean = lambda m, key: np.mean(final_metrics(by_method[m], key))  # noqa: E731
+    span = lambda values, fmt: f"{fmt(min(values))}-{fmt(max(values))}"  # noqa: E731
+    level = [float(normalised(scores[m], norm).mean()) for m in learned]
+    text = (f"- **Every learned method stays below the heuristics**: {span(level, '{:.2f}'.format)} "
+            "of the way from the static split to the full-information reference, where PF without "
+            f"slicing reaches {normalised(scores[pf], norm).mean():.2f}")
+    if split:
+        shares = "/".join(str(round(100 * float(x))) for x in split[0].split("-")[2:])
+        text += (f" and one constant split of the 100 RBs ({shares} to eMBB/mMTC/URLLC) "
+                 f"{normalised(scores[split], norm).mean():.2f}")
+    embb = [mean(m, "qos_embb") for m in learned]
+    idle = [1 - mean(m, "rb_utilisation") for m in learned]
+    percent = lambda x: f"{100 * x:.0f}"  # noqa: E731
+    text += (f". The gap is in eMBB (QoS {span(embb, '{:.2f}'.format)} against PF's "
+             f"{mean(pf, 'qos_embb'):.2f}), and the learned policies leave "
+             f"{span(idle, percent)}% of the RBs idle against PF's "
+             f"{percent(1 - mean(pf, 'rb_utilisation'))}%.")
+    unmet = [mean(m, "rb_idle_unmet") for m in learned if final_metrics(by_method[m], "rb_idle_unmet")]
+    if unmet and final_metrics(by_method[pf], "rb_idle_unmet"):
+        text += (" Most of those are RBs an unsatisfied slice could have used: in the runs that "
+                 "measure it (those trained since the metric was added, n in the last column), "
+                 f"{span(unmet, percent)}% of the RBs are idle at DUs where a slice is below full "
+                 f"QoS, against {percent(mean(pf, 'rb_idle_unmet'))}% for PF.")
+    return [wrapped(line) for line in lines + [text]]
+
+
+def wrapped(item: str) -> str:
+    """A markdown list item wrapped as the README's prose is."""
+    return textwrap.fill(item, width=115, subsequent_indent="  ", break_on_hyphens=False)
+
+
 README_TABLE = re.compile(r"(<!-- table: ([\w./-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 
 
@@ -1499,13 +1647,18 @@ def readme_tables(args: Args, names) -> dict[str, str]:
     for name in names:
         experiment, _, part = name.partition("/")
         folder = args.records / ((part or "paper") if experiment == "claims" else experiment)
-        runs = load_grid(folder, notes) if folder.is_dir() and experiment != "headline" else []
+        runs = (load_grid(folder, notes) if folder.is_dir()
+                and experiment not in ("headline", "findings") else [])
         if experiment == "claims":
             rows = claims_table({folder.name: runs}, args, folder.name) if runs else []
         elif experiment == "headline":  # headline/<experiment>/<scenario>
             grid, _, scenario = part.partition("/")
             runs = [r for r in load_grid(args.records / grid, notes) if r.scenario == scenario]
             rows = headline_rows(runs, args, grid, scenario)
+        elif experiment == "findings":  # findings/<experiment>/<scenario>: the headline's bullets
+            grid, _, scenario = part.partition("/")
+            runs = [r for r in load_grid(args.records / grid, notes) if r.scenario == scenario]
+            rows = headline_findings(runs, args, grid, scenario)
         elif experiment == "rb-ablation":
             rows = ablation_rows([r for g in sorted(args.records.glob("rb-ablation*"))
                                   if g.name != "rb-ablation-5fc924f" for r in load_grid(g, notes)])
@@ -1519,8 +1672,12 @@ def readme_tables(args: Args, names) -> dict[str, str]:
         elif kind_of_experiment(experiment) == "comp_heuristics":
             rows = comp_heuristics_rows(runs, args) if runs else []
         elif kind_of_experiment(experiment) == "ppo":
-            rows = (ppo_load_rows(runs) if part == "load" else
-                    ppo_rows(runs, args, section_rng(args.seed, experiment)))
+            if part == "load":
+                rows = ppo_load_rows(runs)
+            elif part == "verdict":
+                rows = ppo_verdict_rows(runs, args, section_rng(args.seed, experiment, "verdict"))
+            else:
+                rows = ppo_rows(runs, args, section_rng(args.seed, experiment))
         elif kind_of_experiment(experiment) == "learning_check":
             rows = learning_check_rows(runs, args.records, notes).get(part, []) if runs else []
             rows = [LC_HEAD, "| --- " * 13 + "|", *rows] if rows else []

@@ -749,3 +749,44 @@ def test_comp_heuristics_table_from_its_records(tmp_path):
     cells = lines[2].split(" | ")
     assert cells[:3] == ["| small", "2", "3 (2+1)"] and cells[-2] == "-"  # no dynamic_comp row
     assert cells[3].startswith(f"{utility['heuristic-best_cell']:.2f} [")
+
+
+def test_paired_gap_ci_resamples_seeds_and_paired_episodes():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0.0, 1.0, 200)
+    # a constant gap on every episode: the pairing removes the episodes' spread entirely
+    gap, lo, hi = pr.paired_gap_ci(reference[None] + 0.3, reference, 1000, rng)
+    assert (gap, lo, hi) == pytest.approx((0.3, 0.3, 0.3))
+    # seeds that differ by a constant: the interval is the seeds' spread, not the episodes'
+    seeds = reference[None] + np.array([[0.1], [0.2], [0.3], [0.4], [0.5]])
+    gap, lo, hi = pr.paired_gap_ci(seeds, reference, 4000, rng)
+    assert gap == pytest.approx(0.3) and 0.1 <= lo < 0.3 < hi <= 0.5
+    # independent per-episode noise: the CI covers the mean and narrows with more episodes
+    noisy = reference + rng.normal(0.2, 1.0, 200)
+    gap, lo, hi = pr.paired_gap_ci(noisy, reference, 4000, rng)
+    gap2, lo2, hi2 = pr.paired_gap_ci(noisy[:50], reference[:50], 4000, rng)
+    assert lo < gap < hi and lo2 < gap2 < hi2 and hi - lo < hi2 - lo2
+
+
+def test_ppo_verdict_compares_with_the_tuned_dynamic_comp_on_the_same_episodes(tmp_path):
+    exp = experiments.Experiment("v", (), ("comp-small",), (), 0, eval_episodes=6, eval_seed=0,
+                                 env_options=(("reward", "multi"),))
+    for name in ("best_cell", "dynamic_comp", "dynamic_comp-0.6", "full_info"):
+        task = rx.Task("heuristic", exp.doc, f"heuristic-{name}__none__comp-small__s0",
+                       "comp-small", tmp_path)
+        records.write_record(tmp_path, rx.reference_row(task, exp))
+    runs = pr.load_grid(tmp_path / "v", [])
+    per_episode = {r.variant: np.array(r.summary["final_eval"]["per_episode"]["utility"])
+                   for r in runs}
+    tuned = per_episode["heuristic-dynamic_comp-0.6"]
+    lines = pr.ppo_verdict_rows(runs, pr.Args(records=tmp_path, n_boot=200),
+                                np.random.default_rng(0))
+    rows = {line.split(" | ")[1]: line.split(" | ") for line in lines[2:]}
+    assert list(rows) == ["heuristic: best_cell", "heuristic: dynamic_comp-0.6",
+                          "heuristic: full_info"]  # the untuned dynamic CoMP is not shown
+    assert rows["heuristic: dynamic_comp-0.6"][5] == "-"
+    full_gap = per_episode["heuristic-full_info"] - tuned
+    assert rows["heuristic: full_info"][5].startswith(f"{full_gap.mean():.2f} [")
+    without = [r for r in runs if r.variant != "heuristic-dynamic_comp-0.6"]
+    assert pr.tuned_dynamic_comp({r.variant[len("heuristic-"):]: r for r in without}) == \
+        "dynamic_comp"
