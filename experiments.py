@@ -44,7 +44,7 @@ class Experiment:
     per_scenario_steps: tuple[tuple[str, int], ...] = ()
     only: tuple[str, ...] = ()  # run names, or prefixes <variant>__<rho>__<scenario>; () = all
     references: tuple[str, ...] = ()  # reference rows (REFERENCE_ROWS names), once per scenario
-    env_options: tuple[tuple[str, str], ...] = ()  # environment options of the reference rows
+    env_options: tuple[tuple[str, object], ...] = ()  # environment options of the reference rows
     eval_episodes: int = 32  # episodes of the reference rows (= the runs' --eval-episodes)
     eval_seed: int = EVAL_SEED  # seed of the evaluation episodes (the SAC scripts')
     transfer_from: tuple[str, tuple[tuple[str, str], ...]] | None = None  # (experiment,
@@ -75,7 +75,14 @@ LABELS = {"nosam": "No-SAM", "l2": "L2", "actor-sam": "Actor-SAM", "critic-sam":
           "ppo-multi-sum": "PPO multi-agent, sum reward",
           "ppo-multi-avg": "PPO multi-agent, avg reward",
           "ppo-central-sum": "PPO central, sum reward",
-          "ppo-central-avg": "PPO central, avg reward"}
+          "ppo-central-avg": "PPO central, avg reward",
+          # ppo-comp-sweep's points: one change from the rllib preset
+          "ppo-multi-sum-epochs10": "PPO multi-agent, sum reward, 10 epochs",
+          "ppo-multi-sum-rows512": "PPO multi-agent, sum reward, 512-row minibatches",
+          "ppo-multi-sum-lambda0.95": "PPO multi-agent, sum reward, GAE lambda 0.95",
+          "ppo-multi-sum-ent0.01": "PPO multi-agent, sum reward, entropy 0.01",
+          "ppo-multi-sum-lr2e-4": "PPO multi-agent, sum reward, lr 2e-4",
+          "ppo-multi-sum-cleanrl": "PPO multi-agent, sum reward"}
 NOSAM, L2_METHOD = Method("nosam", "none", SAC), Method("l2", "none", L2)
 
 
@@ -190,11 +197,12 @@ def ppo(mode: str, *flags: str) -> Method:
     return Method(f"ppo-{mode}", "none", "ppo_comp.py", ("--mode", mode) + flags)
 
 
-def ppo_reward(mode: str, aggregate: str, *flags: str, name: str = "") -> Method:
-    """PPO with DeepCoMP's optimiser settings (ppo_comp.py --preset rllib) on a training reward;
-    `name` tells a sweep point's changed flags apart."""
+def ppo_reward(mode: str, aggregate: str, *flags: str, name: str = "",
+               preset: str = "rllib") -> Method:
+    """PPO on a training reward with an optimiser preset (ppo_comp.py --preset; rllib: DeepCoMP's
+    settings); `name` tells a sweep point's changed flags apart."""
     return Method(f"ppo-{mode}-{aggregate}{name}", "none", "ppo_comp.py",
-                  ("--mode", mode, "--reward-aggregate", aggregate, "--preset", "rllib") + flags)
+                  ("--mode", mode, "--reward-aggregate", aggregate, "--preset", preset) + flags)
 
 
 # dynamic_comp-0.6: dynamic CoMP with the epsilon tuned on validation episodes (comp-dynamic-tuning)
@@ -210,8 +218,7 @@ PPO_SWEEP = (ppo_reward("multi", "sum"),
              ppo_reward("multi", "sum", "--gae-lambda", "0.95", name="-lambda0.95"),
              ppo_reward("multi", "sum", "--ent-coef", "0.01", name="-ent0.01"),
              ppo_reward("multi", "sum", "--learning-rate", "2e-4", name="-lr2e-4"),
-             Method("ppo-multi-sum-cleanrl", "none", "ppo_comp.py",
-                    ("--mode", "multi", "--reward-aggregate", "sum", "--preset", "cleanrl")))
+             ppo_reward("multi", "sum", name="-cleanrl", preset="cleanrl"))
 
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -375,7 +382,9 @@ EXPERIMENTS: dict[str, Experiment] = {
         (ppo_reward("multi", "sum", "--num-slow-ues", "12", "--num-fast-ues", "8"),
          ppo_reward("multi", "avg", "--num-slow-ues", "12", "--num-fast-ues", "8")),
         ("comp-medium",), FIVE, 200_000,
-        ("--eval-episodes", "100", "--eval-seed", "0", "--eval-interval", "20000")),
+        ("--eval-episodes", "100", "--eval-seed", "0", "--eval-interval", "20000"),
+        references=COMP_REFERENCES, eval_episodes=100, eval_seed=0,
+        env_options=(("reward", "multi"), ("num_slow_ues", 12), ("num_fast_ues", 8))),
     "comp-dynamic-tuning": Experiment(
         "dynamic CoMP's epsilon on validation episodes (100 episodes, seed 1, not the test "
         "episodes): the best one per scenario is the tuned row of comp-heuristics", (),
