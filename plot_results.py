@@ -1422,7 +1422,8 @@ def ppo_verdict_rows(runs: list[Run], args, rng) -> list[str]:
                              "experiment's reference rows)")
         reference = per_episode(heur[target])
         shown = [m for m in by_method if not m[0].startswith(HEURISTIC_PREFIX)] + [
-            (HEURISTIC_PREFIX + h, "none") for h in ("best_cell", target, "full_info") if h in heur]
+            (HEURISTIC_PREFIX + h, "none") for h in dict.fromkeys(
+                ("best_cell", "dynamic_comp", target, "full_info")) if h in heur]
         for method in shown:
             rs = by_method[method]
             util = np.array([per_episode(r) for r in rs])  # (seeds, episodes)

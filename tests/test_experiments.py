@@ -782,8 +782,8 @@ def test_ppo_verdict_compares_with_the_tuned_dynamic_comp_on_the_same_episodes(t
     lines = pr.ppo_verdict_rows(runs, pr.Args(records=tmp_path, n_boot=200),
                                 np.random.default_rng(0))
     rows = {line.split(" | ")[1]: line.split(" | ") for line in lines[2:]}
-    assert list(rows) == ["heuristic: best_cell", "heuristic: dynamic_comp-0.6",
-                          "heuristic: full_info"]  # the untuned dynamic CoMP is not shown
+    assert list(rows) == ["heuristic: best_cell", "heuristic: dynamic_comp",
+                          "heuristic: dynamic_comp-0.6", "heuristic: full_info"]
     assert rows["heuristic: dynamic_comp-0.6"][5] == "-"
     full_gap = per_episode["heuristic-full_info"] - tuned
     assert rows["heuristic: full_info"][5].startswith(f"{full_gap.mean():.2f} [")
