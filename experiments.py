@@ -219,6 +219,9 @@ PPO_SWEEP = (ppo_reward("multi", "sum"),
              ppo_reward("multi", "sum", "--ent-coef", "0.01", name="-ent0.01"),
              ppo_reward("multi", "sum", "--learning-rate", "2e-4", name="-lr2e-4"),
              ppo_reward("multi", "sum", name="-cleanrl", preset="cleanrl"))
+# the sweep's pick, the best mean utility over its 3 seeds on the validation episodes: CleanRL's
+# settings (docs/comp.md; tests/test_readme_results.py checks it against the sweep's records)
+COMP_PRESET = "cleanrl"
 
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -254,7 +257,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "comp": Experiment(
         "multi-agent SAC and TA-SAM on DeepCoMP's medium scenario", (NOSAM, TASAM_DYNAMIC),
         ("comp-medium",), TEN, 5_000, NON_RB + BUDGET),
-    # --- issue 29: the paper's claims on the paper's own RB-level action, main-job defaults ---
+    # --- the paper's claims on the paper's own RB-level action, main-job defaults ---
     "rb-paper": Experiment(
         "TA-SAM (dynamic rho), No-SAM, Both-SAM, L2 and TA-SAM with fixed rho (equal 0.01/0.01, "
         "unequal 0.05/0.01) on `paper`, RB-level action, the main job's defaults",
@@ -357,13 +360,14 @@ EXPERIMENTS: dict[str, Experiment] = {
         "multi-agent PPO on `medium` with 20 UEs (12 slow, 8 fast)",
         (ppo("multi", "--num-slow-ues", "12", "--num-fast-ues", "8"),), ("comp-medium",), (1, 2),
         200_000, ("--eval-episodes", "100", "--eval-seed", "0", "--eval-interval", "20000")),
-    # --- issue 30: the training reward (sum, avg) with DeepCoMP's optimiser settings ---
+    # --- DeepCoMP's training reward (sum, avg) and optimiser settings (docs/comp.md) ---
     "ppo-comp-rewards": Experiment(
-        "multi-agent and central PPO with DeepCoMP's settings (--preset rllib) and the sum or the "
-        "avg reward on `medium` and `large`, 500k steps",
-        (ppo_reward("multi", "sum", "--eval-load-factors", "1", "2", "4"),
-         ppo_reward("multi", "avg", "--eval-load-factors", "1", "2", "4"),
-         ppo_reward("central", "sum"), ppo_reward("central", "avg")),
+        f"multi-agent and central PPO with the sweep's settings (--preset {COMP_PRESET}) and the "
+        "sum or the avg reward on `medium` and `large`, 500k steps",
+        (ppo_reward("multi", "sum", "--eval-load-factors", "1", "2", "4", preset=COMP_PRESET),
+         ppo_reward("multi", "avg", "--eval-load-factors", "1", "2", "4", preset=COMP_PRESET),
+         ppo_reward("central", "sum", preset=COMP_PRESET),
+         ppo_reward("central", "avg", preset=COMP_PRESET)),
         ("comp-medium", "comp-large"), FIVE, 500_000,
         ("--eval-episodes", "100", "--eval-seed", "0", "--eval-interval", "25000"),
         references=COMP_REFERENCES, eval_episodes=100, eval_seed=0,
@@ -377,10 +381,13 @@ EXPERIMENTS: dict[str, Experiment] = {
         references=COMP_REFERENCES, eval_episodes=100, eval_seed=COMP_VALIDATION_SEED,
         env_options=(("reward", "multi"),)),
     "ppo-comp-rewards-20ues": Experiment(
-        "multi-agent PPO (--preset rllib) trained at high load, `medium` with 20 UEs (12 slow, "
-        "8 fast), under each reward: does it keep one BS or disconnect",
-        (ppo_reward("multi", "sum", "--num-slow-ues", "12", "--num-fast-ues", "8"),
-         ppo_reward("multi", "avg", "--num-slow-ues", "12", "--num-fast-ues", "8")),
+        f"multi-agent PPO (the sweep's settings, --preset {COMP_PRESET}) trained at high load, "
+        "`medium` with 20 UEs (12 slow, 8 fast), under each reward: does it keep one BS or "
+        "disconnect",
+        (ppo_reward("multi", "sum", "--num-slow-ues", "12", "--num-fast-ues", "8",
+                    preset=COMP_PRESET),
+         ppo_reward("multi", "avg", "--num-slow-ues", "12", "--num-fast-ues", "8",
+                    preset=COMP_PRESET)),
         ("comp-medium",), FIVE, 200_000,
         ("--eval-episodes", "100", "--eval-seed", "0", "--eval-interval", "20000"),
         references=COMP_REFERENCES, eval_episodes=100, eval_seed=0,

@@ -41,3 +41,23 @@ def test_rb_ablation_rows_are_what_the_records_give():
     runs = [r for name in ("rb-ablation", "rb-ablation-6k") for r in pr.load_grid(RECORDS / name, [])]
     rows = pr.ablation_rows(runs)[2:]
     assert len(rows) > 20 and all(row in text for row in rows)
+
+
+def test_the_reward_grid_uses_the_settings_the_sweep_picked():
+    """ppo-comp-rewards trains with the sweep point of the best mean validation utility."""
+    import numpy as np
+
+    import experiments
+
+    runs = [r for r in pr.load_grid(RECORDS / "ppo-comp-sweep", []) if not r.is_heuristic]
+    by_point = pr.group(runs)
+    complete = {m: rs for m, rs in by_point.items()
+                if len(rs) == len(experiments.EXPERIMENTS["ppo-comp-sweep"].seeds)}
+    assert len(complete) == len(experiments.PPO_SWEEP), "the sweep is not complete"
+    best = max(complete, key=lambda m: np.mean(
+        [r.summary["final_eval"]["metrics"]["utility"] for r in complete[m]]))
+    picked = next(m for m in experiments.PPO_SWEEP if m.variant == best[0])
+    assert picked.flags == experiments.ppo_reward("multi", "sum",
+                                                  preset=experiments.COMP_PRESET).flags
+    for method in experiments.EXPERIMENTS["ppo-comp-rewards"].methods:
+        assert ("--preset", experiments.COMP_PRESET) == method.flags[4:6]
