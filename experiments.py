@@ -50,7 +50,8 @@ class Experiment:
     transfer_from: tuple[str, tuple[tuple[str, str], ...]] | None = None  # (experiment,
     # ((target, source scenario), ...)): evaluate that experiment's saved models, no training
     reuse: tuple[str, ...] = ()  # experiments whose records of the same arguments count here
-    posthoc: str = ""  # "decodings": score the final actor's RB-level decodings (the ablation)
+    posthoc: str = ""  # "decodings": score the final actor's RB-level decodings (the ablation);
+    # "training-reward": a PPO run's policy and the heuristics under its training reward
     historical: str = ""  # why the entry cannot be run again (its records are kept as they are)
     variants: tuple[str, ...] = ()  # run-name variants of records that no method declares
 
@@ -208,6 +209,8 @@ def ppo_reward(mode: str, aggregate: str, *flags: str, name: str = "",
 # dynamic_comp-0.6: dynamic CoMP with the epsilon tuned on validation episodes (comp-dynamic-tuning)
 COMP_REFERENCES = ("best_cell", "dynamic_comp", "dynamic_comp-0.6", "full_comp", "random",
                    "full_info")
+# the heuristics scored under a PPO run's training reward (posthoc="training-reward")
+TRAINING_REWARD_ROWS = ("best_cell", "dynamic_comp", "dynamic_comp-0.6", "full_comp", "full_info")
 # the sweep's validation episodes: another seed than the 100 test episodes (--eval-seed 0)
 COMP_VALIDATION_SEED = 1
 # one change at a time from the rllib preset (ppo_comp.py PRESETS): epochs, minibatch, lambda,
@@ -371,7 +374,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ("comp-medium", "comp-large"), FIVE, 500_000,
         ("--eval-episodes", "100", "--eval-seed", "0", "--eval-interval", "25000"),
         references=COMP_REFERENCES, eval_episodes=100, eval_seed=0,
-        env_options=(("reward", "multi"),)),
+        env_options=(("reward", "multi"),), posthoc="training-reward"),
     "ppo-comp-sweep": Experiment(
         "multi-agent PPO (sum reward) on `medium`: the rllib preset and one change each (epochs, "
         "minibatch rows, lambda, entropy, lr), chosen on validation episodes (--eval-seed 1)",
@@ -391,7 +394,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         ("comp-medium",), FIVE, 200_000,
         ("--eval-episodes", "100", "--eval-seed", "0", "--eval-interval", "20000"),
         references=COMP_REFERENCES, eval_episodes=100, eval_seed=0,
-        env_options=(("reward", "multi"), ("num_slow_ues", 12), ("num_fast_ues", 8))),
+        env_options=(("reward", "multi"), ("num_slow_ues", 12), ("num_fast_ues", 8)),
+        posthoc="training-reward"),
     "comp-dynamic-tuning": Experiment(
         "dynamic CoMP's epsilon on validation episodes (100 episodes, seed 1, not the test "
         "episodes): the best one per scenario is the tuned row of comp-heuristics", (),

@@ -65,7 +65,8 @@ import comp_env  # noqa: E402
 import oran_env  # noqa: E402
 import records as rec  # noqa: E402
 import run_utils  # noqa: E402
-from experiments import LABELS, RHO_FLAGS, SPLITS, TUNING_GRID, known_method  # noqa: E402
+from experiments import (LABELS, RHO_FLAGS, SPLITS, TRAINING_REWARD_ROWS, TUNING_GRID,  # noqa: E402
+                         known_method)
 
 SCENARIOS = ("paper", "hetero", "small", "light", "heavy", "nonstationary", *(f"du{n}" for n in range(2, 11)),
              "comp-small", "comp-medium", "comp-large")  # the order of scenario sections
@@ -1445,6 +1446,29 @@ def ppo_verdict_rows(runs: list[Run], args, rng) -> list[str]:
     return lines
 
 
+def ppo_training_reward_rows(runs: list[Run], args, rng) -> list[str]:
+    """Each policy's team return under its own training reward (the runs' post-hoc evaluation of
+    the final greedy policy; 95% CI over seeds) next to the heuristics' under the same reward on
+    the same episodes: does PPO beat them on the objective it was trained on?"""
+    names = TRAINING_REWARD_ROWS
+    lines = ["| scenario | policy | training reward | seeds | policy's return | "
+             + " | ".join(names) + " |", "|" + " --- |" * (5 + len(names))]
+    for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
+        for method, rs in group([r for r in runs if r.scenario == scenario]).items():
+            rs = [r for r in rs if "posthoc" in r.summary["extra"]]
+            if not rs:
+                continue
+            posthoc = [r.summary["extra"]["posthoc"] for r in rs]
+            own = np.array([p["returns"]["policy"] for p in posthoc])
+            cell = (fmt_ci(own.mean(), *bootstrap_ci(own, args.n_boot, rng), 2) if len(own) > 1
+                    else f"{own.mean():.2f}")
+            heuristics = [f"{np.mean([p['returns'][n] for p in posthoc]):.2f}" for n in names]
+            lines.append(f"| {scenario[len('comp-'):]} | {ppo_label(method, rs)} | "
+                         f"{posthoc[0]['reward']} | {len(rs)} | {cell} | "
+                         + " | ".join(heuristics) + " |")
+    return lines
+
+
 def ppo_load_rows(runs: list[Run]) -> list[str]:
     """The final multi-agent PPO policy at k times the preset's UEs (the runs' load sweep)."""
     lines = ["| scenario | UEs | policy | BSs per UE | utility per UE-step | unconnected |",
@@ -1471,6 +1495,10 @@ def ppo_section(name: str, runs: list[Run], args, out: Path, figures, notes, lin
     if any(r.variant.startswith(HEURISTIC_PREFIX + "dynamic_comp-") for r in runs):
         lines += ["", "Against the tuned dynamic CoMP on the same episodes:", ""]
         lines += ppo_verdict_rows(runs, args, section_rng(args.seed, name, "verdict"))
+    if any("posthoc" in r.summary["extra"] for r in runs):
+        lines += ["", "Team return under each policy's own training reward:", ""]
+        lines += ppo_training_reward_rows(runs, args, section_rng(args.seed, name,
+                                                                  "training-reward"))
     scenarios = sorted({r.scenario for r in runs}, key=scenario_order)
     learned = [r for r in runs if r.summary["eval_history"]]
     if not learned:
@@ -1675,6 +1703,9 @@ def readme_tables(args: Args, names) -> dict[str, str]:
         elif kind_of_experiment(experiment) == "ppo":
             if part == "load":
                 rows = ppo_load_rows(runs)
+            elif part == "training-reward":
+                rows = ppo_training_reward_rows(runs, args, section_rng(args.seed, experiment,
+                                                                        "training-reward"))
             elif part == "verdict":
                 rows = ppo_verdict_rows(runs, args, section_rng(args.seed, experiment, "verdict"))
             else:

@@ -74,7 +74,8 @@ import tyro  # noqa: E402
 
 import records  # noqa: E402
 import run_utils  # noqa: E402
-from experiments import EXPERIMENTS, Experiment, argv, run_name, training_runs  # noqa: E402
+from experiments import (EXPERIMENTS, TRAINING_REWARD_ROWS, Experiment, argv, run_name,  # noqa: E402
+                         training_runs)
 
 FLAG_RUN_DIR, FLAG_RESUME, FLAG_THREADS = "--run-dir", "--resume", "--torch-threads"
 MODEL_FILE = "model.pt"  # written by --save-model: {"actor", "qf", "hidden_sizes"}
@@ -339,6 +340,8 @@ def write_run_record(task: Task, args: Args, exp: Experiment) -> str:
                                f"({differ}); move it away to train the run anew")
         if exp.posthoc == "decodings":
             record["extra"]["posthoc"] = records.compact(decodings(task.run_dir, exp.eval_episodes))
+        elif exp.posthoc == "training-reward":
+            record["extra"]["posthoc"] = records.compact(training_reward_returns(task.run_dir))
     records.write_record(args.records, record)
     score = record["score"]
     return f"score {score:.3f}" if isinstance(score, (int, float)) else "no score"
@@ -494,6 +497,42 @@ def decodings(run_dir: Path, episodes: int) -> dict:
     return {name: float(oran_env.evaluate(decode(name, torch.Generator().manual_seed(seed)), env,
                                           seed)[0].mean())
             for name in ("deterministic", "sampled", "z-score", "expected count")}
+
+
+def training_reward_returns(run_dir: Path) -> dict:
+    """Team return under a PPO run's own training reward (its --mode and --reward-aggregate) of
+    its final policy (checkpoint.pt, greedy) and of the heuristics, on the run's evaluation
+    episodes: does the policy beat them on the objective it was trained on? (The run's own
+    evaluation scores every policy with the multi-agent sum.)"""
+    import types
+
+    import torch
+
+    import comp_env
+
+    ckpt = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+    sys.path.insert(0, str(script_path(ckpt["script"]).parent))
+    script = importlib.import_module(Path(ckpt["script"]).stem)
+    run = types.SimpleNamespace(**ckpt["args"])
+
+    def episodes():
+        return comp_env.make_env(run.scenario, num_envs=run.eval_episodes, seed=run.eval_seed,
+                                 reward=run.mode, reward_aggregate=run.reward_aggregate,
+                                 **script.env_overrides(run))
+
+    env = episodes()
+    n_rows, n_heads = (env.n_agents, 1) if run.mode == "multi" else (1, env.n_agents)
+    agent = script.Agent(env.obs_dim * env.n_agents // n_rows, n_heads, env.act_dim,
+                         tuple(ckpt["hidden"]))
+    agent.load_state_dict(ckpt["agent"])
+    greedy = script.evaluate(script.greedy_policy(agent, run.mode), env, run.eval_seed)
+    returns = {"policy": float(np.mean(greedy["return"]))}
+    for name in TRAINING_REWARD_ROWS:
+        policy = reference_policy(comp_env, name)
+        team_returns = comp_env.evaluate(lambda obs, envs: policy(envs), episodes(),
+                                         run.eval_seed)[0]
+        returns[name] = float(np.mean(team_returns))
+    return {"reward": f"{run.mode} {run.reward_aggregate}", "returns": returns}
 
 
 def execute_row(task: Task, args: Args, exp: Experiment) -> tuple[str, float, str]:

@@ -237,3 +237,26 @@ def test_reward_aggregate_reaches_the_training_env_only(tmp_path, monkeypatch):
         # the reported return keeps the multi-agent sum
         eval_config = run["eval_env"].config
         assert eval_config.reward_aggregate == "sum" and eval_config.reward == "multi"
+
+
+@pytest.mark.slow
+def test_training_reward_returns_score_the_final_policy_and_the_heuristics(tmp_path, monkeypatch):
+    import experiments
+    import run_experiments as rx
+
+    for aggregate in ("sum", "avg"):
+        summary = run_script(tmp_path, aggregate, "--reward-aggregate", aggregate,
+                             monkeypatch=monkeypatch)
+        result = rx.training_reward_returns(tmp_path / aggregate)
+        assert result["reward"] == f"multi {aggregate}"
+        assert set(result["returns"]) == {"policy", *experiments.TRAINING_REWARD_ROWS}
+        env = comp_env.make_env("small", num_envs=3, seed=0, reward="multi",
+                                reward_aggregate=aggregate)
+        best_cell = comp_env.evaluate(lambda obs, envs: comp_env.best_cell(envs), env, 0)[0]
+        assert result["returns"]["best_cell"] == pytest.approx(float(np.mean(best_cell)))
+        if aggregate == "sum":  # the run's own evaluation uses this reward: the same number
+            assert result["returns"]["policy"] == pytest.approx(
+                np.mean(summary["final_eval"]["return"]))
+        else:
+            assert result["returns"]["policy"] != pytest.approx(
+                np.mean(summary["final_eval"]["return"]))
