@@ -1669,9 +1669,11 @@ def readme_tables(args: Args, names) -> dict[str, str]:
     """The tables of the markers' names, computed exactly as results.md computes them (same bootstrap
     streams): '<experiment>/<scenario>' (a method grid's method table, or a learning check's rows),
     '<experiment>/aggregate', 'headline/<experiment>/<scenario>' (the README's headline table),
-    'claims' (the `paper` grid) or 'claims/<experiment>', 'rb-ablation' (the
-    RB-level ablation's experiments), 'fixed-splits', 'heuristics' (its headroom table:
-    'heuristics/headroom', its per-DU table: 'heuristics/<scenario>') and 'comp-heuristics'."""
+    'findings/<experiment>/<scenario>' (the bullets under it), 'claims' (the `paper` grid) or
+    'claims/<experiment>', 'rb-ablation' (the RB-level ablation's experiments), 'fixed-splits',
+    'heuristics' (its headroom table: 'heuristics/headroom', its per-DU table:
+    'heuristics/<scenario>'), 'comp-heuristics', and a PPO experiment's table, '<ppo>/load',
+    '<ppo>/verdict' (against the tuned dynamic CoMP) or '<ppo>/training-reward'."""
     tables, notes = {}, []
     for name in names:
         experiment, _, part = name.partition("/")
