@@ -1470,18 +1470,20 @@ def ppo_training_reward_rows(runs: list[Run], args, rng) -> list[str]:
 
 
 def ppo_load_rows(runs: list[Run]) -> list[str]:
-    """The final multi-agent PPO policy at k times the preset's UEs (the runs' load sweep)."""
+    """Each multi-agent PPO policy at k times the preset's UEs (the runs' load sweep), mean over
+    its seeds."""
     lines = ["| scenario | UEs | policy | BSs per UE | utility per UE-step | unconnected |",
              "| --- | --- | --- | --- | --- | --- |"]
     for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
-        group_ = [r for r in runs if r.scenario == scenario and r.summary["extra"].get("load_sweep")]
-        for factor in sorted({int(f) for r in group_ for f in r.summary["extra"]["load_sweep"]}):
-            sweeps = [r.summary["extra"]["load_sweep"][str(factor)] for r in group_]
-            label = method_label((group_[0].variant, "none"))
-            lines.append(f"| {scenario[len('comp-'):]} | {sweeps[0]['num_ues']} | {label} | "
-                         f"{np.mean([s['connections_per_ue'] for s in sweeps]):.2f} | "
-                         f"{np.mean([s['utility'] for s in sweeps]):.2f} | "
-                         f"{np.mean([s['unconnected_fraction'] for s in sweeps]):.3f} |")
+        swept = [r for r in runs if r.scenario == scenario and r.summary["extra"].get("load_sweep")]
+        for method, rs in group(swept).items():
+            for factor in sorted({int(f) for r in rs for f in r.summary["extra"]["load_sweep"]}):
+                sweeps = [r.summary["extra"]["load_sweep"][str(factor)] for r in rs]
+                lines.append(f"| {scenario[len('comp-'):]} | {sweeps[0]['num_ues']} | "
+                             f"{ppo_label(method, rs)} | "
+                             f"{np.mean([s['connections_per_ue'] for s in sweeps]):.2f} | "
+                             f"{np.mean([s['utility'] for s in sweeps]):.2f} | "
+                             f"{np.mean([s['unconnected_fraction'] for s in sweeps]):.3f} |")
     return lines
 
 
