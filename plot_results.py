@@ -1329,7 +1329,8 @@ def comp_heuristics_rows(runs: list[Run], args) -> list[str]:
 
 
 PPO_HEURISTICS = {"best_cell": ("tab:gray", "--"), "dynamic_comp": ("black", "-."),
-                  "full_comp": ("tab:brown", ":")}  # the reference lines of the PPO curves
+                  "dynamic_comp-0.6": ("tab:purple", "-."), "full_comp": ("tab:brown", ":"),
+                  "full_info": ("tab:olive", "--")}  # the reference lines of the PPO curves
 
 
 def ppo_label(method: tuple[str, str], runs: list[Run]) -> str:
@@ -1511,6 +1512,7 @@ def ppo_section(name: str, runs: list[Run], args, out: Path, figures, notes, lin
         for row, (key, ylabel) in enumerate((("utility", "utility per UE-step"),
                                              ("return", "episode return"))):
             ax = axes[row, col]
+            ends = []  # the reference levels and each curve's last point
             for (variant, _), rs in by_method.items():
                 if variant.startswith(HEURISTIC_PREFIX):
                     h = variant[len(HEURISTIC_PREFIX):]
@@ -1518,6 +1520,7 @@ def ppo_section(name: str, runs: list[Run], args, out: Path, figures, notes, lin
                         final = rs[0].summary["final_eval"]
                         level = final["metrics"]["utility"] if key == "utility" else final["episodic_return"]
                         ax.axhline(level, color=PPO_HEURISTICS[h][0], linestyle=PPO_HEURISTICS[h][1], label=h)
+                        ends.append(level)
                     continue
                 rs = [r for r in rs if r.summary["eval_history"]]
                 if not rs:
@@ -1527,11 +1530,12 @@ def ppo_section(name: str, runs: list[Run], args, out: Path, figures, notes, lin
                 values = np.array([[h[2][key] for h in r.summary["eval_history"]] for r in rs])
                 label = f"{ppo_label((variant, 'none'), rs)} ({len(rs)} seeds)"
                 line = ax.plot(steps, values.mean(0), label=label)[0]
+                ends.append(values.mean(0)[-1])
                 if len(rs) > 1:
                     lo, hi = bootstrap_ci(values, args.n_boot, rng)
                     ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
-            if key == "utility":
-                ax.set_ylim(bottom=max(ax.get_ylim()[0], -6))
+            if key == "utility":  # the early, near -20 utilities would squash the rest
+                ax.set_ylim(bottom=max(ax.get_ylim()[0], min(ends, default=0.0) - 1.0))
             ax.set(title=f"{scenario[len('comp-'):]}: {ylabel}", xlabel="env steps", ylabel=ylabel)
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
