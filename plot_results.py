@@ -1341,6 +1341,17 @@ def ppo_label(method: tuple[str, str], runs: list[Run]) -> str:
     return f"{label} [{', '.join(presets)}]" if presets else label
 
 
+def final_metric(run: Run, key: str) -> float:
+    """A final-evaluation metric of a PPO or heuristic run on comp_env."""
+    return run.summary["final_eval"]["metrics"][key]
+
+
+def heuristic_runs(by_method) -> dict[str, Run]:
+    """The reference rows of a scenario's runs by heuristic name."""
+    return {m[0][len(HEURISTIC_PREFIX):]: rs[0] for m, rs in by_method.items()
+            if m[0].startswith(HEURISTIC_PREFIX)}
+
+
 def ppo_rows(runs: list[Run], args, rng) -> list[str]:
     """PPO (and a scored SAC model) against DeepCoMP's heuristics on the same episodes: utility per
     UE-step, episode return, BSs per UE, unconnected fraction, the difference of utility to best_cell
@@ -1351,19 +1362,17 @@ def ppo_rows(runs: list[Run], args, rng) -> list[str]:
              "|" + " --- |" * 11]
     for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
         by_method = group([r for r in runs if r.scenario == scenario])
-        heur = {m[0][len(HEURISTIC_PREFIX):]: rs[0] for m, rs in by_method.items()
-                if m[0].startswith(HEURISTIC_PREFIX)}
+        heur = heuristic_runs(by_method)
         for (variant, _), rs in by_method.items():
-            metric = lambda r, k: r.summary["final_eval"]["metrics"][k]  # noqa: E731
             if variant.startswith(HEURISTIC_PREFIX):
                 r = rs[0]
                 ret = np.asarray(r.summary["final_eval"]["episodic_returns"])
-                cells = [f"{metric(r, 'utility'):.2f}",
+                cells = [f"{final_metric(r, 'utility'):.2f}",
                          fmt_ci(ret.mean(), *bootstrap_ci(ret, args.n_boot, rng), 2)]
                 seeds = steps = wall = "-"
                 paired = ["-", "-"]
             else:
-                util = np.array([metric(r, "utility") for r in rs])
+                util = np.array([final_metric(r, "utility") for r in rs])
                 ret = np.array([r.summary["final_eval"]["episodic_return"] for r in rs])
                 cells = [fmt_ci(x.mean(), *bootstrap_ci(x, args.n_boot, rng), 2) if len(x) > 1
                          else f"{x.mean():.2f}" for x in (util, ret)]
@@ -1373,12 +1382,12 @@ def ppo_rows(runs: list[Run], args, rng) -> list[str]:
                 walls = [r.summary["wall_time_s"] / 60 for r in rs if r.summary.get("wall_time_s")]
                 wall = f"{np.mean(walls):.1f} ({min(walls):.1f}-{max(walls):.1f})" if walls else "-"
                 paired = [fmt_ci(*(np.array([util.mean(), *bootstrap_ci(util, args.n_boot, rng)])
-                                   - metric(heur[h], "utility")), 2) if len(util) > 1 and h in heur
-                          else f"{util.mean() - metric(heur[h], 'utility'):+.2f}" if h in heur else "-"
+                                   - final_metric(heur[h], "utility")), 2) if len(util) > 1 and h in heur
+                          else f"{util.mean() - final_metric(heur[h], 'utility'):+.2f}" if h in heur else "-"
                           for h in ("best_cell", "dynamic_comp")]
             label = ppo_label((variant, "none"), rs)
-            bs = np.mean([metric(r, "connections_per_ue") for r in rs])
-            unconnected = np.mean([metric(r, "unconnected_fraction") for r in rs])
+            bs = np.mean([final_metric(r, "connections_per_ue") for r in rs])
+            unconnected = np.mean([final_metric(r, "unconnected_fraction") for r in rs])
             lines.append(f"| {scenario[len('comp-'):]} | {label} | {seeds} | {steps} | {' | '.join(cells)} | "
                          f"{bs:.2f} | {unconnected:.3f} | {paired[0]} | {paired[1]} | {wall} |")
     return lines
@@ -1413,11 +1422,9 @@ def ppo_verdict_rows(runs: list[Run], args, rng) -> list[str]:
              "- tuned dynamic CoMP | seeds above it | BSs per UE | unconnected |",
              "|" + " --- |" * 9]
     per_episode = lambda r: np.asarray(r.summary["final_eval"]["per_episode"]["utility"])  # noqa: E731
-    metric = lambda r, k: r.summary["final_eval"]["metrics"][k]  # noqa: E731
     for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
         by_method = group([r for r in runs if r.scenario == scenario])
-        heur = {m[0][len(HEURISTIC_PREFIX):]: rs[0] for m, rs in by_method.items()
-                if m[0].startswith(HEURISTIC_PREFIX)}
+        heur = heuristic_runs(by_method)
         target = tuned_dynamic_comp(heur)
         if target not in heur:
             raise ValueError(f"{scenario}: no {target} row to compare with (score the "
@@ -1440,8 +1447,8 @@ def ppo_verdict_rows(runs: list[Run], args, rng) -> list[str]:
                 above = f"{int(np.sum(means > reference.mean()))}/{len(rs)}"
             gap = ("-" if method[0] == HEURISTIC_PREFIX + target else
                    fmt_ci(*paired_gap_ci(util, reference, args.n_boot, rng), 2))
-            bs = np.mean([metric(r, "connections_per_ue") for r in rs])
-            unconnected = np.mean([metric(r, "unconnected_fraction") for r in rs])
+            bs = np.mean([final_metric(r, "connections_per_ue") for r in rs])
+            unconnected = np.mean([final_metric(r, "unconnected_fraction") for r in rs])
             lines.append(f"| {scenario[len('comp-'):]} | {ppo_label(method, rs)} | {seeds} | {u} | "
                          f"{sd} | {gap} | {above} | {bs:.2f} | {unconnected:.3f} |")
     return lines
