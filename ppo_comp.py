@@ -244,9 +244,17 @@ RANGES = {
 }
 
 
+def agent_layout(mode: str, n_ues: int, obs_dim: int):
+    """(agent rows per env copy, action heads per row, observation size of a row): `multi` has one
+    row per UE with one head on its own observation, `central` one row with a head per UE on all
+    UEs' observations."""
+    n_rows, n_heads = (n_ues, 1) if mode == "multi" else (1, n_ues)
+    return n_rows, n_heads, obs_dim * n_ues // n_rows
+
+
 def batch_rows(args: Args, n_ues: int):
     """(agent rows of a rollout, agent rows per minibatch) with U = `n_ues` UEs."""
-    rows = args.num_envs * args.num_steps * (n_ues if args.mode == "multi" else 1)
+    rows = args.num_envs * args.num_steps * agent_layout(args.mode, n_ues, 1)[0]
     return rows, args.minibatch_rows or rows // args.num_minibatches
 
 
@@ -451,8 +459,7 @@ if __name__ == "__main__":
     eval_env = comp_env.make_env(args.scenario, num_envs=args.eval_episodes, seed=args.eval_seed, reward="multi",
                                  **overrides)
     n_ues, obs_dim, n_choices = envs.n_agents, envs.obs_dim, envs.act_dim
-    n_rows, n_heads = (n_ues, 1) if args.mode == "multi" else (1, n_ues)  # agent rows per env copy, heads per row
-    row_dim = obs_dim * n_ues // n_rows
+    n_rows, n_heads, row_dim = agent_layout(args.mode, n_ues, obs_dim)
     _, minibatch_size = batch_rows(args, n_ues)
     v_clip = args.clip_coef if args.vf_clip is None else args.vf_clip
     reward_scale = args.reward_scale if args.reward_scale is not None else 1.0 / n_ues

@@ -521,9 +521,8 @@ def training_reward_returns(run_dir: Path) -> dict:
                                  **script.env_overrides(run))
 
     env = episodes()
-    n_rows, n_heads = (env.n_agents, 1) if run.mode == "multi" else (1, env.n_agents)
-    agent = script.Agent(env.obs_dim * env.n_agents // n_rows, n_heads, env.act_dim,
-                         tuple(ckpt["hidden"]))
+    _, n_heads, row_dim = script.agent_layout(run.mode, env.n_agents, env.obs_dim)
+    agent = script.Agent(row_dim, n_heads, env.act_dim, tuple(ckpt["hidden"]))
     agent.load_state_dict(ckpt["agent"])
     greedy = script.evaluate(script.greedy_policy(agent, run.mode), env, run.eval_seed)
     returns = {"policy": float(np.mean(greedy["return"]))}
