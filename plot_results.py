@@ -55,6 +55,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import tyro  # noqa: E402
 from rliable import library as rly  # noqa: E402
@@ -413,6 +414,7 @@ def zoom_late(axes, reference: float | None, fraction: float = 0.5) -> None:
     for ax in axes:
         ax.set_xlim(x_min, x_max)
         ax.set_ylim(lo - pad, hi + pad)
+        ax.xaxis.set_major_locator(MaxNLocator(5))  # the default ticks of neighbours collide
 
 
 def fig_reward_curves(name: str, by_method, tag: str, ylabel: str, args, rng, out: Path,
@@ -498,9 +500,11 @@ def final_metrics(runs: list[Run], key: str) -> list[float]:
 
 def fig_qos(name: str, by_method, args, out: Path, figures, notes) -> None:
     """Final-evaluation QoS per slice: a box over the seeds of each learned method (the main rho
-    setting), a line for each reference row on the same episodes."""
-    learned = {m: runs for m, runs in main_methods(by_method, args.main_rho).items()
-               if not m[0].startswith(HEURISTIC_PREFIX)
+    setting and the other named settings of RHO_FLAGS, the paper's fixed radii), a line for each
+    reference row on the same episodes."""
+    shown = main_methods(by_method, args.main_rho)
+    learned = {m: runs for m, runs in by_method.items()
+               if (m in shown or m[1] in RHO_FLAGS) and not m[0].startswith(HEURISTIC_PREFIX)
                and all(final_metrics(runs, k) for k in QOS_METRICS)}
     if not learned:
         notes.append(f"{name}: skipped (no final_eval.metrics {list(QOS_METRICS)})")
