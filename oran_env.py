@@ -1632,7 +1632,8 @@ def evaluate(policy, envs, seed: int, per_episode: bool = False):
             agent_qos.append(np.asarray(info["qos"], np.float64))  # (E, N, L)
     if "episode" not in info:
         raise RuntimeError(f"no info['episode'] after episode_length = {envs.episode_length} steps")
-    returns = info["episode"]["return"].mean(axis=1)  # in the env's dtype, as the scripts always did
+    # in the env's dtype, as the scripts always did
+    returns = info["episode"]["return"].mean(axis=1)
     result = ({key: float(np.mean(values)) for key, values in metrics.items()},
               np.mean(ue_tput, axis=0).ravel().tolist())
     if not per_episode:

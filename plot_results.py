@@ -69,7 +69,8 @@ import run_utils  # noqa: E402
 from experiments import (LABELS, RHO_FLAGS, SPLITS, TRAINING_REWARD_ROWS, TUNING_GRID,  # noqa: E402
                          known_method)
 
-SCENARIOS = ("paper", "hetero", "small", "light", "heavy", "nonstationary", *(f"du{n}" for n in range(2, 11)),
+SCENARIOS = ("paper", "hetero", "small", "light", "heavy", "nonstationary",
+             *(f"du{n}" for n in range(2, 11)),
              "comp-small", "comp-medium", "comp-large")  # the order of scenario sections
 
 # ------------------------------------------------------------------------------------------------
@@ -82,13 +83,15 @@ TAG_RHO_CRITIC = "charts/rho_critic"
 TAG_CRITIC_EIG = "sharpness/critic_top_eig"
 TAG_TD_VAR = "td_var/agent_{m}"
 TAG_SAM_ACTIVE = "sam_active/agent_{m}"
-QOS_METRICS = {"qos_embb": "eMBB", "qos_mmtc": "mMTC", "qos_urllc": "URLLC"}  # final_eval.metrics keys
-EXTRA_METRICS = {"utility": "utility per UE (comp)"}  # more final_eval.metrics columns, when present
+# final_eval.metrics keys
+QOS_METRICS = {"qos_embb": "eMBB", "qos_mmtc": "mMTC", "qos_urllc": "URLLC"}
+# more final_eval.metrics columns, when present
+EXTRA_METRICS = {"utility": "utility per UE (comp)"}
 
 
 def shift_step(run_args: dict) -> int | None:
-    """Training step of the traffic shift: the scripts count oran_env's shift_after_steps in the run's
-    env steps over all num_envs copies (global_step)."""
+    """Training step of the traffic shift: the scripts count oran_env's shift_after_steps in the
+    run's env steps over all num_envs copies (global_step)."""
     shift = (run_args.get("env") or {}).get("shift_after_steps")
     return int(shift) if shift else None
 
@@ -96,8 +99,8 @@ def shift_step(run_args: dict) -> int | None:
 BASELINES = (("nosam", "none"), ("l2", "none"))  # return and QoS gains are reported over these
 ABLATION_REFERENCE = ("ta-sam", "dynamic")  # return gain of every method vs full TA-SAM (ablations)
 HEURISTIC_PREFIX = "heuristic-"
-COLORS = {"nosam": "tab:gray", "l2": "tab:brown", "actor-sam": "tab:blue", "critic-sam": "tab:green",
-          "both-sam": "tab:purple", "ta-sam": "tab:red"}
+COLORS = {"nosam": "tab:gray", "l2": "tab:brown", "actor-sam": "tab:blue",
+          "critic-sam": "tab:green", "both-sam": "tab:purple", "ta-sam": "tab:red"}
 HEURISTIC_COLORS = ("#9ecae1", "#fdae6b", "#a1d99b", "#bcbddc", "#bdbdbd", "#fdd0a2", "#c6dbef")
 heuristic_colors: dict[str, str] = {}  # pale colours for the reference rows, assigned on first use
 
@@ -112,7 +115,8 @@ def color(variant: str):
 
 # Normalisation per environment (heuristic rows of the same grid): score 0 and score 1
 NORMALISERS = {"oran": ("heuristic-static_equal", "heuristic-full_info")}
-TA_SAM = ("ta-sam", "dynamic")  # the method compared with every other one (probability of improvement)
+# the method compared with every other one (probability of improvement)
+TA_SAM = ("ta-sam", "dynamic")
 
 
 @dataclass
@@ -122,13 +126,15 @@ class Args:
     out: Path = Path("docs/results")
     """output folder for the PNGs and results.md"""
     main_rho: str = "dynamic"
-    """rho setting of the SAM variants in the per-method figures (QoS, CDF, sharpness, TD variance)"""
+    """rho setting of the SAM variants in the per-method figures (QoS, CDF, sharpness, TD
+    variance)"""
     n_boot: int = 2_000
     """bootstrap resamples for the confidence intervals (rliable's stratified bootstrap)"""
     curve_points: int = 50
     """bins of the step grid of dense curves (training returns of long runs)"""
     shift_step: int | None = None
-    """non-stationary grid: training step of the traffic shift (default: read from the runs' args)"""
+    """non-stationary grid: training step of the traffic shift (default: read from the runs'
+    args)"""
     seed: int = 0
     """seed of the bootstrap (one stream per grid and scenario, derived from this seed)"""
     readme: bool = False
@@ -157,7 +163,8 @@ class Run:
     seed: int
     path: Path
     summary: dict
-    scalars: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # tag -> steps, values
+    # tag -> steps, values
+    scalars: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def method(self) -> tuple[str, str]:
@@ -197,7 +204,8 @@ def method_order(method: tuple[str, str]) -> tuple:
     variant, rho = method
     variants = list(LABELS)
     rhos = ["none", *RHO_FLAGS]
-    return (variant.startswith(HEURISTIC_PREFIX), variants.index(variant) if variant in variants else 99,
+    return (variant.startswith(HEURISTIC_PREFIX),
+            variants.index(variant) if variant in variants else 99,
             rhos.index(rho) if rho in rhos else 99, rho, variant)
 
 
@@ -217,9 +225,11 @@ def bootstrap_ci(x, n_boot: int, rng: np.random.Generator, level: float = 0.95, 
     scores = x.reshape(len(x), -1)
     func = func or (lambda s: s.mean(axis=0))
     seed_from(rng)
-    _, ci = rly.get_interval_estimates({"x": scores}, func, reps=n_boot, confidence_interval_size=level)
+    _, ci = rly.get_interval_estimates({"x": scores}, func, reps=n_boot,
+                                       confidence_interval_size=level)
     lo, hi = ci["x"]
-    return (float(lo[0]), float(hi[0])) if x.ndim == 1 else (lo.reshape(x.shape[1:]), hi.reshape(x.shape[1:]))
+    return ((float(lo[0]), float(hi[0])) if x.ndim == 1
+            else (lo.reshape(x.shape[1:]), hi.reshape(x.shape[1:])))
 
 
 def two_sample_ci(x, y, statistic, n_boot: int, rng: np.random.Generator):
@@ -236,7 +246,8 @@ def relative_gain(method_values, base_values, n_boot: int, rng: np.random.Genera
     """(mean_M - mean_B) / |mean_B| with its 95% CI; (nan, nan, nan) when mean_B is 0."""
     if abs(np.mean(base_values)) < 1e-12:
         return math.nan, math.nan, math.nan
-    return two_sample_ci(method_values, base_values, lambda x, y: (x.mean() - y.mean()) / abs(y.mean())
+    return two_sample_ci(method_values, base_values,
+                         lambda x, y: (x.mean() - y.mean()) / abs(y.mean())
                          if abs(y.mean()) > 1e-12 else math.nan, n_boot, rng)
 
 
@@ -306,7 +317,8 @@ def load_grid(grid_dir: Path, notes: list[str]) -> list[Run]:
     for path in sorted(grid_dir.glob("*.json")):
         parsed = rec.parse_run_id(path.stem)
         if parsed is None:
-            notes.append(f"skipped {path}: not a record name (<variant>__<rho>__<scenario>__s<seed>.json)")
+            notes.append(f"skipped {path}: not a record name "
+                         "(<variant>__<rho>__<scenario>__s<seed>.json)")
             continue
         record, problems = rec.check_file(path, known_method)
         if record is None:
@@ -389,7 +401,8 @@ def save(fig, path: Path, figures: list[Path]) -> None:
 
 
 def save_or_skip(fig, drawn: bool, name: str, missing: str, out: Path, figures, notes) -> None:
-    """Save the figure as out/name.png, or, when nothing was drawn, close it and note the missing input."""
+    """Save the figure as out/name.png, or, when nothing was drawn, close it and note the missing
+    input."""
     if drawn:
         save(fig, out / f"{name}.png", figures)
     else:
@@ -429,22 +442,24 @@ def fig_reward_curves(name: str, by_method, tag: str, ylabel: str, args, rng, ou
     panels = rhos or ["all"]
     heuristics = {m: np.mean([r.score for r in runs]) for m, runs in by_method.items()
                   if m[0].startswith(HEURISTIC_PREFIX)}
-    reference = max(heuristics.items(), key=lambda kv: kv[1]) if heuristics and tag == TAG_EVAL_RETURN \
-        else None
+    reference = (max(heuristics.items(), key=lambda kv: kv[1])
+                 if heuristics and tag == TAG_EVAL_RETURN else None)
     rows = 2 if tag == TAG_EVAL_RETURN else 1
-    fig, axes = plt.subplots(rows, len(panels), figsize=(5.2 * len(panels), 3.8 * rows), squeeze=False,
-                             sharey="row")
+    fig, axes = plt.subplots(rows, len(panels), figsize=(5.2 * len(panels), 3.8 * rows),
+                             squeeze=False, sharey="row")
     drawn = False
     for row in range(rows):
         for ax, rho in zip(axes[row], panels):
             for method, runs in by_method.items():
-                if method[0].startswith(HEURISTIC_PREFIX) or method[1] not in (rho, "none") and rho != "all":
+                if (method[0].startswith(HEURISTIC_PREFIX)
+                        or method[1] not in (rho, "none") and rho != "all"):
                     continue
                 drawn |= plot_band(ax, runs, tag, method_label((method[0], "none")) if rho != "all"
                                    else method_label(method), color(method[0]), args, rng)
             if reference is not None:
                 ax.axhline(reference[1], color="black", ls="--", lw=1,
-                           label=f"best heuristic ({method_label(reference[0])[len('heuristic: '):]})")
+                           label="best heuristic "
+                                 f"({method_label(reference[0])[len('heuristic: '):]})")
             title = f"rho: {rho}" if rho != "all" else name
             ax.set_title(title if row == 0 else f"{title}, second half (zoomed)")
             ax.set_xlabel("environment steps")
@@ -534,8 +549,9 @@ def fig_cdf(name: str, by_method, args, out: Path, figures, notes) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = False
     for m, runs in main_methods(by_method, args.main_rho).items():
-        values = np.concatenate([np.asarray(r.summary["final_eval"].get(rec.UE_PERCENTILES_KEY) or [],
-                                            dtype=float) for r in runs])
+        values = np.concatenate([
+            np.asarray(r.summary["final_eval"].get(rec.UE_PERCENTILES_KEY) or [], dtype=float)
+            for r in runs])
         if len(values) == 0:
             continue
         values = np.sort(values)
@@ -602,7 +618,8 @@ def fig_td_var(name: str, by_method, args, rng, out: Path, figures, notes) -> No
 
 
 def fig_rho_sweep(name: str, by_method, args, rng, out: Path, figures, notes, lines) -> None:
-    """Best evaluation return and score vs a fixed rho, per SAM variant (the paper plots the best)."""
+    """Best evaluation return and score vs a fixed rho, per SAM variant (the paper plots the
+    best)."""
     points: dict[str, list[tuple[float, list[Run]]]] = {}
     for (variant, rho), runs in by_method.items():
         match = re.fullmatch(r"fixed(\d+(?:\.\d*)?(?:e-?\d+)?)", rho)
@@ -689,20 +706,24 @@ def method_table(by_method, args: Args, rng) -> list[str]:
         row = [method_label(m), str(len(score)),
                fmt_ci(score.mean(), *bootstrap_ci(score, args.n_boot, rng), 2),
                fmt_ci(rly_metrics.aggregate_iqm(score.reshape(-1, 1)), *bootstrap_ci(
-                   score, args.n_boot, rng, func=lambda s: np.array([rly_metrics.aggregate_iqm(s)])), 2)]
+                   score, args.n_boot, rng,
+                   func=lambda s: np.array([rly_metrics.aggregate_iqm(s)])), 2)]
         if norm:
             ns = normalised(score, norm)
             row.append(fmt_ci(ns.mean(), *bootstrap_ci(ns, args.n_boot, rng)))
-        row += ["" if m == b else fmt_gain(relative_gain(score, [r.score for r in bruns], args.n_boot, rng))
+        row += ["" if m == b
+                else fmt_gain(relative_gain(score, [r.score for r in bruns], args.n_boot, rng))
                 for b, bruns in base.items()]
         if ta:
             other = [r.score for r in runs]
             detectable = detectable_difference([r.score for r in ta], other)
             row += ["", ""] if m == TA_SAM else [
-                fmt_ci(*probability_of_improvement([r.score for r in ta], other, args.n_boot, rng), 2),
+                fmt_ci(*probability_of_improvement([r.score for r in ta], other, args.n_boot, rng),
+                       2),
                 "-" if math.isnan(detectable) else f"{detectable:.2f}"]
         row += [f"{np.mean([rec.eval_auc(r.summary) for r in runs]):.2f}",
-                f"{np.mean([r.final_return for r in runs]):.2f}", f"{np.mean([r.best_return for r in runs]):.2f}"]
+                f"{np.mean([r.final_return for r in runs]):.2f}",
+                f"{np.mean([r.best_return for r in runs]):.2f}"]
         if has_qos:
             q = [x for x in (mean_qos(r) for r in runs) if x is not None]
             row.append(f"{np.mean(q):.3f}" if q else "-")
@@ -719,13 +740,14 @@ GAIN_DEFINITION = (
     "0.8 T; each evaluation is the mean team return over the same fixed evaluation episodes); mean "
     "and IQM over seeds with rliable's stratified-bootstrap 95% CIs. Normalised score: 0 = static "
     "equal split, 1 = full-information reference, on the same episodes. Gain of M over B = "
-    "(mean_M - mean_B) / |mean_B| of the score, CI from resampling M's and B's seeds independently. "
-    "P(TA-SAM > M): rliable's probability of improvement. Detectable diff.: the smallest difference "
-    "of mean scores a two-sided 5% test would detect with 80% power at these seed counts. AUC: mean "
-    "level of the evaluation curve. Final / best: last / highest evaluation (best is biased "
-    "upwards). Mean QoS: mean over slices of the final evaluation's Q_l.")
-GAIN_NOTE = ("Gain vs B = (mean_M - mean_B) / |mean_B| of the score [95% CI]. The rows of heuristics "
-             "are deterministic policies scored on the same episodes.")
+    "(mean_M - mean_B) / |mean_B| of the score, CI from resampling M's and B's seeds "
+    "independently. P(TA-SAM > M): rliable's probability of improvement. Detectable diff.: the "
+    "smallest difference of mean scores a two-sided 5% test would detect with 80% power at these "
+    "seed counts. AUC: mean level of the evaluation curve. Final / best: last / highest "
+    "evaluation (best is biased upwards). Mean QoS: mean over slices of the final evaluation's "
+    "Q_l.")
+GAIN_NOTE = ("Gain vs B = (mean_M - mean_B) / |mean_B| of the score [95% CI]. The rows of "
+             "heuristics are deterministic policies scored on the same episodes.")
 
 
 def shift_metrics(steps, values, shift: int, total: int):
@@ -757,10 +779,11 @@ def nonstationary_section(name, by_method, args, rng, out, figures, notes, lines
     """Reward drop at the shift, recovery time and forgetting (final vs peak evaluation return)."""
     shift = args.shift_step
     if shift is None:
-        shifts = {shift_step(r.summary.get("args") or {}) for runs in by_method.values() for r in runs
-                  if not r.is_heuristic} - {None}
+        shifts = {shift_step(r.summary.get("args") or {})
+                  for runs in by_method.values() for r in runs if not r.is_heuristic} - {None}
         if len(shifts) > 1:
-            notes.append(f"{name}: the runs shift at different steps {sorted(shifts)}; using the first")
+            notes.append(f"{name}: the runs shift at different steps {sorted(shifts)}; "
+                         "using the first")
         shift = min(shifts) if shifts else None
     if shift is None:
         notes.append(f"{name}: shift metrics skipped (no --shift-step and no env.shift_after_steps "
@@ -804,8 +827,8 @@ def nonstationary_section(name, by_method, args, rng, out, figures, notes, lines
         rec_ok = [x for x in recovery if not math.isnan(x)]
         rec_cell = (f"{np.mean(rec_ok):.0f} ({len(rec_ok)}/{len(recovery)})" if rec_ok
                     else f"- (0/{len(recovery)})")
-        lines.append(f"| {method_label(m)} | {len(runs)} | {cell(pre)} | {cell(drop)} | {rec_cell} | "
-                     f"{cell(peak)} | {cell(final)} | "
+        lines.append(f"| {method_label(m)} | {len(runs)} | {cell(pre)} | {cell(drop)} | "
+                     f"{rec_cell} | {cell(peak)} | {cell(final)} | "
                      f"{cell(list(np.array(peak) - np.array(final)))} |")
     ax.axvline(shift, color="black", ls=":", label="traffic shift")
     ax.set_xlabel("environment steps")
@@ -816,7 +839,8 @@ def nonstationary_section(name, by_method, args, rng, out, figures, notes, lines
 
 
 def sweep_section(name, runs: list[Run], args, rng, out, figures, notes, lines) -> None:
-    """Final return vs number of DUs (scenario tokens du<N>) per method, best heuristic as reference."""
+    """Final return vs number of DUs (scenario tokens du<N>) per method, best heuristic as
+    reference."""
     table: dict[tuple[str, str], dict[int, list[float]]] = {}
     heuristics: dict[int, dict[str, list[float]]] = {}  # DU count -> heuristic -> returns
     for r in runs:
@@ -827,7 +851,8 @@ def sweep_section(name, runs: list[Run], args, rng, out, figures, notes, lines) 
         target = heuristics.setdefault(n, {}) if r.is_heuristic else table.setdefault(r.method, {})
         target.setdefault(r.variant if r.is_heuristic else n, []).append(r.score)
     for n, per in heuristics.items():  # the heuristic with the largest mean return at n DUs
-        table.setdefault((HEURISTIC_PREFIX + "best", "none"), {})[n] = max(per.values(), key=np.mean)
+        table.setdefault((HEURISTIC_PREFIX + "best", "none"), {})[n] = max(
+            per.values(), key=np.mean)
     if not table:
         notes.append(f"{name}: skipped (no du<N> scenarios)")
         return
@@ -846,7 +871,8 @@ def sweep_section(name, runs: list[Run], args, rng, out, figures, notes, lines) 
                     label=method_label(m), color=color(m[0]),
                     ls="--" if m[0].startswith(HEURISTIC_PREFIX) else "-")
         cells = {n: f"{np.mean(per[n]):.3f} [{c[0]:.3f}, {c[1]:.3f}]" for n, c in zip(xs, cis)}
-        lines.append(f"| {method_label(m)} | " + " | ".join(cells.get(n, "-") for n in counts) + " |")
+        lines.append(f"| {method_label(m)} | "
+                     + " | ".join(cells.get(n, "-") for n in counts) + " |")
     ax.set_xlabel("number of DUs (200 UEs)")
     ax.set_ylabel("score")
     ax.grid(alpha=0.3)
@@ -861,22 +887,25 @@ def generalisation_section(name, runs: list[Run], source: list[Run], args, rng, 
     cols: dict[str, dict[tuple[str, str], list[float]]] = {}
     trained_on: dict[str, set] = {}
     for r in source:
-        cols.setdefault(f"{r.scenario} (trained there)", {}).setdefault(r.method, []).append(r.score)
+        cols.setdefault(f"{r.scenario} (trained there)", {}).setdefault(r.method, []).append(
+            r.score)
     for r in runs:
         cols.setdefault(r.scenario, {}).setdefault(r.method, []).append(r.score)
         if not r.is_heuristic:
-            trained_on.setdefault(r.scenario, set()).add((r.summary.get("args") or {}).get("source_args", {})
-                                                         .get("scenario"))
+            trained_on.setdefault(r.scenario, set()).add(
+                (r.summary.get("args") or {}).get("source_args", {}).get("scenario"))
     if not runs:
         notes.append(f"{name}: skipped (no generalisation runs)")
         return
     scen = sorted(cols, key=lambda s: (" " not in s, list(SCENARIOS).index(s.split()[0])
                                        if s.split()[0] in SCENARIOS else 99, s))
     methods = sorted({m for c in cols.values() for m in c}, key=method_order)
-    lines += ["", "Generalisation: models evaluated without retraining on scenarios they were not trained on "
-              f"(trained on: {'; '.join(f'{k}: {sorted(map(str, v))[0]}' for k, v in sorted(trained_on.items()))}"
-              "; 'trained there': the source grid's own runs; score, mean [95% CI]):", "",
-              "| method | " + " | ".join(scen) + " |", "|" + " --- |" * (len(scen) + 1)]
+    lines += [
+        "", "Generalisation: models evaluated without retraining on scenarios they were not "
+        "trained on (trained on: "
+        f"{'; '.join(f'{k}: {sorted(map(str, v))[0]}' for k, v in sorted(trained_on.items()))}"
+        "; 'trained there': the source grid's own runs; score, mean [95% CI]):", "",
+        "| method | " + " | ".join(scen) + " |", "|" + " --- |" * (len(scen) + 1)]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(methods) * len(scen)), 4))
     width = 0.8 / len(methods)
     for i, m in enumerate(methods):
@@ -914,14 +943,16 @@ def section_rng(seed: int, *section: str) -> np.random.Generator:
 def aggregate_table(runs: list[Run], args, rng) -> tuple[list[str], dict]:
     """Normalised scores aggregated over the scenarios of a grid that have both normalising rows:
     markdown rows of mean and IQM with stratified-bootstrap CIs and TA-SAM's probability of
-    improvement, and the (runs, scenarios) score array per method (empty when nothing normalises)."""
+    improvement, and the (runs, scenarios) score array per method (empty when nothing
+    normalises)."""
     per_scenario = {}
     for scenario in sorted({r.scenario for r in runs}):
         by_method = group([r for r in runs if r.scenario == scenario])
         norm = normaliser(by_method)
         if norm:
             per_scenario[scenario] = {m: {r.seed: float(normalised(r.score, norm)) for r in rs}
-                                      for m, rs in by_method.items() if not m[0].startswith(HEURISTIC_PREFIX)}
+                                      for m, rs in by_method.items()
+                                      if not m[0].startswith(HEURISTIC_PREFIX)}
     methods = sorted({m for v in per_scenario.values() for m in v}, key=method_order)
     scores = {}
     for m in methods:  # runs x scenarios, over the seeds every scenario has for this method
@@ -933,21 +964,26 @@ def aggregate_table(runs: list[Run], args, rng) -> tuple[list[str], dict]:
     seed_from(rng)
     point, ci = rly.get_interval_estimates(
         {method_label(m): x for m, x in scores.items()},
-        lambda x: np.array([rly_metrics.aggregate_mean(x), rly_metrics.aggregate_iqm(x)]), reps=args.n_boot)
+        lambda x: np.array([rly_metrics.aggregate_mean(x), rly_metrics.aggregate_iqm(x)]),
+        reps=args.n_boot)
     ta = scores.get(TA_SAM)
-    lines = [f"Normalised score aggregated over {', '.join(f'`{s}`' for s in per_scenario)} (0 = static "
-             "split, 1 = full-information reference; rliable, stratified bootstrap 95% CIs):", "",
+    lines = [f"Normalised score aggregated over {', '.join(f'`{s}`' for s in per_scenario)} "
+             "(0 = static split, 1 = full-information reference; rliable, stratified bootstrap "
+             "95% CIs):", "",
              "| method | runs x scenarios | mean | IQM | P(TA-SAM > M) |", "|" + " --- |" * 5]
     for m, x in scores.items():
         label = method_label(m)
-        poi = "" if ta is None or m == TA_SAM else fmt_ci(*probability_of_improvement(ta, x, args.n_boot, rng), 2)
-        lines.append(f"| {label} | {x.shape[0]} x {x.shape[1]} | {fmt_ci(point[label][0], *ci[label][:, 0])} | "
+        poi = ("" if ta is None or m == TA_SAM
+               else fmt_ci(*probability_of_improvement(ta, x, args.n_boot, rng), 2))
+        lines.append(f"| {label} | {x.shape[0]} x {x.shape[1]} | "
+                     f"{fmt_ci(point[label][0], *ci[label][:, 0])} | "
                      f"{fmt_ci(point[label][1], *ci[label][:, 1])} | {poi} |")
     return lines, scores
 
 
 def aggregate_section(name, runs: list[Run], args, rng, out, figures, notes, lines) -> None:
-    """The aggregate table and the performance profiles (fraction of runs above each normalised score)."""
+    """The aggregate table and the performance profiles (fraction of runs above each normalised
+    score)."""
     rows, scores = aggregate_table(runs, args, rng)
     if not scores:
         notes.append(f"{name}: skipped (no scenario with both normalising heuristic rows)")
@@ -957,7 +993,8 @@ def aggregate_section(name, runs: list[Run], args, rng, out, figures, notes, lin
                              max(x.max() for x in scores.values()) + 0.05, 101)
     fig, ax = plt.subplots(figsize=(6, 4))
     for m, x in scores.items():
-        ax.plot(thresholds, [(x > t).mean() for t in thresholds], label=method_label(m), color=color(m[0]))
+        ax.plot(thresholds, [(x > t).mean() for t in thresholds], label=method_label(m),
+                color=color(m[0]))
     ax.set_xlabel("normalised score tau")
     ax.set_ylabel("fraction of runs with score > tau")
     ax.grid(alpha=0.3)
@@ -968,7 +1005,8 @@ def aggregate_section(name, runs: list[Run], args, rng, out, figures, notes, lin
 PAPER_CLAIMS = (  # (claim, method, reference method); docs/results.md#the-papers-claims
     ("TA-SAM vs SAC without SAM: up to +22%", TA_SAM, ("nosam", "none")),
     ("TA-SAM vs SAC + L2: +7%", TA_SAM, ("l2", "none")),
-    ("the TD-variance selection (TA-SAM vs Both-SAM): +2.35 to +3.5%", TA_SAM, ("both-sam", "dynamic")),
+    ("the TD-variance selection (TA-SAM vs Both-SAM): +2.35 to +3.5%", TA_SAM,
+     ("both-sam", "dynamic")),
     ("dynamic rho vs fixed equal rho (0.01 / 0.01): +5 to +10%", TA_SAM, ("ta-sam", "equal")),
     ("dynamic rho vs fixed unequal rho (0.05 / 0.01): +5 to +10%", TA_SAM, ("ta-sam", "unequal")),
 )
@@ -976,15 +1014,17 @@ PAPER_CLAIMS = (  # (claim, method, reference method); docs/results.md#the-paper
 
 def forgetting(run: Run) -> float:
     """Peak minus final evaluation return (nonstationary grid)."""
-    return max([v for _, v, *_ in run.summary.get("eval_history") or []] + [run.final_return]) - run.final_return
+    return max([v for _, v, *_ in run.summary.get("eval_history") or []]
+               + [run.final_return]) - run.final_return
 
 
 def claims_table(grids: dict[str, list[Run]], args: Args, grid: str = "paper") -> list[str]:
     """The paper's claims next to our measurement on the same question: relative gain of the score
-    with its 95% CI, the probability of improvement, and the smallest gain these seeds could detect."""
+    with its 95% CI, the probability of improvement, and the smallest gain these seeds could
+    detect."""
     rng = section_rng(args.seed, "claims")
-    lines = ["| paper's claim | scenario | n | our gain [95% CI] | P(improvement) [95% CI] | Welch p | "
-             "detectable gain | reading |", "|" + " --- |" * 8]
+    lines = ["| paper's claim | scenario | n | our gain [95% CI] | P(improvement) [95% CI] | "
+             "Welch p | detectable gain | reading |", "|" + " --- |" * 8]
 
     def reading(gain, p, detectable):
         if math.isnan(p):
@@ -1006,26 +1046,29 @@ def claims_table(grids: dict[str, list[Run]], args: Args, grid: str = "paper") -
             lines.append(f"| {claim} | {scenario} | {len(x)} vs {len(y)} | {fmt_gain(gain)} | "
                          f"{fmt_ci(*poi, 2)} | "
                          f"{'-' if math.isnan(p) else f'{p:.3f}'} | "
-                         f"{'-' if math.isnan(detectable) else f'+-{detectable:.1f}%'} | {reading(gain[0], p, detectable)} |")
+                         f"{'-' if math.isnan(detectable) else f'+-{detectable:.1f}%'} | "
+                         f"{reading(gain[0], p, detectable)} |")
     sweep = [r for r in grids.get("du_sweep", []) if r.method == TA_SAM]
     if sweep:
         means = {}
         for r in sweep:
             means.setdefault(int(r.scenario[2:]), []).append(r.score)
         best = max(means, key=lambda n: np.mean(means[n]))
-        lines.append(f"| TA-SAM is best at 6 DUs (2..10) | du_sweep | {len(sweep)} | best mean score at "
-                     f"{best} DUs | | | | scores are not comparable across DU counts (reward per DU) |")
+        lines.append(f"| TA-SAM is best at 6 DUs (2..10) | du_sweep | {len(sweep)} | "
+                     f"best mean score at {best} DUs | | | | scores are not comparable across DU "
+                     "counts (reward per DU) |")
     else:
         lines.append("| TA-SAM is best at 6 DUs (2..10) | du_sweep | - | not run | | | | |")
     ns = group(grids.get("nonstationary", []))
     if TA_SAM in ns and ("nosam", "none") in ns:
         x, y = [forgetting(r) for r in ns[TA_SAM]], [forgetting(r) for r in ns[("nosam", "none")]]
         diff = fmt_ci(*two_sample_ci(y, x, lambda a, b: a.mean() - b.mean(), args.n_boot, rng))
-        lines.append(f"| less forgetting under non-stationary traffic | nonstationary | {len(x)} vs {len(y)} | "
-                     f"forgetting of No-SAM minus TA-SAM's: {diff} | | {welch_p(y, x):.3f} | | forgetting = "
-                     "peak - final evaluation return |")
+        lines.append(f"| less forgetting under non-stationary traffic | nonstationary | "
+                     f"{len(x)} vs {len(y)} | forgetting of No-SAM minus TA-SAM's: {diff} | | "
+                     f"{welch_p(y, x):.3f} | | forgetting = peak - final evaluation return |")
     else:
-        lines.append("| less forgetting under non-stationary traffic | nonstationary | - | not run | | | | |")
+        lines.append("| less forgetting under non-stationary traffic | nonstationary | - | "
+                     "not run | | | | |")
     return lines
 
 
@@ -1102,14 +1145,16 @@ def learning_check_rows(runs: list[Run], records_dir: Path, notes) -> dict[str, 
             cells = [scenario, SCRIPT_OF.get(variant, variant), str(recs[0].summary["global_step"]),
                      str(len(recs)), f"{det.mean():.1f}±{det.std():.1f}",
                      f"{smp.mean():.1f}±{smp.std():.1f}", f"{late.mean():.1f}±{late.std():.1f}",
-                     f"{sum(stable(h) for h in hist)}/{len(recs)}", q, f"{heur['static_equal']:.1f}",
+                     f"{sum(stable(h) for h in hist)}/{len(recs)}", q,
+                     f"{heur['static_equal']:.1f}",
                      f"{best[1]} {best[0]:.1f}", f"{late.mean() / best[0]:.2f}", wall]
             rows.append("| " + " | ".join(cells) + " |")
         out[scenario] = rows
     return out
 
 
-def learning_check_section(name: str, runs: list[Run], args, out: Path, figures, notes, lines) -> None:
+def learning_check_section(name: str, runs: list[Run], args, out: Path, figures, notes,
+                           lines) -> None:
     """The learning check's table and its figure (docs/learning_check*.png): per scenario, each
     script's mean evaluation return of the deterministic and the sampled policy against env steps,
     a min-max band over seeds, the heuristics as reference lines."""
@@ -1131,7 +1176,8 @@ def learning_check_section(name: str, runs: list[Run], args, out: Path, figures,
                         label=f"{SCRIPT_OF[variant]}, {label} (mean of {len(recs)})")
                 if key == "eval_history":
                     ax.fill_between(steps, returns.min(0), returns.max(0), color=colour, alpha=0.15)
-        for (hname, value), style in zip(heur.items(), (":", "--", (0, (3, 1, 1, 1)), "-.", (0, (1, 4)))):
+        for (hname, value), style in zip(heur.items(),
+                                         (":", "--", (0, (3, 1, 1, 1)), "-.", (0, (1, 4)))):
             ax.axhline(value, color="grey", ls=style, lw=1, label=f"heuristic: {hname}")
         ax.set(xlabel="environment steps", ylabel="evaluation return",
                title=f"`{scenario}`, RB-level actions (band: min-max, deterministic)")
@@ -1149,9 +1195,9 @@ ABLATION_ORDER = ["cleanrl", "bias1", "alpha1e-2", "alpha1e-2+bias1", "alpha1e-2
 
 
 def ablation_rows(runs: list[Run]) -> list[str]:
-    """The RB-level ablation's table: final return of the deterministic and the sampled policy (mean
-    ± population sd over seeds, as published), their gap, the run score, the expected-count decoding of
-    the final actor, stability, the deterministic policy's final over-use and QoS."""
+    """The RB-level ablation's table: final return of the deterministic and the sampled policy
+    (mean ± population sd over seeds, as published), their gap, the run score, the expected-count
+    decoding of the final actor, stability, the deterministic policy's final over-use and QoS."""
     groups: dict[tuple, list[Run]] = {}
     for r in runs:
         key = (r.scenario != "small", r.scenario, r.summary["global_step"], r.variant)
@@ -1185,9 +1231,10 @@ SHOWN_SPLITS = ("split-0.55-0.12-0.21", "split-0.67-0.12-0.21")  # rows shown be
 
 
 def splits_rows(runs: list[Run]) -> list[str]:
-    """What one constant RB split or one UE-count rule scores, against PF without slicing on the same
-    episodes: the rows of `split-...` and `ue_count-...` with the best of each search."""
-    lines = ["| scenario | allocation | return | / PF without slicing | Q eMBB/mMTC/URLLC | RB use |",
+    """What one constant RB split or one UE-count rule scores, against PF without slicing on the
+    same episodes: the rows of `split-...` and `ue_count-...` with the best of each search."""
+    lines = ["| scenario | allocation | return | / PF without slicing | Q eMBB/mMTC/URLLC | "
+             "RB use |",
              "| --- | --- | --- | --- | --- | --- |"]
     for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
         rows = {r.variant[len(HEURISTIC_PREFIX):]: r for r in runs if r.scenario == scenario}
@@ -1358,11 +1405,12 @@ def heuristic_runs(by_method) -> dict[str, Run]:
 
 def ppo_rows(runs: list[Run], args, rng) -> list[str]:
     """PPO (and a scored SAC model) against DeepCoMP's heuristics on the same episodes: utility per
-    UE-step, episode return, BSs per UE, unconnected fraction, the difference of utility to best_cell
-    and dynamic_comp; 95% CIs by rliable's bootstrap over seeds (learned policies) or over episodes
-    (a heuristic's return; its policy is fixed)."""
-    lines = ["| scenario | policy | seeds | env steps | utility per UE-step | episode return | BSs per UE | "
-             "unconnected | utility - best_cell | utility - dynamic_comp | wall time per run (min) |",
+    UE-step, episode return, BSs per UE, unconnected fraction, the difference of utility to
+    best_cell and dynamic_comp; 95% CIs by rliable's bootstrap over seeds (learned policies) or over
+    episodes (a heuristic's return; its policy is fixed)."""
+    lines = ["| scenario | policy | seeds | env steps | utility per UE-step | episode return | "
+             "BSs per UE | unconnected | utility - best_cell | utility - dynamic_comp | "
+             "wall time per run (min) |",
              "|" + " --- |" * 11]
     for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
         by_method = group([r for r in runs if r.scenario == scenario])
@@ -1381,18 +1429,22 @@ def ppo_rows(runs: list[Run], args, rng) -> list[str]:
                 cells = [fmt_ci(x.mean(), *bootstrap_ci(x, args.n_boot, rng), 2) if len(x) > 1
                          else f"{x.mean():.2f}" for x in (util, ret)]
                 seeds = str(len(rs))
-                trained = [r.summary["global_step"] or r.summary["args"].get("trained_steps") for r in rs]
+                trained = [r.summary["global_step"] or r.summary["args"].get("trained_steps")
+                           for r in rs]
                 steps = f"{trained[0]:,}"
                 walls = [r.summary["wall_time_s"] / 60 for r in rs if r.summary.get("wall_time_s")]
                 wall = f"{np.mean(walls):.1f} ({min(walls):.1f}-{max(walls):.1f})" if walls else "-"
                 paired = [fmt_ci(*(np.array([util.mean(), *bootstrap_ci(util, args.n_boot, rng)])
-                                   - final_metric(heur[h], "utility")), 2) if len(util) > 1 and h in heur
-                          else f"{util.mean() - final_metric(heur[h], 'utility'):+.2f}" if h in heur else "-"
+                                   - final_metric(heur[h], "utility")), 2)
+                          if len(util) > 1 and h in heur
+                          else f"{util.mean() - final_metric(heur[h], 'utility'):+.2f}"
+                          if h in heur else "-"
                           for h in ("best_cell", "dynamic_comp")]
             label = ppo_label((variant, "none"), rs)
             bs = np.mean([final_metric(r, "connections_per_ue") for r in rs])
             unconnected = np.mean([final_metric(r, "unconnected_fraction") for r in rs])
-            lines.append(f"| {scenario[len('comp-'):]} | {label} | {seeds} | {steps} | {' | '.join(cells)} | "
+            lines.append(f"| {scenario[len('comp-'):]} | {label} | {seeds} | {steps} | "
+                         f"{' | '.join(cells)} | "
                          f"{bs:.2f} | {unconnected:.3f} | {paired[0]} | {paired[1]} | {wall} |")
     return lines
 
@@ -1425,7 +1477,8 @@ def ppo_verdict_rows(runs: list[Run], args, rng) -> list[str]:
     lines = ["| scenario | policy | seeds | utility per UE-step | sd over seeds | "
              "- tuned dynamic CoMP | seeds above it | BSs per UE | unconnected |",
              "|" + " --- |" * 9]
-    per_episode = lambda r: np.asarray(r.summary["final_eval"]["per_episode"]["utility"])  # noqa: E731
+    per_episode = lambda r: np.asarray(  # noqa: E731
+        r.summary["final_eval"]["per_episode"]["utility"])
     for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
         by_method = group([r for r in runs if r.scenario == scenario])
         heur = heuristic_runs(by_method)
@@ -1529,8 +1582,10 @@ def ppo_section(name: str, runs: list[Run], args, out: Path, figures, notes, lin
                     h = variant[len(HEURISTIC_PREFIX):]
                     if h in PPO_HEURISTICS:
                         final = rs[0].summary["final_eval"]
-                        level = final["metrics"]["utility"] if key == "utility" else final["episodic_return"]
-                        ax.axhline(level, color=PPO_HEURISTICS[h][0], linestyle=PPO_HEURISTICS[h][1], label=h)
+                        level = (final["metrics"]["utility"] if key == "utility"
+                                 else final["episodic_return"])
+                        ax.axhline(level, color=PPO_HEURISTICS[h][0],
+                                   linestyle=PPO_HEURISTICS[h][1], label=h)
                         ends.append(level)
                     continue
                 rs = [r for r in rs if r.summary["eval_history"]]
@@ -1651,7 +1706,8 @@ def headline_findings(runs: list[Run], args: Args, grid: str, scenario: str) -> 
     mean = lambda m, key: np.mean(final_metrics(by_method[m], key))  # noqa: E731
     span = lambda values, fmt: f"{fmt(min(values))}-{fmt(max(values))}"  # noqa: E731
     level = [float(normalised(scores[m], norm).mean()) for m in learned]
-    text = (f"- **Every learned method stays below the heuristics**: {span(level, '{:.2f}'.format)} "
+    text = ("- **Every learned method stays below the heuristics**: "
+            f"{span(level, '{:.2f}'.format)} "
             "of the way from the static split to the full-information reference, where PF without "
             f"slicing reaches {normalised(scores[pf], norm).mean():.2f}")
     if split:
@@ -1665,7 +1721,8 @@ def headline_findings(runs: list[Run], args: Args, grid: str, scenario: str) -> 
              f"{mean(pf, 'qos_embb'):.2f}), and the learned policies leave "
              f"{span(idle, percent)}% of the RBs idle against PF's "
              f"{percent(1 - mean(pf, 'rb_utilisation'))}%.")
-    unmet = [mean(m, "rb_idle_unmet") for m in learned if final_metrics(by_method[m], "rb_idle_unmet")]
+    unmet = [mean(m, "rb_idle_unmet") for m in learned
+             if final_metrics(by_method[m], "rb_idle_unmet")]
     if unmet and final_metrics(by_method[pf], "rb_idle_unmet"):
         text += (" Most of those are RBs an unsatisfied slice could have used: in the runs that "
                  "measure it (those trained since the metric was added, n in the last column), "
@@ -1683,12 +1740,12 @@ README_TABLE = re.compile(r"(<!-- table: ([\w./-]+) -->\n)(.*?)(<!-- /table -->)
 
 
 def readme_tables(args: Args, names) -> dict[str, str]:
-    """The tables of the markers' names, computed exactly as results.md computes them (same bootstrap
-    streams): '<experiment>/<scenario>' (a method grid's method table, or a learning check's rows),
-    '<experiment>/aggregate', 'headline/<experiment>/<scenario>' (the README's headline table),
-    'findings/<experiment>/<scenario>' (the bullets under it), 'claims' (the `paper` grid) or
-    'claims/<experiment>', 'rb-ablation' (the RB-level ablation's experiments), 'fixed-splits',
-    'heuristics' (its headroom table: 'heuristics/headroom', its per-DU table:
+    """The tables of the markers' names, computed exactly as results.md computes them (same
+    bootstrap streams): '<experiment>/<scenario>' (a method grid's method table, or a learning
+    check's rows), '<experiment>/aggregate', 'headline/<experiment>/<scenario>' (the README's
+    headline table), 'findings/<experiment>/<scenario>' (the bullets under it), 'claims' (the
+    `paper` grid) or 'claims/<experiment>', 'rb-ablation' (the RB-level ablation's experiments),
+    'fixed-splits', 'heuristics' (its headroom table: 'heuristics/headroom', its per-DU table:
     'heuristics/<scenario>'), 'comp-heuristics', and a PPO experiment's table, '<ppo>/load',
     '<ppo>/verdict' (against the tuned dynamic CoMP) or '<ppo>/training-reward'."""
     tables, notes = {}, []
@@ -1736,7 +1793,8 @@ def readme_tables(args: Args, names) -> dict[str, str]:
             rows, _ = aggregate_table(runs, args, section_rng(args.seed, experiment))
         else:
             by_method = group([r for r in runs if r.scenario == part])
-            rows = method_table(by_method, args, section_rng(args.seed, experiment, part)) if by_method else []
+            rows = (method_table(by_method, args, section_rng(args.seed, experiment, part))
+                    if by_method else [])
         if not rows:
             raise ValueError(f"table {name!r}: no records for it under {args.records}")
         tables[name] = "\n".join(finite_cells(rows)) + "\n"
@@ -1764,7 +1822,8 @@ def rewritten(path: Path, args: Args) -> tuple[str, int]:
     and `<!-- /table -->` computed from the records."""
     text = path.read_text()
     tables = readme_tables(args, [m.group(2) for m in README_TABLE.finditer(text)])
-    return README_TABLE.sub(lambda m: m.group(1) + tables[m.group(2)] + m.group(4), text), len(tables)
+    return (README_TABLE.sub(lambda m: m.group(1) + tables[m.group(2)] + m.group(4), text),
+            len(tables))
 
 
 def update_readme(path: Path, args: Args) -> int:
@@ -1802,7 +1861,8 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
     args.out.mkdir(parents=True, exist_ok=True)
     figures: list[Path] = []
     lines = [f"# Results from the records in `{args.records}`", "", GAIN_DEFINITION, ""]
-    grids = {g.name: load_grid(g, notes) for g in sorted(p for p in args.records.iterdir() if p.is_dir())}
+    grids = {g.name: load_grid(g, notes)
+             for g in sorted(p for p in args.records.iterdir() if p.is_dir())}
     if not grids:
         notes.append(f"no grid folders of records under {args.records}")
     for grid, runs in grids.items():
@@ -1840,8 +1900,8 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
             continue
         if grid == "generalisation":
             source = [r for r in grids.get("paper", []) if not r.is_heuristic]
-            generalisation_section(f"{grid}_returns", runs, source, args, grid_rng, args.out, figures,
-                                   notes, lines)
+            generalisation_section(f"{grid}_returns", runs, source, args, grid_rng, args.out,
+                                   figures, notes, lines)
             continue
         scenarios = sorted({r.scenario for r in runs},
                            key=lambda s: list(SCENARIOS).index(s) if s in SCENARIOS else 99)
@@ -1873,8 +1933,8 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
             sweep_section(f"{grid}_return_vs_dus", runs, args, grid_rng, args.out, figures, notes,
                           lines)
         else:
-            aggregate_section(f"{grid}_performance_profile", runs, args, grid_rng, args.out, figures,
-                              notes, lines)
+            aggregate_section(f"{grid}_performance_profile", runs, args, grid_rng, args.out,
+                              figures, notes, lines)
         lines.append("")
     lines += ["## The paper's claims", ""]
     for grid in ("paper", "rb-paper"):

@@ -1,4 +1,5 @@
-# Multi-agent and central PPO for DeepCoMP's cell selection (comp_env.py), CleanRL style (after cleanrl ppo.py).
+# Multi-agent and central PPO for DeepCoMP's cell selection (comp_env.py), CleanRL style
+# (after cleanrl ppo.py).
 # docs: docs/comp.md (the environment, PPO on it and its results).
 """PPO with categorical actions (noop or toggle BS i) on `comp_env`, DeepCoMP's learned agents.
 
@@ -6,9 +7,9 @@
   agents; each UE acts on its own observation (3B+1) and learns from DeepCoMP's multi-agent reward,
   the sum of u/20 over its competing set (the UEs sharing a BS with it). Every UE of every env copy
   is one row of the batch, so a rollout of T steps on E copies with U UEs gives T * E * U samples.
-- `--mode central` (DeepCoMP's central PPO): one agent sees all U observations concatenated (U(3B+1))
-  and picks every UE's action with U independent categorical heads (its log-probability and entropy
-  are the sums over the heads); its reward is the sum of u/20 over all UEs.
+- `--mode central` (DeepCoMP's central PPO): one agent sees all U observations concatenated
+  (U(3B+1)) and picks every UE's action with U independent categorical heads (its log-probability
+  and entropy are the sums over the heads); its reward is the sum of u/20 over all UEs.
 - Both modes run one code path: an "agent row" holds the observation one network call sees and the
   H heads it fills (multi: U rows of 1 head per env copy; central: 1 row of U heads).
 - CleanRL ppo.py's algorithm: GAE, clipped surrogate, entropy bonus, minibatch epochs, global
@@ -30,8 +31,8 @@
 - Evaluation: greedy actions (argmax of each head) on `--eval-episodes` env copies reset with
   `--eval-seed`. UE trajectories do not depend on the actions, so every run and every heuristic with
   the same seed sees the same episodes (the `comp-heuristics` experiment: seed 0, 100 episodes).
-  The evaluation env always uses the multi-agent reward, so the reported return (the mean over UEs of
-  each UE's episode return) is comparable across modes, heuristics and the SAC scripts.
+  The evaluation env always uses the multi-agent reward, so the reported return (the mean over UEs
+  of each UE's episode return) is comparable across modes, heuristics and the SAC scripts.
 - Output in the run folder: TensorBoard events with CleanRL's tags, `summary.json` (learning curve,
   final evaluation per episode, wall time), and with `--save-model` `{exp_name}.cleanrl_model`.
 - The run folder (`run_utils.Run`): one writer (run.lock); `checkpoint.pt` at the end of an
@@ -84,8 +85,8 @@ class Args:
 
     # Environment and agents
     mode: Literal["multi", "central"] = "multi"
-    """multi: one shared network for all UE agents, competing-set reward; central: one agent for all UEs,
-    summed reward (DeepCoMP's multi-agent and central PPO)"""
+    """multi: one shared network for all UE agents, competing-set reward; central: one agent for all
+    UEs, summed reward (DeepCoMP's multi-agent and central PPO)"""
     scenario: str = "medium"
     """comp_env preset: small, medium or large"""
     num_slow_ues: Optional[int] = None
@@ -93,7 +94,8 @@ class Args:
     num_fast_ues: Optional[int] = None
     """override the preset's number of fast UEs"""
     sharing: Optional[str] = None
-    """override the preset's sharing model (resource-fair, rate-fair, proportional-fair, max-cap, mixed)"""
+    """override the preset's sharing model (resource-fair, rate-fair, proportional-fair, max-cap,
+    mixed)"""
 
     reward_aggregate: Literal["sum", "avg"] = "sum"
     """the training reward: sum (multi: over the competing set; central: over all UEs; DeepCoMP
@@ -140,7 +142,8 @@ class Args:
     clip_coef: float = 0.2
     """the surrogate clipping coefficient"""
     clip_vloss: bool = False
-    """Toggles whether or not to use a clipped loss for the value function [ours: off; CleanRL on]"""
+    """Toggles whether or not to use a clipped loss for the value function [ours: off; CleanRL
+    on]"""
     vf_clip: Optional[float] = None
     """with --clip-vloss: how far the value may move from the rollout's, in (scaled) return units
     [RLlib's vf_clip_param; rllib preset 10]; None: --clip-coef (CleanRL)"""
@@ -159,8 +162,8 @@ class Args:
     """with --kl-coef > 0: after each update the coefficient is x1.5 when the mean KL of the last
     epoch exceeds 2 kl_target and x0.5 when it is below kl_target / 2 (RLlib's update_kl)"""
     reward_scale: Optional[float] = None
-    """factor on the reward before learning [ours; default 1/U]; a positive constant leaves the optimal
-    policy unchanged and keeps value targets near unit scale"""
+    """factor on the reward before learning [ours; default 1/U]; a positive constant leaves the
+    optimal policy unchanged and keeps value targets near unit scale"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layers of the actor and of the critic (tanh)"""
 
@@ -172,8 +175,8 @@ class Args:
     eval_seed: int = 0
     """seed of the evaluation episodes; the same for all runs, so all see the same episodes"""
     eval_load_factors: tuple[int, ...] = ()
-    """multi mode: also evaluate the final policy with k times the preset's slow and fast UEs, for each k
-    (the load sweep; the shared per-UE network does not depend on U)"""
+    """multi mode: also evaluate the final policy with k times the preset's slow and fast UEs, for
+    each k (the load sweep; the shared per-UE network does not depend on U)"""
 
     def __post_init__(self):
         run_utils.check_ranges(self, RANGES)
@@ -259,12 +262,14 @@ def batch_rows(args: Args, n_ues: int):
 
 
 def env_overrides(args: Args, load_factor: int = 1):
-    """CompConfig fields set by the flags; `load_factor` k multiplies the slow and fast UE counts."""
+    """CompConfig fields set by the flags; `load_factor` k multiplies the slow and fast UE
+    counts."""
     fields = ("num_slow_ues", "num_fast_ues", "sharing")
     overrides = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
     if load_factor != 1:
         base = comp_env.make_config(args.scenario, **overrides)
-        overrides.update(num_slow_ues=load_factor * base.num_slow_ues, num_fast_ues=load_factor * base.num_fast_ues)
+        overrides.update(num_slow_ues=load_factor * base.num_slow_ues,
+                         num_fast_ues=load_factor * base.num_fast_ues)
     return overrides
 
 
@@ -315,7 +320,8 @@ def layer_init(layer, std=np.sqrt(2), bias_const=0.0):
 
 def mlp(in_dim, hidden, out_dim, out_std):
     sizes = (in_dim, *hidden)
-    layers = [m for i, o in zip(sizes[:-1], sizes[1:]) for m in (layer_init(nn.Linear(i, o)), nn.Tanh())]
+    layers = [m for i, o in zip(sizes[:-1], sizes[1:])
+              for m in (layer_init(nn.Linear(i, o)), nn.Tanh())]
     return nn.Sequential(*layers, layer_init(nn.Linear(hidden[-1], out_dim), std=out_std))
 
 
@@ -335,7 +341,8 @@ class Agent(nn.Module):
         return self.actor(x).view(*x.shape[:-1], self.n_heads, self.n_choices)
 
     def get_action_and_value(self, x, action=None):
-        """action (..., H) sampled when None; log-probability and entropy summed over the heads (...)."""
+        """action (..., H) sampled when None; log-probability and entropy summed over the heads
+        (...)."""
         probs = Categorical(logits=self.logits(x))
         if action is None:
             action = probs.sample()
@@ -369,10 +376,11 @@ def gae(rewards, values, dones, next_value, gamma, gae_lambda):
 
 
 def clipped_policy_loss(newlogprob, oldlogprob, advantages, clip_coef):
-    """PPO's clipped surrogate as a loss: mean of max(-A r, -A clip(r, 1 - eps, 1 + eps)), r = pi/pi_old.
+    """PPO's clipped surrogate as a loss: mean of max(-A r, -A clip(r, 1 - eps, 1 + eps)),
+    r = pi/pi_old.
 
-    Returns (loss, old_approx_kl, approx_kl, clipfrac); approx_kl = mean((r - 1) - log r) (Schulman's
-    low-variance estimator, as CleanRL logs it).
+    Returns (loss, old_approx_kl, approx_kl, clipfrac); approx_kl = mean((r - 1) - log r)
+    (Schulman's low-variance estimator, as CleanRL logs it).
     """
     logratio = newlogprob - oldlogprob
     ratio = logratio.exp()
@@ -402,21 +410,25 @@ def adapted_kl_coef(kl_coef, kl, kl_target):
 
 
 def evaluate(policy, env, seed):
-    """One episode per env copy, all reset with `seed`; `policy(obs, env)` gives integer choices (E, U).
+    """One episode per env copy, all reset with `seed`; `policy(obs, env)` gives integer choices
+    (E, U).
 
-    Returns per-episode lists (E,): mean utility per UE-step, team return (mean over UEs of each UE's
-    return), mean connections per UE and unconnected fraction.
+    Returns per-episode lists (E,): mean utility per UE-step, team return (mean over UEs of each
+    UE's return), mean connections per UE and unconnected fraction.
     """
     obs, _ = env.reset(seed=seed)
-    utility, connections, unconnected = np.zeros(env.num_envs), np.zeros(env.num_envs), np.zeros(env.num_envs)
+    utility, connections, unconnected = (np.zeros(env.num_envs), np.zeros(env.num_envs),
+                                         np.zeros(env.num_envs))
     for _ in range(env.episode_length):
         obs, _, _, _, info = env.step_choices(policy(obs, env))
         utility += info["ue_utility"].mean(axis=1)
         connections += info["metrics"]["connections_per_ue"]
         unconnected += info["metrics"]["unconnected_fraction"]
     n = env.episode_length
-    return {"utility": (utility / n).tolist(), "return": info["episode"]["return"].mean(axis=1).tolist(),
-            "connections_per_ue": (connections / n).tolist(), "unconnected_fraction": (unconnected / n).tolist()}
+    return {"utility": (utility / n).tolist(),
+            "return": info["episode"]["return"].mean(axis=1).tolist(),
+            "connections_per_ue": (connections / n).tolist(),
+            "unconnected_fraction": (unconnected / n).tolist()}
 
 
 def greedy_policy(agent, mode):
@@ -456,8 +468,8 @@ if __name__ == "__main__":
     # multi-agent (sum) reward, so the reported return means the same for every training reward
     envs = comp_env.make_env(args.scenario, num_envs=args.num_envs, seed=args.seed,
                              reward=args.mode, reward_aggregate=args.reward_aggregate, **overrides)
-    eval_env = comp_env.make_env(args.scenario, num_envs=args.eval_episodes, seed=args.eval_seed, reward="multi",
-                                 **overrides)
+    eval_env = comp_env.make_env(args.scenario, num_envs=args.eval_episodes, seed=args.eval_seed,
+                                 reward="multi", **overrides)
     n_ues, obs_dim, n_choices = envs.n_agents, envs.obs_dim, envs.act_dim
     n_rows, n_heads, row_dim = agent_layout(args.mode, n_ues, obs_dim)
     _, minibatch_size = batch_rows(args, n_ues)
@@ -518,7 +530,8 @@ if __name__ == "__main__":
         result = evaluate(greedy_policy(agent, args.mode), eval_env, args.eval_seed)
         means = {k: float(np.mean(v)) for k, v in result.items()}
         eval_history.append({"step": step, **means})
-        print(f"global_step={step}, eval_utility={means['utility']:.3f}, eval_return={means['return']:.3f}")
+        print(f"global_step={step}, eval_utility={means['utility']:.3f}, "
+              f"eval_return={means['return']:.3f}")
         writer.add_scalar("eval/episodic_return", means["return"], step)
         for k in ("utility", "connections_per_ue", "unconnected_fraction"):
             writer.add_scalar(f"eval/{k}", means[k], step)
@@ -557,10 +570,12 @@ if __name__ == "__main__":
             next_obs = torch.as_tensor(agent_rows(raw_obs, args.mode))
             # central: every UE holds the team reward, so the first column is the agent's reward
             step_reward = torch.as_tensor(reward[:, :n_rows]) * reward_scale
-            done = torch.as_tensor(terminations | truncations, dtype=torch.float32)[:, None].expand(-1, n_rows)
+            done = torch.as_tensor(terminations | truncations, dtype=torch.float32)[:, None].expand(
+                -1, n_rows)
             if truncations.any():  # bootstrap the value of the state the time limit cut off
                 with torch.no_grad():
-                    final_value = agent.get_value(torch.as_tensor(agent_rows(infos["final_obs"], args.mode)))
+                    final_value = agent.get_value(
+                        torch.as_tensor(agent_rows(infos["final_obs"], args.mode)))
                 step_reward = step_reward + args.gamma * final_value * torch.as_tensor(
                     truncations & ~terminations, dtype=torch.float32)[:, None]
             rewards[step] = step_reward
@@ -569,10 +584,13 @@ if __name__ == "__main__":
             if "episode" in infos:
                 episodic_return = float(infos["episode"]["return"].mean())
                 writer.add_scalar("charts/episodic_return", episodic_return, global_step)
-                writer.add_scalar("charts/episodic_length", float(np.mean(infos["episode"]["length"])), global_step)
+                writer.add_scalar("charts/episodic_length",
+                                  float(np.mean(infos["episode"]["length"])), global_step)
 
-            if args.eval_interval > 0 and global_step // args.eval_interval != (global_step - args.num_envs) // \
-                    args.eval_interval and iteration < num_iterations:
+            if (args.eval_interval > 0
+                    and global_step // args.eval_interval
+                    != (global_step - args.num_envs) // args.eval_interval
+                    and iteration < num_iterations):
                 eval_start = time.time()
                 run_evaluation(global_step)
                 eval_time += time.time() - eval_start
@@ -580,7 +598,8 @@ if __name__ == "__main__":
         # bootstrap value if not done
         with torch.no_grad():
             next_value = agent.get_value(next_obs)
-            advantages, returns = gae(rewards, values, dones, next_value, args.gamma, args.gae_lambda)
+            advantages, returns = gae(rewards, values, dones, next_value, args.gamma,
+                                      args.gae_lambda)
 
         # flatten the batch: every (step, env copy, agent row) is one sample
         b_obs = obs.reshape(-1, row_dim)
@@ -604,10 +623,12 @@ if __name__ == "__main__":
                 end = start + minibatch_size
                 mb_inds = b_inds[start:end]
 
-                _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(
+                    b_obs[mb_inds], b_actions[mb_inds])
                 mb_advantages = b_advantages[mb_inds]
                 if args.norm_adv and args.norm_adv_over == "minibatch":
-                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                    mb_advantages = ((mb_advantages - mb_advantages.mean())
+                                     / (mb_advantages.std() + 1e-8))
 
                 # Policy loss
                 pg_loss, old_approx_kl, approx_kl, clipfrac = clipped_policy_loss(
@@ -671,10 +692,11 @@ if __name__ == "__main__":
     final_eval = run_evaluation(global_step)
     load_sweep = {}
     for factor in args.eval_load_factors:
-        env = comp_env.make_env(args.scenario, num_envs=args.eval_episodes, seed=args.eval_seed, reward="multi",
-                                **env_overrides(args, factor))
+        env = comp_env.make_env(args.scenario, num_envs=args.eval_episodes, seed=args.eval_seed,
+                                reward="multi", **env_overrides(args, factor))
         result = evaluate(greedy_policy(agent, args.mode), env, args.eval_seed)
-        load_sweep[str(factor)] = {"num_ues": env.n_agents, **{k: float(np.mean(v)) for k, v in result.items()}}
+        load_sweep[str(factor)] = {"num_ues": env.n_agents,
+                                   **{k: float(np.mean(v)) for k, v in result.items()}}
     if stop_signal:  # the final evaluation is redone on resume
         run.stop(stop_signal[0], global_step)
     if args.save_model:

@@ -36,7 +36,8 @@ argument must be equal but the run machinery's (MACHINERY_ARGS). ADDED_ARGS list
 scripts gained after records were made, with the value that reproduces the older runs.
 
     python records.py convert-learning-check old/tasam_marl_sac__paper__s6.json --experiment NAME
-    python records.py convert-run runs/experiments/rb-paper/ta-sam__dynamic__paper__s6 --experiment NAME
+    python records.py convert-run runs/experiments/rb-paper/ta-sam__dynamic__paper__s6 \\
+        --experiment NAME
     python records.py validate                 # every record under records/
 """
 
@@ -464,7 +465,8 @@ def resolve_args(script: Path, argvs: list[list[str]], python: str = sys.executa
                           env={**os.environ, "PYTHONPATH": str(script.parent)})
     if proc.returncode != 0:  # the script's message, out of tyro's box
         lines = [line.strip(" │╭╮╰╯─") for line in proc.stderr.splitlines()]
-        why = " ".join(x for x in lines if x and "helptext" not in x and not x.startswith("Value error"))
+        why = " ".join(x for x in lines
+                       if x and "helptext" not in x and not x.startswith("Value error"))
         raise ValueError(f"{script.name} rejects a command line of {argvs}: {why[-400:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -74,8 +74,8 @@ import tyro  # noqa: E402
 
 import records  # noqa: E402
 import run_utils  # noqa: E402
-from experiments import (EXPERIMENTS, TRAINING_REWARD_ROWS, Experiment, argv, run_name,  # noqa: E402
-                         training_runs)
+from experiments import (EXPERIMENTS, TRAINING_REWARD_ROWS, Experiment,  # noqa: E402
+                         argv, run_name, training_runs)
 
 FLAG_RUN_DIR, FLAG_RESUME, FLAG_THREADS = "--run-dir", "--resume", "--torch-threads"
 MODEL_FILE = "model.pt"  # written by --save-model: {"actor", "qf", "hidden_sizes"}
@@ -125,7 +125,8 @@ class Args:
     """python interpreter of the training scripts (a Ray task uses its worker's Python)"""
     backend: Literal["local", "ray"] = "local"
     """where the training runs execute: `local` (a pool of --workers processes) or `ray` (one Ray
-    task per run on a local Ray instance or the cluster at --ray-address; needs `pip install ray`)"""
+    task per run on a local Ray instance or the cluster at --ray-address; needs
+    `pip install ray`)"""
     ray_address: str | None = None
     """Ray cluster to connect to (`auto`, or the head's `host:6379`); none starts a local one"""
     cpus_per_run: float = 1.0
@@ -134,8 +135,8 @@ class Args:
     """Ray: GPUs reserved for each run; a fraction packs several runs on one GPU"""
     ray_storage: Literal["auto", "shared", "copy"] = "auto"
     """Ray: `shared`: tasks write into the run folders directly (a filesystem shared with the
-    driver); `copy`: a task trains in a temporary folder on its node and returns the run folder's files;
-    `auto`: `shared` on the nodes that see the driver's results folder, `copy` elsewhere"""
+    driver); `copy`: a task trains in a temporary folder on its node and returns the run folder's
+    files; `auto`: `shared` on the nodes that see the driver's results folder, `copy` elsewhere"""
     ray_max_retries: int = 3
     """Ray: times a run's task is started again after its worker process or node died"""
 
@@ -565,17 +566,19 @@ def run_state(run_dir: Path, requested: dict | None = None
     return "fresh"
 
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: the signal a process gets when the thread that started it dies
+# <linux/prctl.h>: the signal a process gets when the thread that started it dies
+PR_SET_PDEATHSIG = 1
 
 
 def start_run_process(cmd: list[str], log, env: dict, cwd: str | None = None,
                       niceness: int = 0) -> subprocess.Popen:
-    """Starts a training process that dies with its starter: in a session and process group of its own
-    (the terminal's Ctrl-C and hang-up reach only the runner, which stops its runs itself) and, on Linux,
-    with SIGTERM as its parent-death signal, which the kernel sends when the starting thread dies, also of
-    SIGKILL. Elsewhere only the runner's signal handlers stop it."""
+    """Starts a training process that dies with its starter: in a session and process group of its
+    own (the terminal's Ctrl-C and hang-up reach only the runner, which stops its runs itself) and,
+    on Linux, with SIGTERM as its parent-death signal, which the kernel sends when the starting
+    thread dies, also of SIGKILL. Elsewhere only the runner's signal handlers stop it."""
     parent = os.getpid()
-    prctl = ctypes.CDLL(None).prctl if sys.platform == "linux" else None  # looked up before the fork
+    # looked up before the fork
+    prctl = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
 
     def die_with_parent():  # in the child, between fork and exec
         os.nice(niceness)
@@ -589,7 +592,8 @@ def start_run_process(cmd: list[str], log, env: dict, cwd: str | None = None,
 
 
 def folder_in_use(run_dir: Path) -> bool:
-    """True while a training process holds the run folder's lock (the scripts flock run.lock for life)."""
+    """True while a training process holds the run folder's lock (the scripts flock run.lock for
+    life)."""
     try:
         with open(Path(run_dir) / LOCK, "rb") as f:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released again when f closes
@@ -601,26 +605,29 @@ def folder_in_use(run_dir: Path) -> bool:
 
 
 def run_env(torch_threads: int) -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": str(torch_threads), "MKL_NUM_THREADS": str(torch_threads)}
+    return {**os.environ, "OMP_NUM_THREADS": str(torch_threads),
+            "MKL_NUM_THREADS": str(torch_threads)}
 
 
 def run_training(cmd, run_dir: Path, env: dict, cwd: str | None = None,
                  launch=start_run_process, requested: dict | None = None) -> tuple[str, str]:
-    """Runs one training command in its run folder; returns (outcome 'finished' | 'failed', message).
+    """Runs one training command in its run folder; returns (outcome 'finished' | 'failed',
+    message).
 
-    Both backends run through here, so skip / resume / fresh is decided when the run starts (a Ray task
-    started again after its worker died resumes from the checkpoint its first attempt wrote): a finished
-    folder is left alone, one with a checkpoint is resumed (--resume), any other is cleared of a dead
-    run's leftovers first. A folder whose lock another process holds, or that holds a finished
-    run of other arguments than `requested`, is not touched. The script's output is appended to
-    runner.log."""
+    Both backends run through here, so skip / resume / fresh is decided when the run starts (a Ray
+    task started again after its worker died resumes from the checkpoint its first attempt wrote):
+    a finished folder is left alone, one with a checkpoint is resumed (--resume), any other is
+    cleared of a dead run's leftovers first. A folder whose lock another process holds, or that
+    holds a finished run of other arguments than `requested`, is not touched. The script's output
+    is appended to runner.log."""
     state = run_state(run_dir, requested)
     if state == "finished":
         return "finished", "already finished"
     if state == "other":
         return "failed", f"{run_dir} holds a finished run of other arguments; not started"
     if folder_in_use(run_dir):
-        return "failed", f"{run_dir} is in use by another training process (it holds {LOCK}); not started"
+        return "failed", (f"{run_dir} is in use by another training process (it holds {LOCK}); "
+                          "not started")
     cmd = [c for c in cmd if c != FLAG_RESUME] + ([FLAG_RESUME] if state == "resume" else [])
     if state == "fresh" and run_dir.exists():
         shutil.rmtree(run_dir)  # leftovers of a run that died before its first checkpoint
@@ -685,8 +692,8 @@ class Pool:
 
 
 def code_files(script: str) -> dict[str, bytes]:
-    """A training script, the simulator modules and the scripts' companion module: all of this project
-    that a script imports."""
+    """A training script, the simulator modules and the scripts' companion module: all of this
+    project that a script imports."""
     here = Path(__file__).resolve().parent
     paths = [Path(script), *(here / f"{m}.py" for m in ENV_MODULES.values()),
              *(here / c for c in COMPANIONS)]
@@ -694,7 +701,8 @@ def code_files(script: str) -> dict[str, bytes]:
 
 
 def folder_files(folder: Path) -> dict[str, bytes]:
-    """{path relative to the folder: content} of a run folder's files, but its lock (a process's)."""
+    """{path relative to the folder: content} of a run folder's files, but its lock (a
+    process's)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file() and p.name != LOCK}
 
@@ -706,9 +714,11 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
 
 
 def replace_run_folder(run_dir: Path, files: dict[str, bytes]) -> None:
-    """Puts the files of a run folder that a Ray task sent back in place of the driver's copy: written to a
-    sibling folder first and renamed, so an interrupted driver never leaves a half-written run folder."""
-    incoming, old = run_dir.with_name(run_dir.name + ".incoming"), run_dir.with_name(run_dir.name + ".old")
+    """Puts the files of a run folder that a Ray task sent back in place of the driver's copy:
+    written to a sibling folder first and renamed, so an interrupted driver never leaves a
+    half-written run folder."""
+    incoming, old = (run_dir.with_name(run_dir.name + ".incoming"),
+                     run_dir.with_name(run_dir.name + ".old"))
     for path in (incoming, old):
         shutil.rmtree(path, ignore_errors=True)
     write_files(incoming, files)
@@ -723,14 +733,16 @@ def ray_run(cmd, run_dir: str, torch_threads: int, code: dict[str, bytes], stora
             requested: dict | None = None) -> tuple[str, float, str, dict | None]:
     """A run's Ray task, on the node Ray chose: returns (outcome, seconds, message, files).
 
-    The training script and the simulators arrive as `code` and run from a temporary folder with this
-    worker's Python. With shared storage (`storage` 'shared', or 'auto' and this node reads the driver's
-    `token` file) the run writes into `run_dir` itself and files is None. Otherwise it trains in a
-    temporary run folder, seeded with `inputs` (the driver's copy of an interrupted run, to resume), and
-    files are that folder's files, for the driver to write into its results folder."""
+    The training script and the simulators arrive as `code` and run from a temporary folder with
+    this worker's Python. With shared storage (`storage` 'shared', or 'auto' and this node reads the
+    driver's `token` file) the run writes into `run_dir` itself and files is None. Otherwise it
+    trains in a temporary run folder, seeded with `inputs` (the driver's copy of an interrupted run,
+    to resume), and files are that folder's files, for the driver to write into its results
+    folder."""
     start = time.time()
     try:
-        shared = storage == "shared" or (storage == "auto" and Path(token[0]).read_text() == token[1])
+        shared = storage == "shared" or (storage == "auto"
+                                         and Path(token[0]).read_text() == token[1])
     except OSError:
         shared = False
     with tempfile.TemporaryDirectory(prefix="tasam-run-") as tmp:
@@ -738,7 +750,8 @@ def ray_run(cmd, run_dir: str, torch_threads: int, code: dict[str, bytes], stora
         folder = Path(run_dir) if shared else Path(tmp) / "runs" / Path(run_dir).name
         if not shared:
             write_files(folder, inputs)
-        for _ in range(20):  # a killed attempt's training process may still be exiting (parent-death signal)
+        # a killed attempt's training process may still be exiting (parent-death signal)
+        for _ in range(20):
             if not folder_in_use(folder):
                 break
             time.sleep(0.5)
@@ -751,20 +764,21 @@ def ray_run(cmd, run_dir: str, torch_threads: int, code: dict[str, bytes], stora
 
 
 class RayPool:
-    """The Ray backend: one Ray task per training run, placed by Ray with --cpus-per-run and --gpus-per-run
-    and started again (--ray-max-retries) when its worker process or node dies; heuristic and transfer rows
-    run in the driver, as in the local backend."""
+    """The Ray backend: one Ray task per training run, placed by Ray with --cpus-per-run and
+    --gpus-per-run and started again (--ray-max-retries) when its worker process or node dies;
+    heuristic and transfer rows run in the driver, as in the local backend."""
 
     def __init__(self, args: Args, exp: Experiment):
         try:
             import ray
         except ImportError:
-            raise SystemExit("run_experiments.py: error: --backend ray needs the `ray` package, which is not "
-                             "installed: pip install ray") from None
+            raise SystemExit("run_experiments.py: error: --backend ray needs the `ray` package, "
+                             "which is not installed: pip install ray") from None
         self.ray, self.args, self.exp = ray, args, exp
         self.started = not ray.is_initialized()  # else: a caller's Ray (a notebook, the tests)
         if self.started:
-            cluster = args.ray_address or os.environ.get("RAY_ADDRESS")  # ray.init reads RAY_ADDRESS too
+            # ray.init reads RAY_ADDRESS too
+            cluster = args.ray_address or os.environ.get("RAY_ADDRESS")
             local = {} if cluster else {"num_cpus": math.ceil(args.workers * args.cpus_per_run),
                                         "include_dashboard": False}
             try:
@@ -772,14 +786,16 @@ class RayPool:
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise SystemExit(f"run_experiments.py: error: cannot start or join Ray "
                                  f"(--ray-address {args.ray_address}): {e}") from None
-        if __name__ != "__main__":  # imported: send this module's code with the tasks, as for a script
+        # imported: send this module's code with the tasks, as for a script
+        if __name__ != "__main__":
             ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
         resources = ray.cluster_resources()
         slots = resources.get("CPU", 1.0) / args.cpus_per_run
         if args.gpus_per_run > 0:
             slots = min(slots, resources.get("GPU", 0.0) / args.gpus_per_run)
         self.slots = max(1, int(slots))
-        self.remote = ray.remote(ray_run).options(num_cpus=args.cpus_per_run, num_gpus=args.gpus_per_run,
+        self.remote = ray.remote(ray_run).options(num_cpus=args.cpus_per_run,
+                                                  num_gpus=args.gpus_per_run,
                                                   max_retries=args.ray_max_retries)
         grid_dir = (args.results_dir / args.experiment).resolve()
         grid_dir.mkdir(parents=True, exist_ok=True)
@@ -812,8 +828,9 @@ class RayPool:
             return "failed", 0.0, f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
         if files is not None:
             if folder_in_use(task.run_dir):
-                return "failed", seconds, f"{task.run_dir} is in use by another training process; the " \
-                                          "files of the Ray task's run are not written over it"
+                return "failed", seconds, (f"{task.run_dir} is in use by another training "
+                                           "process; the files of the Ray task's run are not "
+                                           "written over it")
             replace_run_folder(task.run_dir, files)
         return outcome, seconds, message
 
@@ -925,7 +942,8 @@ def run_grid(args: Args, stop: StopSignals) -> int:
         what = shlex.join(task.cmd) if task.kind == "train" else f"(in-process) score {task.run}"
         lines.append(f"[{folder}] {task.run}: {why}; {what}")
     n_train = sum(t.kind == "train" for t in todo)
-    where = (f"{args.workers} workers" if args.backend == "local" else f"Ray tasks of {args.cpus_per_run:g} "
+    where = (f"{args.workers} workers" if args.backend == "local"
+             else f"Ray tasks of {args.cpus_per_run:g} "
              f"CPU + {args.gpus_per_run:g} GPU, {args.ray_storage} storage")
     print(f"{args.experiment}: {len(tasks)} records | {skipped} there | {n_train} runs to train, "
           f"{len(todo) - n_train} rows to score | {where}")

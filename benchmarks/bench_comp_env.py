@@ -69,8 +69,8 @@ def mobile_env_rate(scenario, seconds, seed):
 
     cfg = comp_env.make_config(scenario)
     config = MComCore.default_config()
-    config.update({"width": cfg.map_width, "height": cfg.map_height, "EP_MAX_TIME": cfg.episode_length,
-                   "seed": seed, "handler": MComMAHandler})
+    config.update({"width": cfg.map_width, "height": cfg.map_height,
+                   "EP_MAX_TIME": cfg.episode_length, "seed": seed, "handler": MComMAHandler})
     config["movement_params"].update({"width": cfg.map_width, "height": cfg.map_height})
     config["arrival_params"].update({"ep_time": cfg.episode_length})
     stations = [BaseStation(i, pos, **config["bs"]) for i, pos in enumerate(cfg.bs_positions)]
@@ -80,7 +80,8 @@ def mobile_env_rate(scenario, seconds, seed):
     rng = np.random.default_rng(seed)
 
     def step():
-        actions = {ue_id: int(a) for ue_id, a in zip(env.users, rng.integers(0, cfg.num_bs + 1, cfg.num_ues))}
+        actions = {ue_id: int(a)
+                   for ue_id, a in zip(env.users, rng.integers(0, cfg.num_bs + 1, cfg.num_ues))}
         _, _, terminated, truncated, _ = env.step(actions)
         if terminated or truncated:
             env.reset()

@@ -8,7 +8,8 @@ reference the time to draw the step's fading samples alone is printed too (the s
 of every UE on every RB, (E*U, K), and the interfering links of each used RB, (E, N, K, N-1); see
 oran_env's module docstring) and that of the full (E, U, N, K) tensor. All timings are CPU
 time of this one-thread process, run in alternating blocks, and the median block is kept, so that
-load from other processes hits them alike. The actions are fixed (the static equal split), so the time is the environment's alone.
+load from other processes hits them alike. The actions are fixed (the static equal split), so the
+time is the environment's alone.
 
 With a baseline it also prints the scheduler's idle-RB line of both versions: under `urllc_first`
 on `paper`, the fraction of DU-steps with an eMBB RB left idle while an eMBB UE of that DU ends
@@ -131,7 +132,8 @@ def bench(scenario, num_envs, blocks, seconds, baseline=None):
         ratios = np.array(times["step"]) / np.array(times["baseline_step"])
         out["baseline_step_ms"] = 1e3 * t["baseline_step"]
         out["ratio_step_to_baseline"] = float(np.median(ratios))
-        out["ratio_quartiles"] = [float(np.percentile(ratios, 25)), float(np.percentile(ratios, 75))]
+        out["ratio_quartiles"] = [float(np.percentile(ratios, 25)),
+                                  float(np.percentile(ratios, 75))]
     return out
 
 
@@ -145,8 +147,8 @@ def idle_embb_fraction(module, episodes, seed=1000):
     for _ in range(env.episode_length):
         demand, serving, embb = env.backlog + env.arrivals, env.serving.copy(), env.slice_of == 0
         _, _, _, _, info = env.step(module.urllc_first(env))
-        short = embb & (info["ue_served_bits"] < np.minimum(demand, c.embb_target_mbps * 1e6 * env.dt)
-                        * (1 - 1e-9))
+        short = embb & (info["ue_served_bits"]
+                        < np.minimum(demand, c.embb_target_mbps * 1e6 * env.dt) * (1 - 1e-9))
         du_short = np.zeros((E, N), dtype=bool)
         du_short[np.nonzero(short)[0], serving[short]] = True
         idle = ((info["rb_slice"] == 0) & (info["rb_ue"] < 0)).any(-1)
@@ -166,7 +168,8 @@ def main(args: Args):
               "machine": platform.machine(), "threads": 1, "baseline": args.baseline}
     if baseline is not None:
         report["idle_embb_rb_while_embb_ue_short"] = {
-            "episodes": args.idle_episodes, "this_tree": idle_embb_fraction(oran_env, args.idle_episodes),
+            "episodes": args.idle_episodes,
+            "this_tree": idle_embb_fraction(oran_env, args.idle_episodes),
             "baseline": idle_embb_fraction(baseline, args.idle_episodes)}
     report["results"] = [bench(s, e, args.blocks, args.seconds, baseline)
                          for s in args.scenarios for e in (1, 32)]

@@ -16,8 +16,8 @@ if str(ROOT) not in sys.path:
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: training runs, real processes and signals, Ray (deselect "
-                                       "with -m 'not slow')")
+    config.addinivalue_line("markers", "slow: training runs, real processes and signals, Ray "
+                                       "(deselect with -m 'not slow')")
 
 
 @pytest.fixture

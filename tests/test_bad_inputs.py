@@ -132,7 +132,8 @@ BAD_COMMANDS = {
 
 # the SAC scripts' flags rejected while parsing: checked in this process (the subprocess cases above
 # show that such an error leaves no traceback and writes nothing)
-PARSED = ("sac hidden sizes", "sac target entropy", "sac alpha init", "sac num envs over the warm-up",
+PARSED = ("sac hidden sizes", "sac target entropy", "sac alpha init",
+          "sac num envs over the warm-up",
           "sac num envs over the budget", "sac min sinr overflow", "sac load overflow",
           "sac negative processing time", "sac comp noise", "tasam rho", "l2 coefficient")
 

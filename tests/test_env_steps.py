@@ -1,6 +1,7 @@
-"""The env-step counter: oran_env counts env steps over all copies (the scripts' global_step), so the
-non-stationary traffic shift comes at the first episode start at or after --shift-after-steps env
-steps for any --num-envs, and a run stopped by SIGTERM and resumed counts like an uninterrupted one.
+"""The env-step counter: oran_env counts env steps over all copies (the scripts' global_step), so
+the non-stationary traffic shift comes at the first episode start at or after --shift-after-steps
+env steps for any --num-envs, and a run stopped by SIGTERM and resumed counts like an uninterrupted
+one.
 docs/model.md#scenarios, docs/training.md#logging"""
 import signal
 import subprocess
@@ -17,8 +18,8 @@ SHIFT = 300  # env steps; `small` has 100-step episodes
 
 
 @pytest.mark.parametrize("num_envs, first_shifted_episode", [(1, 300), (2, 400)])
-def test_shift_comes_at_the_first_episode_start_after_the_documented_env_step(num_envs,
-                                                                              first_shifted_episode):
+def test_shift_comes_at_the_first_episode_start_after_the_documented_env_step(
+        num_envs, first_shifted_episode):
     """Driven like the scripts drive it: global_step += num_envs per vectorised step. With two
     copies an episode spans 200 env steps, so the first one to start at or after 300 starts at 400
     (the old count, one per vectorised step, shifted at 600)."""
@@ -42,7 +43,8 @@ def scalars(run_dir, tag):
 
 
 def idle_episodes(run_dir, starts):
-    """For each episode start s: whether that episode (logged at s + 200) carried no eMBB traffic."""
+    """For each episode start s: whether that episode (logged at s + 200) carried no eMBB
+    traffic."""
     embb = scalars(run_dir, "env/throughput_embb_mbps")
     return [embb[s + 200] == 0.0 for s in starts]
 
@@ -70,8 +72,8 @@ def test_a_resumed_run_shifts_like_an_uninterrupted_one_with_two_env_copies(tmp_
     out, err = stopped.communicate(timeout=300)
     assert stopped.returncode == 128 + signal.SIGTERM, err
     stopped_at = int(out.split("checkpoint at global_step=")[1].split(";")[0])
-    resumed = subprocess.run([*script, "--run-dir", str(tmp_path / "stopped"), "--resume"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run([*script, "--run-dir", str(tmp_path / "stopped"), "--resume"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"at global_step={stopped_at}" in resumed.stdout and "older format" not in resumed.stdout
     assert whole.wait(timeout=300) == 0, whole.stderr.read()

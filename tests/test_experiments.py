@@ -47,7 +47,8 @@ def write_run(grid_dir: Path, variant: str, rho: str, scenario: str, seed: int, 
         "global_step": steps, "wall_time_s": 1.0,
         "final_eval": {"episodic_return": final, "episodic_returns": [final, final],
                        "metrics": dict(QOS), "ue_throughput_mbps": [0.5, 1.0 + seed, 2.0]},
-        "best_eval_return": final + 1.0, "eval_history": [[steps // 2, final + 2.0], [steps, final]]})
+        "best_eval_return": final + 1.0,
+        "eval_history": [[steps // 2, final + 2.0], [steps, final]]})
     return run_dir
 
 
@@ -91,7 +92,8 @@ def test_relative_gain_on_known_numbers_handles_negative_baselines():
     gain, lo, hi = pr.relative_gain([-8.0, -8.0], [-10.0, -10.0], 1000, rng)
     assert gain == pytest.approx(0.2) and lo == pytest.approx(0.2) and hi == pytest.approx(0.2)
     assert pr.relative_gain([12.0], [10.0], 1000, rng)[0] == pytest.approx(0.2)
-    assert pr.relative_gain([-12.0], [-10.0], 1000, rng)[0] == pytest.approx(-0.2)  # worse is negative
+    # worse is negative
+    assert pr.relative_gain([-12.0], [-10.0], 1000, rng)[0] == pytest.approx(-0.2)
     assert pr.relative_gain([1.0, 3.0], [1.0, 3.0], 1000, rng)[0] == pytest.approx(0.0)
     assert np.isnan(pr.relative_gain([1.0], [0.0], 1000, rng)[0])
 
@@ -119,12 +121,14 @@ def test_resumed_run_event_files_are_merged(tmp_path):
 
 def test_curves_on_a_common_step_grid():
     def run(steps, values):
-        return pr.Run("g", "nosam", "none", "paper", 1, Path("."), {}, {"x": (np.array(steps), np.array(values, float))})
+        return pr.Run("g", "nosam", "none", "paper", 1, Path("."), {},
+                      {"x": (np.array(steps), np.array(values, float))})
 
     # dense: 8 values in [0, 70] with 2 bins -> the mean of each half
     dense = [run(range(0, 80, 10), [0, 1, 2, 3, 10, 11, 12, 13]), run(range(0, 90, 10), [1] * 9)]
     x, y = pr.binned_curves(dense, "x", points=2)
-    assert x.tolist() == [17.5, 52.5] and y[0].tolist() == [1.5, 11.5] and y[1].tolist() == [1.0, 1.0]
+    assert (x.tolist() == [17.5, 52.5] and y[0].tolist() == [1.5, 11.5]
+            and y[1].tolist() == [1.0, 1.0])
     # sparse: interpolated at the sparsest run's steps inside the common range [100, 300]
     sparse = [run([0, 100, 200, 300], [0, 1, 2, 3]), run([100, 300], [10, 30])]
     x, y = pr.binned_curves(sparse, "x", points=50)
@@ -160,7 +164,8 @@ def results_root(tmp_path_factory):
     for variant in ("actor-sam", "critic-sam", "both-sam"):
         for rho in (0.0, 0.02, 0.06):
             for seed in (1, 2):
-                write_run(sweep, variant, f"fixed{rho:g}", "paper", seed, -10 + (rho == 0.02), steps=200)
+                write_run(sweep, variant, f"fixed{rho:g}", "paper", seed, -10 + (rho == 0.02),
+                          steps=200)
     # DU sweep
     du = root / "du_sweep"
     for n in (2, 6):
@@ -177,11 +182,13 @@ def results_root(tmp_path_factory):
     for seed in (1, 2, 3):
         write_heuristic(gen, "urllc_first", "light", seed, -6.0)
         run_dir = gen / records.run_id("ta-sam", "dynamic", "light", seed)
-        write_summary(run_dir, {"status": "finished", "script": "transfer:synthetic", "global_step": 0,
+        write_summary(run_dir, {"status": "finished", "script": "transfer:synthetic",
+                                "global_step": 0,
                                 "final_eval": {"episodic_return": -4.0, "metrics": dict(QOS)}})
     out = root / "out"
     collected = collect(root, root / "records")
-    figures, notes = pr.report(pr.Args(records=root / "records", out=out, n_boot=500, curve_points=20))
+    figures, notes = pr.report(pr.Args(records=root / "records", out=out, n_boot=500,
+                                       curve_points=20))
     return root, out, figures, collected + notes
 
 
@@ -198,7 +205,8 @@ def test_report_writes_figures_and_table(results_root):
         assert expected in names
         assert (out / expected).stat().st_size > 1000
     md = (out / "results.md").read_text()
-    rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| ")}
+    rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines()
+            if line.startswith("| ")}
     # the broken runs (seed 4) are not counted, the finished ones are
     assert rows["No-SAM"].split(" | ")[1] == "3"
     assert rows["TA-SAM (dynamic)"].split(" | ")[1] == "3"
@@ -216,7 +224,8 @@ def test_broken_runs_are_reported_and_skipped(results_root):
     _, out, _, notes = results_root
     text = "\n".join(notes)
     for run in ("nosam__none__paper__s4", "ta-sam__dynamic__paper__s4", "l2__none__paper__s4"):
-        assert f"not recorded {results_root[0] / 'paper' / run}: " in text  # no, half a, a running summary
+        # no, half a, a running summary
+        assert f"not recorded {results_root[0] / 'paper' / run}: " in text
 
 
 def test_special_grid_tables(results_root):
@@ -225,17 +234,20 @@ def test_special_grid_tables(results_root):
     best = next(line for line in md.splitlines() if line.startswith("| Critic-SAM | best | "))
     final = next(line for line in md.splitlines() if line.startswith("| Critic-SAM | score | "))
     # columns rho = 0, 0.02, 0.06; best return = final + 1, final = -10 + (rho == 0.02)
-    assert [c.split(" [")[0] for c in best.rstrip(" |").split(" | ")[2:]] == ["-9.000", "-8.000", "-9.000"]
-    assert [c.split(" [")[0] for c in final.rstrip(" |").split(" | ")[2:]] == ["-10.000", "-9.000", "-10.000"]
+    assert [c.split(" [")[0] for c in best.rstrip(" |").split(" | ")[2:]] == [
+        "-9.000", "-8.000", "-9.000"]
+    assert [c.split(" [")[0] for c in final.rstrip(" |").split(" | ")[2:]] == [
+        "-10.000", "-9.000", "-10.000"]
     du = next(line for line in md.splitlines() if line.startswith("| heuristic: best |"))
     assert du.split(" | ")[1].startswith("-11.000") and du.split(" | ")[2].startswith("-15.000")
     ns = next(line for line in md.splitlines() if "Non-stationary" in line)
     assert "shift at step 500" in ns
     ns_row = next(line for line in md.splitlines() if line.startswith("| No-SAM | 2 |")
                   and line.count("|") == 9).rstrip(" |").split(" | ")
-    # logged every 50 steps, window 250 (5 intervals): pre = mean over 250..450 = -16.5 (+ 0.1 seed),
-    # after = mean over 500..700 with the dip on 500..650 = -18, drop 1.5; final level -11, target
-    # -16.5 - 0.15: the window from 500 averages -18, the one from 550 -16.5: recovery 50 steps
+    # logged every 50 steps, window 250 (5 intervals): pre = mean over 250..450 = -16.5
+    # (+ 0.1 seed), after = mean over 500..700 with the dip on 500..650 = -18, drop 1.5; final level
+    # -11, target -16.5 - 0.15: the window from 500 averages -18, the one from 550 -16.5: recovery
+    # 50 steps
     assert ns_row[2].startswith("-16.350") and ns_row[3].startswith("1.500")
     assert ns_row[4] == "50 (2/2)"
     assert ns_row[-1].startswith("2.000")  # forgetting = peak eval (final + 2) - final eval
@@ -243,10 +255,12 @@ def test_special_grid_tables(results_root):
     assert "-4.000" in gen  # light column next to the paper column
     assert any("generalisation" in n and "skipped" in n for n in notes) is False
     claims = md.split("## The paper's claims")[1]
-    no_sam = next(line for line in claims.splitlines() if line.startswith("| TA-SAM vs SAC without SAM"))
+    no_sam = next(line for line in claims.splitlines()
+                  if line.startswith("| TA-SAM vs SAC without SAM"))
     assert "| paper | 3 vs 3 | +20.0% [+20.0, +20.0] | 1.00 [1.00, 1.00] |" in no_sam
     assert "| 0.000 | +-0.0% | better (Welch p < 0.05) |" in no_sam
-    assert "| the TD-variance selection (TA-SAM vs Both-SAM): +2.35 to +3.5% | paper | - | not run |" in claims
+    assert ("| the TD-variance selection (TA-SAM vs Both-SAM): +2.35 to +3.5% | paper | - | "
+            "not run |") in claims
     assert "less forgetting under non-stationary traffic | nonstationary | 0 vs 2" not in claims
 
 
@@ -257,7 +271,8 @@ def test_absent_inputs_are_skipped_with_a_note(tmp_path):
                       {"status": "finished", "script": "transfer:x", "global_step": 0,
                        "final_eval": {"episodic_return": 1.0 + seed, "metrics": {"utility": seed}}})
     collect(tmp_path / "results", tmp_path / "records")
-    figures, notes = pr.report(pr.Args(records=tmp_path / "records", out=tmp_path / "out", n_boot=200))
+    figures, notes = pr.report(pr.Args(records=tmp_path / "records", out=tmp_path / "out",
+                                       n_boot=200))
     assert [p.name for p in figures] == ["comp_score_boxplot.png"]
     for fig in ("reward_vs_steps", "qos_per_slice", "ue_throughput_cdf", "critic_sharpness",
                 "td_var_sam_active"):
@@ -276,10 +291,12 @@ def test_definitions_spell_their_flags_and_expand_seed_major():
     runs = experiments.training_runs(rb)
     assert len(runs) == 6 * 10 and [seed for _, _, seed in runs[:6]] == [1] * 6  # seed-major
     names = {experiments.run_name(*r) for r in runs}
-    assert {"ta-sam__dynamic__paper__s10", "both-sam__dynamic__paper__s1", "ta-sam__unequal__paper__s3",
+    assert {"ta-sam__dynamic__paper__s10", "both-sam__dynamic__paper__s1",
+            "ta-sam__unequal__paper__s3",
             "l2__none__paper__s2", "nosam__none__paper__s5", "ta-sam__equal__paper__s7"} <= names
     line = experiments.argv(rb, *next(r for r in runs if r[0].rho == "unequal"))
-    assert line[line.index("--rho-actor") + 1] == "0.05" and line[line.index("--rho-critic") + 1] == "0.01"
+    assert (line[line.index("--rho-actor") + 1] == "0.05"
+            and line[line.index("--rho-critic") + 1] == "0.01")
     assert line[line.index("--total-timesteps") + 1] == "20000" and "--eval-episodes" in line
     both = experiments.argv(rb, *next(r for r in runs if r[0].variant == "both-sam"))
     assert "--no-selective" in both
@@ -287,21 +304,27 @@ def test_definitions_spell_their_flags_and_expand_seed_major():
     # small's RB-level values and the non-RB actions' temperature and bias are spelled out
     lc = exps["learning-check"]
     small = experiments.argv(lc, lc.methods[0], "small", 1)
-    assert small[small.index("--gamma") + 1] == "0.9" and small[small.index("--num-envs") + 1] == "1"
+    assert (small[small.index("--gamma") + 1] == "0.9"
+            and small[small.index("--num-envs") + 1] == "1")
     assert small[small.index("--target-entropy") + 1] == "-0.5" and "--lr-decay-to" in small
-    assert "--gamma" not in experiments.argv(lc, lc.methods[0], "paper", 1)  # the main job: defaults
+    # the main job: defaults
+    assert "--gamma" not in experiments.argv(lc, lc.methods[0], "paper", 1)
     comp = exps["comp"]
     line = experiments.argv(comp, comp.methods[0], "comp-medium", 1)
-    assert line[line.index("--env-id") + 1] == "comp" and line[line.index("--alpha-init") + 1] == "1.0"
+    assert (line[line.index("--env-id") + 1] == "comp"
+            and line[line.index("--alpha-init") + 1] == "1.0")
     assert line[line.index("--init-bias") + 1] == "0" and line[line.index("--num-envs") + 1] == "1"
     ppo = exps["ppo-comp"]
     large = experiments.argv(ppo, ppo.methods[0], "comp-large", 2)
-    assert large[:2] == ["--mode", "multi"] and large[large.index("--total-timesteps") + 1] == "100000"
+    assert (large[:2] == ["--mode", "multi"]
+            and large[large.index("--total-timesteps") + 1] == "100000")
     assert "--env-id" not in large and large[large.index("--scenario") + 1] == "large"
     only = experiments.training_runs(exps["learning-check-rerun"])
-    assert [experiments.run_name(*r) for r in only] == ["nosam__none__paper__s1", "nosam__none__small__s3",
-                                                        "ta-sam__dynamic__paper__s4"]
-    assert len(experiments.training_runs(exps["rb-ablation"], seeds=(1,))) == 23  # configurations run
+    assert [experiments.run_name(*r) for r in only] == ["nosam__none__paper__s1",
+                                                         "nosam__none__small__s3",
+                                                         "ta-sam__dynamic__paper__s4"]
+    # configurations run
+    assert len(experiments.training_runs(exps["rb-ablation"], seeds=(1,))) == 23
     # every published record folder has its entry
     root = Path(__file__).resolve().parents[1] / "records"
     assert {p.name for p in root.iterdir() if p.is_dir()} <= set(exps)
@@ -333,7 +356,8 @@ FAKE_SCRIPT = textwrap.dedent('''
                        "nice": os.nice(0)}, f)
         if args.seed == 3:
             sys.exit(3)  # a crashing run
-        summary = {"status": "finished", "script": "fake_train.py", "args": dataclasses.asdict(args),
+        summary = {"status": "finished", "script": "fake_train.py",
+                   "args": dataclasses.asdict(args),
                    "global_step": args.total_timesteps, "wall_time_s": 0.1,
                    "final_eval": {"episodic_return": -float(args.seed), "metrics": {}},
                    "eval_history": [[args.total_timesteps, -float(args.seed)]]}
@@ -359,8 +383,9 @@ FAKE_ENV = textwrap.dedent('''
                     "ue_throughput_mbps": np.full((self.num_envs, 3), 2.0)}
             done = self.t == self.episode_length
             if done:
-                info["episode"] = {"return": np.tile([[4.0, 2.0]], (self.num_envs, 1)) * actions.mean(),
-                                   "length": np.full(self.num_envs, 4)}
+                info["episode"] = {
+                    "return": np.tile([[4.0, 2.0]], (self.num_envs, 1)) * actions.mean(),
+                    "length": np.full(self.num_envs, 4)}
             return reward, reward, np.zeros(self.num_envs, bool), np.full(self.num_envs, done), info
     def make_env(scenario, num_envs=1, seed=None, **overrides):
         return Env(num_envs, seed)
@@ -375,11 +400,13 @@ def fake_experiment(tmp_path, monkeypatch):
     (tmp_path / "fake_env_mod.py").write_text(FAKE_ENV)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setitem(rx.ENV_MODULES, "oran", "fake_env_mod")
-    method = experiments.Method("nosam", "none", str(tmp_path / "fake_train.py"), ("--gamma", "0.9"))
+    method = experiments.Method("nosam", "none", str(tmp_path / "fake_train.py"),
+                                ("--gamma", "0.9"))
     exp = experiments.Experiment("a fake grid", (method,), ("small",), (1, 2, 3, 4), 100,
                                  references=("half",), eval_episodes=3, reuse=("older",))
     monkeypatch.setitem(rx.EXPERIMENTS, "fake", exp)
-    return rx.Args(experiment="fake", results_dir=tmp_path / "runs", records=tmp_path / "records", workers=2)
+    return rx.Args(experiment="fake", results_dir=tmp_path / "runs", records=tmp_path / "records",
+                   workers=2)
 
 
 @pytest.mark.slow
@@ -442,19 +469,24 @@ def test_a_definitions_file_adds_experiments(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(rx, "EXPERIMENTS", dict(rx.EXPERIMENTS))
     defs = tmp_path / "mine.py"
     defs.write_text("from experiments import Experiment, NOSAM\n"
-                    "EXPERIMENTS = {'mine': Experiment('my grid', (NOSAM,), ('small',), (7,), 300),\n"
-                    "               'wrong': Experiment('a budget below the warm-up', (NOSAM,), ('small',),\n"
-                    "                                   (1,), 300, ('--learning-starts', '1000'))}\n")
+                    "EXPERIMENTS = {'mine': Experiment('my grid', (NOSAM,), ('small',), "
+                    "(7,), 300),\n"
+                    "               'wrong': Experiment('a budget below the warm-up', (NOSAM,), "
+                    "('small',),\n"
+                    "                                   (1,), 300, "
+                    "('--learning-starts', '1000'))}\n")
     assert rx.main(rx.Args(list=True, definitions=defs)) == 0
     assert "mine                                 my grid" in capsys.readouterr().out
-    args = rx.Args(experiment="mine", definitions=defs, records=tmp_path / "r", results_dir=tmp_path / "x",
-                   dry_run=True)
+    args = rx.Args(experiment="mine", definitions=defs, records=tmp_path / "r",
+                   results_dir=tmp_path / "x", dry_run=True)
     with pytest.raises(ValueError, match="learning-starts"):  # 300 steps: below the default warm-up
         rx.main(args)
     defs.write_text(defs.read_text().replace("(7,), 300)", "(7,), 3000)"))
     assert rx.main(args) == 0
-    assert "sac_marl_baseline.py --scenario small --seed 7 --total-timesteps 3000" in capsys.readouterr().out
-    with pytest.raises(ValueError, match=r"--learning-starts \(1000\) must be below --total-timesteps"):
+    assert ("sac_marl_baseline.py --scenario small --seed 7 --total-timesteps 3000"
+            in capsys.readouterr().out)
+    with pytest.raises(ValueError,
+                       match=r"--learning-starts \(1000\) must be below --total-timesteps"):
         rx.main(rx.Args(**{**vars(args), "experiment": "wrong"}))  # the script's own check, named
     (tmp_path / "bad.py").write_text("X = 1\n")
     with pytest.raises(ValueError, match="defines no EXPERIMENTS"):
@@ -480,11 +512,12 @@ def test_reference_rows_use_the_one_evaluation_function(tmp_path):
         assert record["finished"] and len(record["final_eval"]["episodic_returns"]) == 2
         scores[name] = record["score"]
     envs = oran_env.make_env("small", num_envs=2, seed=exp.eval_seed)
-    returns, _, _ = oran_env.evaluate(lambda obs, env: oran_env.ue_count_split(env, 1.5, 0.3), envs, exp.eval_seed)
+    returns, _, _ = oran_env.evaluate(lambda obs, env: oran_env.ue_count_split(env, 1.5, 0.3), envs,
+                                      exp.eval_seed)
     assert scores["ue_count-1.5-0.3"] == pytest.approx(float(returns.mean()), rel=1e-5)
     envs = oran_env.make_env("small", num_envs=2, seed=exp.eval_seed)
-    returns, _, _ = oran_env.evaluate(lambda obs, env: oran_env.HEURISTICS["static_equal"](env), envs,
-                                      exp.eval_seed)
+    returns, _, _ = oran_env.evaluate(lambda obs, env: oran_env.HEURISTICS["static_equal"](env),
+                                      envs, exp.eval_seed)
     assert scores["static_equal"] == pytest.approx(float(returns.mean()), rel=1e-5)
     with pytest.raises(ValueError, match="unknown reference row"):
         rx.reference_policy(oran_env, "split-0.5")
@@ -502,23 +535,28 @@ def test_transfer_evaluates_a_saved_model_on_another_scenario(tmp_path, monkeypa
     torch.manual_seed(0)
     actor = script.Actor(env.n_agents, env.obs_dim, env.act_dim, (16,))
     source.mkdir(parents=True)
-    torch.save({"actor": actor.state_dict(), "qf": {}, "hidden_sizes": [16]}, source / rx.MODEL_FILE)
+    torch.save({"actor": actor.state_dict(), "qf": {}, "hidden_sizes": [16]},
+               source / rx.MODEL_FILE)
     env_args = {**dataclasses.asdict(oran_env.make_config("paper")), "reward_zeta": 2.0}
-    write_summary(source, {"status": "finished", "script": "sac_marl_baseline.py", "global_step": 300,
+    write_summary(source, {"status": "finished", "script": "sac_marl_baseline.py",
+                           "global_step": 300,
                            "args": {"env_id": "oran", "scenario": "paper", "seed": 2,
                                     "env": json.loads(json.dumps(env_args))}})
     configs = []
     make_env = oran_env.make_env
-    monkeypatch.setattr(oran_env, "make_env", lambda *a, **kw: configs.append(kw) or make_env(*a, **kw))
+    monkeypatch.setattr(oran_env, "make_env",
+                        lambda *a, **kw: configs.append(kw) or make_env(*a, **kw))
     exp = experiments.Experiment("t", (), ("heavy",), (2,), 0, eval_episodes=2)
-    task = rx.Task("transfer", "t", "nosam__none__heavy__s2", "heavy", tmp_path / "t", source=source)
+    task = rx.Task("transfer", "t", "nosam__none__heavy__s2", "heavy", tmp_path / "t",
+                   source=source)
     record = rx.transfer_row(task, exp)
     final = record["final_eval"]
     assert len(final["episodic_returns"]) == 2 and record["finished"]
     assert configs[-1]["load"] == 1.5  # the target preset's difference
     assert configs[-1]["reward_zeta"] == 2.0  # the run's own option is kept
     assert configs[-1]["seed"] == exp.eval_seed == script.EVAL_SEED
-    assert record["args"]["trained_steps"] == 300 and record["script"] == "transfer:sac_marl_baseline.py"
+    assert (record["args"]["trained_steps"] == 300
+            and record["script"] == "transfer:sac_marl_baseline.py")
     # the same policy scored as the script scores it (its actor_policy, the env module's evaluate)
     envs = make_env("heavy", **configs[-1])
     returns, _, _ = oran_env.evaluate(script.actor_policy(actor, torch.device("cpu")), envs,
@@ -538,7 +576,8 @@ def test_records_import_no_runner_code():
 @pytest.mark.slow
 def test_learning_check_records_convert_with_the_arguments_of_their_flags(tmp_path):
     old = {"script": "sac_marl_baseline.py", "scenario": "small", "seed": 2, "eval_episodes": 32,
-           "flags": ["--batch-size", "512"], "partial": False, "total_timesteps": 20000, "wall_time_s": 100.0,
+           "flags": ["--batch-size", "512"], "partial": False, "total_timesteps": 20000,
+           "wall_time_s": 100.0,
            "eval_history": [[10000, 1.0], [16000, 2.0], [20000, 4.0]],
            "eval_sampled_history": [[10000, 1.5], [16000, 2.5], [20000, 3.0]],
            "final_qos": {"qos_embb": 0.5, "qos_mmtc": 0.9, "qos_urllc": 0.8, "rb_overuse": 0.0,
@@ -550,7 +589,8 @@ def test_learning_check_records_convert_with_the_arguments_of_their_flags(tmp_pa
     assert written[0] == tmp_path / "records" / "lc" / "nosam__none__small__s2.json"
     args = record["args"]
     assert args["batch_size"] == 512 and args["seed"] == 2 and args["torch_threads"] == 1
-    assert (args["gamma"], args["num_envs"], args["lr_decay_to"]) == (0.9, 1, 0.0)  # small's of the time
+    # small's of the time
+    assert (args["gamma"], args["num_envs"], args["lr_decay_to"]) == (0.9, 1, 0.0)
     assert record["score"] == pytest.approx(3.0) and record["finished"]
     assert record["converted"]["from"] == "learning_check"
     path.write_text(json.dumps({**old, "flags": None}))
@@ -570,11 +610,13 @@ def test_adding_a_grid_leaves_other_tables_confidence_intervals_unchanged(tmp_pa
         return md.split("### Scenario `paper`")[1].split("##")[0]
 
     collect(root, tmp_path / "records")
-    pr.report(pr.Args(records=tmp_path / "records", out=tmp_path / "alone", n_boot=500, curve_points=5))
+    pr.report(pr.Args(records=tmp_path / "records", out=tmp_path / "alone", n_boot=500,
+                      curve_points=5))
     for seed in (1, 2, 3):  # a grid whose name sorts before `paper`, so it is drawn first
         write_run(root / "comp", "nosam", "none", "comp-medium", seed, -5.0 + seed, steps=200)
     collect(root, tmp_path / "records")
-    pr.report(pr.Args(records=tmp_path / "records", out=tmp_path / "with_comp", n_boot=500, curve_points=5))
+    pr.report(pr.Args(records=tmp_path / "records", out=tmp_path / "with_comp", n_boot=500,
+                      curve_points=5))
     assert "Experiment `comp`" in (tmp_path / "with_comp" / "results.md").read_text()
     assert paper_table(tmp_path / "with_comp") == paper_table(tmp_path / "alone")
 
@@ -584,18 +626,21 @@ def test_adding_a_grid_leaves_other_tables_confidence_intervals_unchanged(tmp_pa
 # ------------------------------------------------------------------------------------------------
 def test_score_is_the_mean_of_the_last_fifth_of_evaluations_and_auc_the_curve_level():
 
-    run = records.make_record("e", "nosam__none__paper__s1", kind="train", script="s.py", args={"seed": 1},
-                              global_step=1000, wall_time_s=1.0, final_eval={"episodic_return": 7.0},
-                              eval_history=[[0, 0.0], [200, 2.0], [400, 4.0], [600, 6.0], [800, 8.0],
-                                            [1000, 10.0]])
+    run = records.make_record("e", "nosam__none__paper__s1", kind="train", script="s.py",
+                              args={"seed": 1}, global_step=1000, wall_time_s=1.0,
+                              final_eval={"episodic_return": 7.0},
+                              eval_history=[[0, 0.0], [200, 2.0], [400, 4.0], [600, 6.0],
+                                            [800, 8.0], [1000, 10.0]])
     assert run["score"] == pytest.approx(9.0) and run["finished"]  # evaluations at 800 and 1000
     assert records.eval_auc(run) == pytest.approx(5.0)  # linear 0 -> 10: mean level 5
-    row = records.make_record("e", "heuristic-x__none__paper__s0", kind="heuristic", script="heuristic:x",
+    row = records.make_record("e", "heuristic-x__none__paper__s0", kind="heuristic",
+                              script="heuristic:x",
                               args={}, global_step=0, wall_time_s=0.1, eval_history=[],
                               final_eval={"episodic_return": 3.5})
     assert row["score"] == records.eval_auc(row) == 3.5 and row["finished"]
     # a run without evaluations is no finished run, whatever its script said
-    empty = records.make_record("e", "nosam__none__small__s1", kind="train", script="s.py", args={"seed": 1},
+    empty = records.make_record("e", "nosam__none__small__s1", kind="train", script="s.py",
+                                args={"seed": 1},
                                 global_step=1000, wall_time_s=1.0, final_eval={}, eval_history=[])
     assert not empty["finished"] and empty["score"] is None and not records.validate(empty)
 
@@ -611,13 +656,16 @@ def test_record_keeps_what_the_figures_need_and_is_compact(tmp_path):
     record = records.read_record(path)
     assert record["args"] == {"seed": 1} and record["experiment"] == "paper" and record["finished"]
     final = record["final_eval"]
-    assert "ue_throughput_mbps" not in final and final["ue_throughput_mbps_percentiles"][50] == pytest.approx(5.0)
+    assert ("ue_throughput_mbps" not in final
+            and final["ue_throughput_mbps_percentiles"][50] == pytest.approx(5.0))
     steps, values = record["curves"][pr.TAG_TRAIN_RETURN]
     assert len(steps) == records.CURVE_POINTS and steps[0] < steps[-1]  # 401 episodes -> 100 bins
     assert pr.TAG_EVAL_RETURN not in record["curves"]  # evaluations come from eval_history
-    assert {pr.TAG_TD_VAR.format(m=1), pr.TAG_SAM_ACTIVE.format(m=0), pr.TAG_CRITIC_EIG} <= set(record["curves"])
+    assert {pr.TAG_TD_VAR.format(m=1), pr.TAG_SAM_ACTIVE.format(m=0),
+            pr.TAG_CRITIC_EIG} <= set(record["curves"])
     assert path.stat().st_size < 60_000
-    assert records.read_record(tmp_path) is None and records.compact([float("nan"), 1 / 3]) == [None, 0.333333]
+    assert (records.read_record(tmp_path) is None
+            and records.compact([float("nan"), 1 / 3]) == [None, 0.333333])
 
 
 @pytest.mark.slow
@@ -627,8 +675,10 @@ def test_normalised_scores_probability_of_improvement_and_aggregate(tmp_path):
         for seed in (1, 2, 3):
             write_heuristic(root / "paper", "static_equal", scenario, seed, zero)
             write_heuristic(root / "paper", "full_info", scenario, seed, one)
-            write_run(root / "paper", "nosam", "none", scenario, seed, zero + 2 + 0.1 * seed, steps=200)
-            write_run(root / "paper", "ta-sam", "dynamic", scenario, seed, zero + 6 + 0.1 * seed, steps=200)
+            write_run(root / "paper", "nosam", "none", scenario, seed, zero + 2 + 0.1 * seed,
+                      steps=200)
+            write_run(root / "paper", "ta-sam", "dynamic", scenario, seed, zero + 6 + 0.1 * seed,
+                      steps=200)
     collect(root, tmp_path / "records")
     figures, _ = pr.report(pr.Args(records=tmp_path / "records", out=tmp_path / "out", n_boot=300,
                                    curve_points=5))
@@ -637,8 +687,10 @@ def test_normalised_scores_probability_of_improvement_and_aggregate(tmp_path):
     no_sam = next(line for line in paper.splitlines() if line.startswith("| No-SAM |")).split(" | ")
     assert no_sam[4].startswith("0.220 [")  # normalised: (2.2 - 0) / 10
     aggregate = md.split("Normalised score aggregated over")[1]
-    row = next(line for line in aggregate.splitlines() if line.startswith("| No-SAM |")).split(" | ")
-    assert row[1] == "3 x 2" and row[2].startswith("0.220 [") and row[4].startswith("1.00 [1.00, 1.00]")
+    row = next(line for line in aggregate.splitlines()
+               if line.startswith("| No-SAM |")).split(" | ")
+    assert (row[1] == "3 x 2" and row[2].startswith("0.220 [")
+            and row[4].startswith("1.00 [1.00, 1.00]"))
     assert "paper_performance_profile.png" in {p.name for p in figures}
 
 
@@ -648,8 +700,10 @@ def test_welch_test_and_detectable_difference_use_t_quantiles():
     x, y = [10.0, 12.0, 11.0], [9.0, 9.5, 8.0, 9.1]
     assert pr.welch_p(x, y) == pytest.approx(stats.ttest_ind(x, y, equal_var=False).pvalue)
     se, df = pr.welch(x, y)
-    assert pr.detectable_difference(x, y) == pytest.approx((stats.t.ppf(0.975, df) + stats.t.ppf(0.8, df)) * se)
-    assert pr.detectable_difference(x, y) > (1.96 + 0.84) * se  # the normal quantiles were optimistic
+    assert pr.detectable_difference(x, y) == pytest.approx(
+        (stats.t.ppf(0.975, df) + stats.t.ppf(0.8, df)) * se)
+    # the normal quantiles were optimistic
+    assert pr.detectable_difference(x, y) > (1.96 + 0.84) * se
     assert np.isnan(pr.welch_p([1.0], y)) and np.isnan(pr.detectable_difference([1.0], y))
 
 
@@ -658,7 +712,8 @@ def test_probability_of_improvement_statistic_equals_rliables():
 
     rng = np.random.default_rng(3)
     for n, m, tasks in ((10, 7, 1), (5, 10, 2), (4, 4, 3)):
-        x, y = np.round(rng.normal(size=(n, tasks)), 1), np.round(rng.normal(size=(m, tasks)), 1)  # with ties
+        # with ties
+        x, y = np.round(rng.normal(size=(n, tasks)), 1), np.round(rng.normal(size=(m, tasks)), 1)
         assert pr.poi_statistic(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
 
 

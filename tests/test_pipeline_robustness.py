@@ -137,8 +137,8 @@ def test_a_run_named_twice_is_one_run():
 
 
 @pytest.mark.slow
-def test_a_duplicated_scenario_and_seed_start_one_process_per_run_folder(fake_experiment,  # noqa: F811
-                                                                           monkeypatch, capsys):
+def test_a_duplicated_scenario_and_seed_start_one_process_per_run_folder(
+        fake_experiment, monkeypatch, capsys):  # noqa: F811
     exp = rx.EXPERIMENTS["fake"]
     monkeypatch.setitem(rx.EXPERIMENTS, "fake", dataclasses.replace(
         exp, scenarios=("small", "small"), references=("half", "half")))
@@ -405,8 +405,8 @@ def test_plot_results_bad_input_exits_2_before_any_figure(case, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_while_the_runner_imports_stops_without_a_traceback(signum):
-    """Sent as soon as the runner's first handler is in place (SIGHUP caught), while it imports numpy,
-    torch and the experiments: one line, exit 128 + signum."""
+    """Sent as soon as the runner's first handler is in place (SIGHUP caught), while it imports
+    numpy, torch and the experiments: one line, exit 128 + signum."""
     proc = subprocess.Popen([sys.executable, "run_experiments.py", "--list"], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60

@@ -19,7 +19,8 @@ import comp_env  # noqa: E402
 import ppo_comp  # noqa: E402
 
 TINY = ("--scenario", "small", "--total-timesteps", "256", "--num-envs", "2", "--num-steps", "64",
-        "--hidden-sizes", "16", "--eval-episodes", "3", "--eval-interval", "128", "--torch-threads", "1")
+        "--hidden-sizes", "16", "--eval-episodes", "3", "--eval-interval", "128",
+        "--torch-threads", "1")
 
 
 def test_gae_matches_hand_computation():
@@ -29,21 +30,24 @@ def test_gae_matches_hand_computation():
     adv, ret = ppo_comp.gae(rewards, values, torch.zeros(3), next_value, gamma, lam)
     torch.testing.assert_close(adv, torch.tensor([1.4 + 0.45 * 3.835, 2.35 + 0.45 * 3.3, 3.3]))
     torch.testing.assert_close(ret, adv + values)
-    # the episode ends with step 1: no bootstrap from V_2 there and no advantage flows back across it
+    # the episode ends with step 1: no bootstrap from V_2 there and no advantage flows back across
+    # it
     adv, _ = ppo_comp.gae(rewards, values, torch.tensor([0.0, 1.0, 0.0]), next_value, gamma, lam)
     torch.testing.assert_close(adv, torch.tensor([1.4 + 0.45 * 1.0, 1.0, 3.3]))
 
 
 def test_gae_limits_are_td_error_and_monte_carlo_return():
     gen = torch.Generator().manual_seed(0)
-    rewards, values, next_value = torch.randn(5, 4, generator=gen), torch.randn(5, 4, generator=gen), torch.randn(4)
+    rewards, values, next_value = (torch.randn(5, 4, generator=gen),
+                                   torch.randn(5, 4, generator=gen), torch.randn(4))
     dones, gamma = torch.zeros(5, 4), 0.95
     adv, _ = ppo_comp.gae(rewards, values, dones, next_value, gamma, 0.0)
     next_values = torch.cat([values[1:], next_value[None]])
     torch.testing.assert_close(adv, rewards + gamma * next_values - values)
     _, ret = ppo_comp.gae(rewards, values, dones, next_value, gamma, 1.0)
     discounts = gamma ** torch.arange(5.0)
-    torch.testing.assert_close(ret[0], (discounts[:, None] * rewards).sum(0) + gamma**5 * next_value)
+    torch.testing.assert_close(ret[0],
+                               (discounts[:, None] * rewards).sum(0) + gamma**5 * next_value)
 
 
 @pytest.mark.parametrize("ratio, advantage, expected_loss, clipped", [
@@ -60,7 +64,8 @@ def test_clipped_objective_on_hand_made_cases(ratio, advantage, expected_loss, c
     assert loss.item() == pytest.approx(expected_loss)
     assert clipfrac.item() == (1.0 if abs(ratio - 1) > 0.2 else 0.0)
     assert approx_kl.item() == pytest.approx((ratio - 1) - math.log(ratio), abs=1e-6)
-    loss.backward()  # d loss / d log pi = -A r where the unclipped term is active, 0 where the clip binds
+    # d loss / d log pi = -A r where the unclipped term is active, 0 where the clip binds
+    loss.backward()
     assert newlogprob.grad.item() == pytest.approx(0.0 if clipped else -advantage * ratio)
 
 
@@ -89,7 +94,8 @@ def test_integer_choices_map_to_noop_and_toggles():
 
 
 def test_scores_and_integer_choices_step_identically():
-    a, b = comp_env.make_env("medium", num_envs=4, seed=3), comp_env.make_env("medium", num_envs=4, seed=3)
+    a, b = (comp_env.make_env("medium", num_envs=4, seed=3),
+            comp_env.make_env("medium", num_envs=4, seed=3))
     rng = np.random.default_rng(0)
     for _ in range(150):  # crosses an episode end (100 steps)
         scores = rng.uniform(-1, 1, (4, a.n_agents, a.act_dim))
@@ -103,7 +109,8 @@ def test_central_rows_concatenate_every_ue_observation():
     assert ppo_comp.agent_rows(obs, "multi") is obs
     np.testing.assert_array_equal(ppo_comp.agent_rows(obs, "central"), obs.reshape(2, 1, 12))
     agent = ppo_comp.Agent(12, n_heads=3, n_choices=5, hidden=(8,))
-    action, logprob, entropy, value = agent.get_action_and_value(torch.as_tensor(obs.reshape(2, 1, 12)))
+    action, logprob, entropy, value = agent.get_action_and_value(
+        torch.as_tensor(obs.reshape(2, 1, 12)))
     assert action.shape == (2, 1, 3) and logprob.shape == entropy.shape == value.shape == (2, 1)
     # near-uniform initial heads (output std 0.01): the joint entropy is about 3 log 5
     assert entropy.detach().numpy() == pytest.approx(3 * math.log(5), rel=1e-3)
@@ -158,13 +165,15 @@ def test_help_shows_the_presets_values(capsys):
 
 
 def run_script(tmp_path, name, *flags, monkeypatch):
-    """Run ppo_comp.py's `__main__` in this process (no second torch import) and read its summary."""
+    """Run ppo_comp.py's `__main__` in this process (no second torch import) and read its
+    summary."""
     return run_main(tmp_path, name, *flags, monkeypatch=monkeypatch)[0]
 
 
 def run_main(tmp_path, name, *flags, monkeypatch):
     """`run_script`, also returning the script's globals after the run (optimizer, envs, ...)."""
-    monkeypatch.setattr(sys, "argv", ["ppo_comp.py", *TINY, "--run-dir", str(tmp_path / name), *flags])
+    monkeypatch.setattr(sys, "argv",
+                        ["ppo_comp.py", *TINY, "--run-dir", str(tmp_path / name), *flags])
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         run_globals = runpy.run_path(str(ROOT / "ppo_comp.py"), run_name="__main__")
@@ -176,10 +185,11 @@ def run_main(tmp_path, name, *flags, monkeypatch):
 
 @pytest.mark.slow
 def test_runs_in_both_modes_are_deterministic_and_update(tmp_path, monkeypatch):
-    summaries = {name: run_script(tmp_path, name, *flags, monkeypatch=monkeypatch) for name, flags in (
-        ("multi", ("--eval-load-factors", "1", "2", "--save-model")),
-        ("multi_again", ("--eval-load-factors", "1", "2")),
-        ("central", ("--mode", "central", "--seed", "2")))}
+    summaries = {name: run_script(tmp_path, name, *flags, monkeypatch=monkeypatch)
+                 for name, flags in (
+                     ("multi", ("--eval-load-factors", "1", "2", "--save-model")),
+                     ("multi_again", ("--eval-load-factors", "1", "2")),
+                     ("central", ("--mode", "central", "--seed", "2")))}
     multi, central = summaries["multi"], summaries["central"]
     # same seed, same run: learning curve, final per-episode results and load sweep agree exactly
     for key in ("eval_history", "final_eval", "load_sweep"):
@@ -189,14 +199,15 @@ def test_runs_in_both_modes_are_deterministic_and_update(tmp_path, monkeypatch):
         assert all(len(v) == 3 for v in s["final_eval"].values())
         assert all(-20 <= u <= 20 for u in s["final_eval"]["utility"])
     assert multi["load_sweep"]["2"]["num_ues"] == 2 * multi["load_sweep"]["1"]["num_ues"] == 6
-    assert multi["load_sweep"]["1"]["utility"] == pytest.approx(np.mean(multi["final_eval"]["utility"]))
+    assert multi["load_sweep"]["1"]["utility"] == pytest.approx(
+        np.mean(multi["final_eval"]["utility"]))
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     for name in ("multi", "central"):
         events = EventAccumulator(str(tmp_path / name)).Reload()
         tags = set(events.Tags()["scalars"])
-        assert {"charts/episodic_return", "charts/SPS", "losses/value_loss", "losses/policy_loss", "losses/entropy",
-                "losses/approx_kl", "losses/clipfrac", "eval/utility"} <= tags
+        assert {"charts/episodic_return", "charts/SPS", "losses/value_loss", "losses/policy_loss",
+                "losses/entropy", "losses/approx_kl", "losses/clipfrac", "eval/utility"} <= tags
         # two iterations of 4 epochs x 4 minibatches moved the policy away from the rollout policy
         assert all(e.value > 0 for e in events.Scalars("losses/approx_kl"))
     weights = torch.load(tmp_path / "multi" / "ppo_comp.cleanrl_model", weights_only=True)

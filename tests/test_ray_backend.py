@@ -1,4 +1,5 @@
-"""run_experiments.py --backend ray on a real local Ray instance (two CPUs), with the real training scripts."""
+"""run_experiments.py --backend ray on a real local Ray instance (two CPUs), with the real training
+scripts."""
 
 import json
 import os
@@ -23,10 +24,12 @@ pytestmark = pytest.mark.slow  # real Ray clusters and training runs
 ray = pytest.importorskip("ray")
 
 # A tiny grid: No-SAM and TA-SAM x seeds 1, 2 on `small`, 200 steps, evaluations every 100 steps.
-FLAGS = ("--eval-episodes", "1", "--learning-starts", "100", "--eval-interval", "100", "--batch-size", "32",
-         "--save-model")
-rx.EXPERIMENTS["tiny"] = ex.Experiment("tiny grid", (ex.NOSAM, ex.TASAM_DYNAMIC), ("small",), (1, 2), 200, FLAGS)
-rx.EXPERIMENTS["tiny-checkpoints"] = ex.Experiment("one tiny run with checkpoints", (ex.NOSAM,), ("small",), (1,),
+FLAGS = ("--eval-episodes", "1", "--learning-starts", "100", "--eval-interval", "100",
+         "--batch-size", "32", "--save-model")
+rx.EXPERIMENTS["tiny"] = ex.Experiment("tiny grid", (ex.NOSAM, ex.TASAM_DYNAMIC), ("small",),
+                                       (1, 2), 200, FLAGS)
+rx.EXPERIMENTS["tiny-checkpoints"] = ex.Experiment("one tiny run with checkpoints", (ex.NOSAM,),
+                                                   ("small",), (1,),
                                                    300, FLAGS + ("--checkpoint-interval", "100"))
 TINY = dict(experiment="tiny", references=False, workers=2, torch_threads=1)
 
@@ -51,10 +54,12 @@ def finals(grid_dir: Path) -> dict:
 
 
 def test_ray_grid_matches_the_local_one_and_sends_run_folders_back(local_ray, tmp_path):
-    assert rx.main(rx.Args(results_dir=tmp_path / "local", records=tmp_path / "local-records", **TINY)) == 0
-    # `copy`: each task trains in a temporary folder on its worker, as on a node without the driver's disk
-    args = rx.Args(results_dir=tmp_path / "ray", records=tmp_path / "records", backend="ray", ray_storage="copy",
-                   **TINY)
+    assert rx.main(rx.Args(results_dir=tmp_path / "local", records=tmp_path / "local-records",
+                           **TINY)) == 0
+    # `copy`: each task trains in a temporary folder on its worker, as on a node without the
+    # driver's disk
+    args = rx.Args(results_dir=tmp_path / "ray", records=tmp_path / "records", backend="ray",
+                   ray_storage="copy", **TINY)
     assert rx.main(args) == 0
     local, remote = finals(tmp_path / "local" / "tiny"), finals(tmp_path / "ray" / "tiny")
     assert sorted(remote) == ["nosam__none__small__s1", "nosam__none__small__s2",
@@ -65,19 +70,24 @@ def test_ray_grid_matches_the_local_one_and_sends_run_folders_back(local_ray, tm
         run_dir = tmp_path / "ray" / "tiny" / run_id
         command = (run_dir / rx.RUN_LOG).read_text().splitlines()[0].split()
         trained_in = Path(command[command.index("--run-dir") + 1])
-        assert trained_in.name == run_id and not trained_in.is_relative_to(tmp_path)  # not the driver's folder
-        assert not trained_in.exists()  # the temporary folder is gone; its files arrived on the driver:
+        # not the driver's folder
+        assert trained_in.name == run_id and not trained_in.is_relative_to(tmp_path)
+        # the temporary folder is gone; its files arrived on the driver:
+        assert not trained_in.exists()
         assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
         assert (run_dir / rx.MODEL_FILE).is_file() and (run_dir / rx.CHECKPOINT).is_file()
-    # a second call skips the finished runs; an interrupted run (here: its record and summary gone, its final
-    # checkpoint kept) travels with its task to the worker, is resumed there and comes back
+    # a second call skips the finished runs; an interrupted run (here: its record and summary gone,
+    # its final checkpoint kept) travels with its task to the worker, is resumed there and comes
+    # back
     resumable = tmp_path / "ray" / "tiny" / "nosam__none__small__s1"
     (resumable / rx.SUMMARY).unlink()
     (tmp_path / "records" / "tiny" / "nosam__none__small__s1.json").unlink()
     assert rx.main(args) == 0
-    commands = [line for line in (resumable / rx.RUN_LOG).read_text().splitlines() if line.startswith("$ ")]
+    commands = [line for line in (resumable / rx.RUN_LOG).read_text().splitlines()
+                if line.startswith("$ ")]
     assert len(commands) == 2 and commands[1].endswith(" --resume")
-    assert finals(tmp_path / "ray" / "tiny") == remote  # the final evaluation redone from the same weights
+    # the final evaluation redone from the same weights
+    assert finals(tmp_path / "ray" / "tiny") == remote
 
 
 def training_processes(run_id: str) -> list[tuple[int, int, Path]]:
@@ -106,33 +116,46 @@ def test_killed_ray_worker_is_retried_and_its_run_completes(local_ray, tmp_path,
     try:
         # mid-run: the training process has written a checkpoint (every episode of 100 steps)
         pid, worker, folder = wait_for(
-            lambda: next((p for p in training_processes(run_id) if (p[2] / rx.CHECKPOINT).is_file()), None),
+            lambda: next((p for p in training_processes(run_id)
+                          if (p[2] / rx.CHECKPOINT).is_file()), None),
             90, "the first checkpoint")
         assert not (folder / rx.SUMMARY).exists()
         os.kill(worker, signal.SIGKILL)  # the Ray worker process running the task
         wait_for(lambda: not Path(f"/proc/{pid}/cmdline").exists() or pid not in
-                 [p[0] for p in training_processes(run_id)], 10, "the training process to die with its worker")
+                 [p[0] for p in training_processes(run_id)], 10,
+                 "the training process to die with its worker")
     finally:
         driver.join(timeout=120)
     assert returned == [0]
     summary = json.loads((tmp_path / "tiny-checkpoints" / run_id / rx.SUMMARY).read_text())
     assert summary["status"] == "finished" and summary["global_step"] == steps
-    assert [s for s, _ in summary["eval_history"]] == list(range(100, steps + 1, 100))  # no gap, no repeat
-    commands = [line for line in (tmp_path / "tiny-checkpoints" / run_id / rx.RUN_LOG).read_text().splitlines()
+    # no gap, no repeat
+    assert [s for s, _ in summary["eval_history"]] == list(range(100, steps + 1, 100))
+    commands = [line for line
+                in (tmp_path / "tiny-checkpoints" / run_id / rx.RUN_LOG).read_text().splitlines()
                 if line.startswith("$ ")]
-    if storage == "auto":  # this node shares the driver's disk: Ray's retry resumed from the checkpoint
-        assert len(commands) == 2 and commands[1].endswith(" --resume") and "--resume" not in commands[0]
-    else:  # the killed attempt's temporary folder was lost with it: the retry trained anew in another one
-        assert len(commands) == 1 and f"--run-dir {folder} " not in commands[0] and "--resume" not in commands[0]
+    if storage == "auto":
+        # this node shares the driver's disk: Ray's retry resumed from the checkpoint
+        assert (len(commands) == 2 and commands[1].endswith(" --resume")
+                and "--resume" not in commands[0])
+    else:
+        # the killed attempt's temporary folder was lost with it: the retry trained anew in another
+        # one
+        assert (len(commands) == 1 and f"--run-dir {folder} " not in commands[0]
+                and "--resume" not in commands[0])
 
 
 def test_ray_backend_is_optional_and_named_when_missing(tmp_path):
     script = ("import sys; import run_experiments as rx; assert 'ray' not in sys.modules; "
               "sys.modules['ray'] = None; "  # as if Ray were not installed
-              f"rx.main(rx.Args(experiment='learning-check-rerun', results_dir=__import__('pathlib').Path("
-              f"{str(tmp_path)!r}), records=__import__('pathlib').Path({str(tmp_path / 'records')!r}), "
+              f"rx.main(rx.Args(experiment='learning-check-rerun', "
+              f"results_dir=__import__('pathlib').Path("
+              f"{str(tmp_path)!r}), "
+              f"records=__import__('pathlib').Path({str(tmp_path / 'records')!r}), "
               "backend='ray', references=False))")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode != 0
-    assert "--backend ray needs the `ray` package" in proc.stderr and "pip install ray" in proc.stderr
+    assert ("--backend ray needs the `ray` package" in proc.stderr
+            and "pip install ray" in proc.stderr)
     assert not (tmp_path / "learning-check-rerun" / "nosam__none__paper__s1").exists()

@@ -1,4 +1,5 @@
-"""The generated tables of README.md and docs/*.md are what plot_results.py computes from the records."""
+"""The generated tables of README.md and docs/*.md are what plot_results.py computes from the
+records."""
 
 from pathlib import Path
 
@@ -33,12 +34,14 @@ def test_learning_check_rows_are_what_the_records_give():
                        "learning-check-rho-fixed", "learning-check-rho-fixed-unequal"):
         runs = pr.load_grid(RECORDS / experiment, [])
         rows = [row for rs in pr.learning_check_rows(runs, RECORDS, []).values() for row in rs]
-        assert rows and all(row in text for row in rows), f"the learning check's table of {experiment}"
+        assert rows and all(row in text for row in rows), (
+            f"the learning check's table of {experiment}")
 
 
 def test_rb_ablation_rows_are_what_the_records_give():
     text = published_text()
-    runs = [r for name in ("rb-ablation", "rb-ablation-6k") for r in pr.load_grid(RECORDS / name, [])]
+    runs = [r for name in ("rb-ablation", "rb-ablation-6k")
+            for r in pr.load_grid(RECORDS / name, [])]
     rows = pr.ablation_rows(runs)[2:]
     assert len(rows) > 20 and all(row in text for row in rows)
 

@@ -28,7 +28,8 @@ def args_fields(script):
     fields = {}
     for node, after in zip(args.body, args.body[1:] + [None]):
         if isinstance(node, ast.AnnAssign):
-            doc = after if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) else None
+            doc = (after if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                   else None)
             fields[node.target.id] = (ast.get_source_segment(source, node),
                                       doc and ast.get_source_segment(source, doc))
     return fields

@@ -50,7 +50,8 @@ class Args:
 
 
 def episode_shares(env, policy):
-    """Per step, DU and slice the fraction of RBs allocated (T, N, 3), and the episode's mean Q (N, 3)."""
+    """Per step, DU and slice the fraction of RBs allocated (T, N, 3), and the episode's mean Q
+    (N, 3)."""
     env.reset(seed=EVAL_SEED)
     shares, qos = [], []
     for _ in range(env.episode_length):
@@ -71,8 +72,8 @@ def main(args: Args):
     rows = [(label, model_policy(args.model, env, flag="--model")),
             (f"heuristic: {args.heuristic}", heuristic)]
     n = env.n_agents
-    fig, axes = plt.subplots(len(rows), n, figsize=(2.3 * n, 2.4 * len(rows)), sharex=True, sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(len(rows), n, figsize=(2.3 * n, 2.4 * len(rows)), sharex=True,
+                             sharey=True, squeeze=False)
     for row, (label, policy) in enumerate(rows):
         shares, qos = episode_shares(env, policy)
         steps = np.arange(1, len(shares) + 1)
@@ -86,7 +87,8 @@ def main(args: Args):
             if row == len(rows) - 1:
                 ax.set_xlabel("step", fontsize=8)
     axes[0][0].legend(fontsize=6, loc="lower left")
-    fig.suptitle(f"RB share per slice and DU over one evaluation episode ({env.config.action_mode} actions; "
+    fig.suptitle("RB share per slice and DU over one evaluation episode "
+                 f"({env.config.action_mode} actions; "
                  "Q = eMBB/mMTC/URLLC satisfaction)", fontsize=9)
     fig.tight_layout()
     fig.savefig(args.out, dpi=100)

@@ -131,7 +131,8 @@ def main(args: Args):
         Image.fromarray(env.render()).save(args.out)
     elif args.out.endswith(".gif"):
         images = [Image.fromarray(f) for f in frames]
-        images[0].save(args.out, save_all=True, append_images=images[1:], duration=1000 / args.fps, loop=0)
+        images[0].save(args.out, save_all=True, append_images=images[1:], duration=1000 / args.fps,
+                       loop=0)
     else:
         os.makedirs(args.out, exist_ok=True)
         for i, f in enumerate(frames):
