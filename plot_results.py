@@ -1018,10 +1018,12 @@ def forgetting(run: Run) -> float:
                + [run.final_return]) - run.final_return
 
 
-def claims_table(grids: dict[str, list[Run]], args: Args, grid: str = "paper") -> list[str]:
+def claims_table(grids: dict[str, list[Run]], args: Args, names: tuple[str, ...] = ("paper",)
+                 ) -> list[str]:
     """The paper's claims next to our measurement on the same question: relative gain of the score
     with its 95% CI, the probability of improvement, and the smallest gain these seeds could
-    detect."""
+    detect. One row per claim and scenario of the grids `names` where both methods ran; a claim
+    that ran nowhere gets one "not run" row."""
     rng = section_rng(args.seed, "claims")
     lines = ["| paper's claim | scenario | n | our gain [95% CI] | P(improvement) [95% CI] | "
              "Welch p | detectable gain | reading |", "|" + " --- |" * 8]
@@ -1033,13 +1035,15 @@ def claims_table(grids: dict[str, list[Run]], args: Args, grid: str = "paper") -
             return f"{'better' if gain > 0 else 'worse'} (Welch p < 0.05)"
         return f"no difference detected; these seeds detect about +-{detectable:.1f}% or more"
 
-    paper = grids.get(grid, [])
-    for scenario in sorted({r.scenario for r in paper}, key=scenario_order):
-        by_method = group([r for r in paper if r.scenario == scenario])
-        for claim, method, ref in PAPER_CLAIMS:
-            if method not in by_method or ref not in by_method:
-                lines.append(f"| {claim} | {scenario} | - | not run | | | | |")
-                continue
+    cells = [(grid, scenario, group([r for r in grids.get(grid, []) if r.scenario == scenario]))
+             for grid in names for scenario in sorted({r.scenario for r in grids.get(grid, [])},
+                                                      key=scenario_order)]
+    for claim, method, ref in PAPER_CLAIMS:
+        ran = [(grid, scenario, by_method) for grid, scenario, by_method in cells
+               if method in by_method and ref in by_method]
+        if not ran:
+            lines.append(f"| {claim} | - | - | not run | | | | |")
+        for grid, scenario, by_method in ran:
             x, y = [r.score for r in by_method[method]], [r.score for r in by_method[ref]]
             gain, poi, p, detectable = comparison(x, y, args, grid, scenario, *method, *ref)
             detectable *= 100
@@ -1736,7 +1740,7 @@ def wrapped(item: str) -> str:
     return textwrap.fill(item, width=115, subsequent_indent="  ", break_on_hyphens=False)
 
 
-README_TABLE = re.compile(r"(<!-- table: ([\w./-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
+README_TABLE = re.compile(r"(<!-- table: ([\w./+-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 
 
 def readme_tables(args: Args, names) -> dict[str, str]:
@@ -1744,18 +1748,22 @@ def readme_tables(args: Args, names) -> dict[str, str]:
     bootstrap streams): '<experiment>/<scenario>' (a method grid's method table, or a learning
     check's rows), '<experiment>/aggregate', 'headline/<experiment>/<scenario>' (the README's
     headline table), 'findings/<experiment>/<scenario>' (the bullets under it), 'claims' (the
-    `paper` grid) or 'claims/<experiment>', 'rb-ablation' (the RB-level ablation's experiments),
+    `paper` grid) or 'claims/<experiment>[+<experiment>...]' (one table of several grids),
+    'rb-ablation' (the RB-level ablation's experiments),
     'fixed-splits', 'heuristics' (its headroom table: 'heuristics/headroom', its per-DU table:
     'heuristics/<scenario>'), 'comp-heuristics', and a PPO experiment's table, '<ppo>/load',
     '<ppo>/verdict' (against the tuned dynamic CoMP) or '<ppo>/training-reward'."""
     tables, notes = {}, []
     for name in names:
         experiment, _, part = name.partition("/")
-        folder = args.records / ((part or "paper") if experiment == "claims" else experiment)
+        folder = args.records / experiment
         runs = (load_grid(folder, notes) if folder.is_dir()
-                and experiment not in ("headline", "findings") else [])
-        if experiment == "claims":
-            rows = claims_table({folder.name: runs}, args, folder.name) if runs else []
+                and experiment not in ("headline", "findings", "claims") else [])
+        if experiment == "claims":  # claims or claims/<experiment>[+<experiment>...]
+            names = tuple((part or "paper").split("+"))
+            grids = {g: load_grid(args.records / g, notes) for g in names
+                     if (args.records / g).is_dir()}
+            rows = claims_table(grids, args, names) if any(grids.values()) else []
         elif experiment == "headline":  # headline/<experiment>/<scenario>
             grid, _, scenario = part.partition("/")
             runs = [r for r in load_grid(args.records / grid, notes) if r.scenario == scenario]
@@ -1937,9 +1945,10 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
                               figures, notes, lines)
         lines.append("")
     lines += ["## The paper's claims", ""]
-    for grid in ("paper", "rb-paper"):
-        if grids.get(grid):
-            lines += [f"On the `{grid}` grid:", ""] + claims_table(grids, args, grid) + [""]
+    for names in (("paper",), ("rb-paper", "rb-hetero")):
+        if any(grids.get(grid) for grid in names):
+            lines += [f"On the {' and '.join(f'`{g}`' for g in names)} grids:", ""]
+            lines += claims_table(grids, args, names) + [""]
     lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
     lines += ["", "## Notes (skipped input)", ""] + [f"- {n}" for n in notes]
     (args.out / "results.md").write_text("\n".join(finite_cells(lines)) + "\n")
