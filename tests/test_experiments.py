@@ -258,7 +258,8 @@ def test_special_grid_tables(results_root):
     no_sam = next(line for line in claims.splitlines()
                   if line.startswith("| TA-SAM vs SAC without SAM"))
     assert "| paper | 3 vs 3 | +20.0% [+20.0, +20.0] | 1.00 [1.00, 1.00] |" in no_sam
-    assert "| 0.000 | +-0.0% | better (Welch p < 0.05) |" in no_sam
+    assert ("| 0.000 | +-0.0% | better (Welch p < 0.05), but smaller than the paper's +22% "
+            "(Welch p < 0.001) |") in no_sam
     # a claim whose two methods ran in no scenario of the grids gets one row, with no scenario
     assert ("| the TD-variance selection (TA-SAM vs Both-SAM): +2.35 to +3.5% | - | - | "
             "not run |") in claims
@@ -706,6 +707,31 @@ def test_welch_test_and_detectable_difference_use_t_quantiles():
     # the normal quantiles were optimistic
     assert pr.detectable_difference(x, y) > (1.96 + 0.84) * se
     assert np.isnan(pr.welch_p([1.0], y)) and np.isnan(pr.detectable_difference([1.0], y))
+
+
+def test_a_claims_reading_follows_a_welch_test_of_any_gain_and_one_of_the_claimed_gain():
+    from scipy import stats
+
+    y = np.array([100.0, 102.0, 98.0, 101.0, 99.0])
+    spread = np.array([-1.0, 1.0, 0.5, -0.5, 0.0])
+    # +6% with a claim of +5%: better, and the claimed size is not rejected
+    assert pr.claim_reading(106 + spread, y, 0.05, 3.0).startswith(
+        "reproduced: better (Welch p < 0.05), consistent with the paper's +5% (Welch p = ")
+    # +2% with a claim of +22%: better, yet far below the claim; the second test is Welch's
+    # against y + 22% of |mean y|
+    p_claim = stats.ttest_ind(102 + spread, y + 22, equal_var=False).pvalue
+    assert p_claim < 0.001
+    assert pr.claim_reading(102 + spread, y, 0.22, 3.0) == (
+        "better (Welch p < 0.05), but smaller than the paper's +22% (Welch p < 0.001)")
+    # no gain: not reproduced where the claim is rejected, undecided where it is not
+    assert pr.claim_reading(100 + spread, y, 0.22, 3.0).startswith("not reproduced: no difference")
+    noisy = y + np.array([-8.0, 9.0, -7.0, 8.0, 0.0])
+    assert pr.claim_reading(noisy, y, 0.05, 11.0) == (
+        "the seeds cannot tell: they detect about +-11.0% or more")
+    assert pr.claim_reading(94 + spread, y, 0.05, 3.0) == "contradicted: worse (Welch p < 0.05)"
+    assert pr.claim_reading([106.0], y, 0.05, 3.0).startswith("too few seeds")
+    # negative returns: the gain is relative to |mean y|, as in the gain column
+    assert pr.claim_reading(-94 + spread, -y, 0.05, 3.0).startswith("reproduced: better")
 
 
 def test_probability_of_improvement_statistic_equals_rliables():
