@@ -12,7 +12,9 @@ main job) runs with the scripts' defaults. The runner adds only the run machiner
 (--seed, --total-timesteps, --run-dir, --torch-threads, --resume).
 
 Records land in records/<experiment>/<variant>__<rho>__<scenario>__s<seed>.json (records.py);
-scenario tokens are oran_env's presets and comp-<preset> for comp_env's.
+scenario tokens are oran_env's presets, comp-<preset> for comp_env's, and comp-<preset>-x<k> for
+comp_env's preset with k times its slow and fast UEs (reference rows only: the PPO load sweep's
+episodes, ppo_comp.py --eval-load-factors).
 """
 
 from __future__ import annotations
@@ -396,6 +398,13 @@ EXPERIMENTS: dict[str, Experiment] = {
         references=COMP_REFERENCES, eval_episodes=100, eval_seed=0,
         env_options=(("reward", "multi"), ("num_slow_ues", 12), ("num_fast_ues", 8)),
         posthoc="training-reward"),
+    "comp-heuristics-load": Experiment(
+        "DeepCoMP's heuristics at 1x, 2x and 4x the UEs of medium and large: the episodes of the "
+        "PPO runs' load sweep (100 episodes, seed 0)", (),
+        tuple(f"comp-{preset}{'' if k == 1 else f'-x{k}'}" for preset in ("medium", "large")
+              for k in (1, 2, 4)), (), 0,
+        references=TRAINING_REWARD_ROWS, eval_episodes=100, eval_seed=0,
+        env_options=(("reward", "multi"),)),
     "comp-dynamic-tuning": Experiment(
         "dynamic CoMP's epsilon on validation episodes (100 episodes, seed 1, not the test "
         "episodes): the best one per scenario is the tuned row of comp-heuristics", (),
@@ -413,8 +422,20 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
+def load_factor(scenario: str) -> tuple[str, int]:
+    """(the scenario token without its load, k) of comp-<preset>-x<k>; (scenario, 1) otherwise."""
+    base, sep, k = scenario.rpartition("-x")
+    if scenario.startswith("comp-") and sep and k.isdigit() and int(k) >= 1:
+        return base, int(k)
+    return scenario, 1
+
+
 def scenario_flags(script: str, scenario: str) -> tuple[str, ...]:
     """A scenario token as a script's flags: comp-<preset> is comp_env's preset."""
+    if load_factor(scenario)[1] != 1 or load_factor(scenario)[0] != scenario:
+        raise ValueError(f"scenario {scenario!r}: a load token (comp-<preset>-x<k>) is for "
+                         "reference rows only; a training run sets --num-slow-ues and "
+                         "--num-fast-ues")
     if not scenario.startswith("comp-"):
         return ("--scenario", scenario)
     preset = scenario[len("comp-"):]

@@ -67,7 +67,7 @@ import oran_env  # noqa: E402
 import records as rec  # noqa: E402
 import run_utils  # noqa: E402
 from experiments import (LABELS, RHO_FLAGS, SPLITS, TRAINING_REWARD_ROWS, TUNING_GRID,  # noqa: E402
-                         known_method)
+                         known_method, load_factor)
 
 SCENARIOS = ("paper", "hetero", "small", "light", "heavy", "nonstationary",
              *(f"du{n}" for n in range(2, 11)),
@@ -1289,8 +1289,10 @@ def splits_rows(runs: list[Run]) -> list[str]:
     return lines
 
 
-def scenario_order(s: str) -> int:
-    return SCENARIOS.index(s) if s in SCENARIOS else 99
+def scenario_order(s: str) -> tuple[int, int, str]:
+    """SCENARIOS' order, a load token (comp-<preset>-x<k>) after its preset by k, others last."""
+    base, k = load_factor(s)
+    return (SCENARIOS.index(base) if base in SCENARIOS else 99, k, s)
 
 
 TUNED = ("urllc_first", "ue_count")  # shown at their grid point of TUNING_GRID tuned per scenario
@@ -1390,7 +1392,9 @@ def comp_heuristics_rows(runs: list[Run], args) -> list[str]:
     for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
         rows = {r.variant[len(HEURISTIC_PREFIX):]: r for r in runs if r.scenario == scenario}
         some = next(iter(rows.values())).summary["args"]
-        config = comp_env.make_config(scenario[len("comp-"):], **some["env_options"])
+        # a load token's UE counts are in its env_options
+        config = comp_env.make_config(load_factor(scenario)[0][len("comp-"):],
+                                      **some["env_options"])
         cells = []
         for name in names:
             if name not in rows:
@@ -1558,22 +1562,45 @@ def ppo_training_reward_rows(runs: list[Run], args, rng) -> list[str]:
     return lines
 
 
-def ppo_load_rows(runs: list[Run]) -> list[str]:
+LOAD_HEURISTICS = "comp-heuristics-load"  # the heuristics on the PPO load sweep's episodes
+
+
+def ppo_load_rows(runs: list[Run], heuristics: list[Run]) -> list[str]:
     """Each multi-agent PPO policy at k times the preset's UEs (the runs' load sweep), mean over
-    its seeds."""
+    its seeds, and after them the heuristics on the same episodes (`heuristics`: the records of
+    LOAD_HEURISTICS, scenario comp-<preset>-x<k>)."""
     lines = ["| scenario | UEs | policy | BSs per UE | utility per UE-step | unconnected |",
              "| --- | --- | --- | --- | --- | --- |"]
+
+    def row(scenario, n_ues, label, values):
+        return (f"| {scenario[len('comp-'):]} | {n_ues} | {label} | "
+                f"{np.mean([v['connections_per_ue'] for v in values]):.2f} | "
+                f"{np.mean([v['utility'] for v in values]):.2f} | "
+                f"{np.mean([v['unconnected_fraction'] for v in values]):.3f} |")
+
     for scenario in sorted({r.scenario for r in runs}, key=scenario_order):
-        swept = [r for r in runs if r.scenario == scenario and r.summary["extra"].get("load_sweep")]
-        for method, rs in group(swept).items():
-            for factor in sorted({int(f) for r in rs for f in r.summary["extra"]["load_sweep"]}):
+        swept = group([r for r in runs
+                       if r.scenario == scenario and r.summary["extra"].get("load_sweep")])
+        factors = sorted({int(f) for rs in swept.values() for r in rs
+                          for f in r.summary["extra"]["load_sweep"]})
+        for factor in factors:
+            n_ues = None
+            for method, rs in swept.items():
                 sweeps = [r.summary["extra"]["load_sweep"][str(factor)] for r in rs]
-                lines.append(f"| {scenario[len('comp-'):]} | {sweeps[0]['num_ues']} | "
-                             f"{ppo_label(method, rs)} | "
-                             f"{np.mean([s['connections_per_ue'] for s in sweeps]):.2f} | "
-                             f"{np.mean([s['utility'] for s in sweeps]):.2f} | "
-                             f"{np.mean([s['unconnected_fraction'] for s in sweeps]):.3f} |")
+                n_ues = sweeps[0]["num_ues"]
+                lines.append(row(scenario, n_ues, ppo_label(method, rs), sweeps))
+            token = scenario if factor == 1 else f"{scenario}-x{factor}"
+            rows = {h.variant[len(HEURISTIC_PREFIX):]: h for h in heuristics
+                    if h.scenario == token}
+            for name in sorted(rows):
+                lines.append(row(scenario, n_ues, method_label(rows[name].method),
+                                 [rows[name].summary["final_eval"]["metrics"]]))
     return lines
+
+
+def load_heuristics(records: Path, notes: list[str]) -> list[Run]:
+    folder = records / LOAD_HEURISTICS
+    return load_grid(folder, notes) if folder.is_dir() else []
 
 
 def ppo_section(name: str, runs: list[Run], args, out: Path, figures, notes, lines) -> None:
@@ -1582,7 +1609,8 @@ def ppo_section(name: str, runs: list[Run], args, out: Path, figures, notes, lin
     rng = section_rng(args.seed, name)
     lines += ppo_rows(runs, args, rng)
     if any(r.summary["extra"].get("load_sweep") for r in runs):
-        lines += ["", "Load sweep (mean over seeds):", ""] + ppo_load_rows(runs)
+        lines += (["", "Load sweep (mean over seeds; the heuristics on the same episodes):", ""]
+                  + ppo_load_rows(runs, load_heuristics(args.records, notes)))
     if any(r.variant.startswith(HEURISTIC_PREFIX + "dynamic_comp-") for r in runs):
         lines += ["", "Against the tuned dynamic CoMP on the same episodes:", ""]
         lines += ppo_verdict_rows(runs, args, section_rng(args.seed, name, "verdict"))
@@ -1806,7 +1834,7 @@ def readme_tables(args: Args, names) -> dict[str, str]:
             rows = comp_heuristics_rows(runs, args) if runs else []
         elif kind_of_experiment(experiment) == "ppo":
             if part == "load":
-                rows = ppo_load_rows(runs)
+                rows = ppo_load_rows(runs, load_heuristics(args.records, notes))
             elif part == "training-reward":
                 rows = ppo_training_reward_rows(runs, args, section_rng(args.seed, experiment,
                                                                         "training-reward"))

@@ -75,7 +75,7 @@ import tyro  # noqa: E402
 import records  # noqa: E402
 import run_utils  # noqa: E402
 from experiments import (EXPERIMENTS, TRAINING_REWARD_ROWS, Experiment,  # noqa: E402
-                         argv, run_name, training_runs)
+                         argv, load_factor, run_name, training_runs)
 
 FLAG_RUN_DIR, FLAG_RESUME, FLAG_THREADS = "--run-dir", "--resume", "--torch-threads"
 MODEL_FILE = "model.pt"  # written by --save-model: {"actor", "qf", "hidden_sizes"}
@@ -209,11 +209,19 @@ def script_path(script: str) -> Path:
     return Path(__file__).resolve().parent / script
 
 
-def env_family(scenario: str) -> tuple[str, str]:
-    """(simulator module, preset) of a scenario token."""
-    if scenario.startswith("comp-"):
-        return ENV_MODULES["comp"], scenario[len("comp-"):]
-    return ENV_MODULES["oran"], scenario
+def env_family(scenario: str) -> tuple[str, str, dict]:
+    """(simulator module, preset, config overrides) of a scenario token: comp-<preset>-x<k> is
+    the preset with k times its slow and fast UEs, as ppo_comp.py's load sweep builds it."""
+    token, k = load_factor(scenario)
+    if not token.startswith("comp-"):
+        return ENV_MODULES["oran"], scenario, {}
+    preset, overrides = token[len("comp-"):], {}
+    if k != 1:
+        import comp_env
+
+        base = comp_env.make_config(preset)
+        overrides = {"num_slow_ues": k * base.num_slow_ues, "num_fast_ues": k * base.num_fast_ues}
+    return ENV_MODULES["comp"], preset, overrides
 
 
 def flag_names(flags) -> set[str]:
@@ -399,10 +407,10 @@ def final_eval(returns, metrics, ue_tput, episodes=None) -> dict:
 def reference_row(task: Task, exp: Experiment) -> dict:
     """The record of a reference row: its policy on the runs' evaluation episodes."""
     name = task.run.split("__")[0][len("heuristic-"):]
-    module_name, preset = env_family(task.scenario)
+    module_name, preset, overrides = env_family(task.scenario)
     module = importlib.import_module(module_name)
     policy = reference_policy(module, name)
-    options = dict(exp.env_options)
+    options = {**dict(exp.env_options), **overrides}
     start = time.time()
     envs = module.make_env(preset, num_envs=exp.eval_episodes, seed=exp.eval_seed, **options)
     result = module.evaluate(lambda obs, env: policy(env), envs, exp.eval_seed,
@@ -437,12 +445,13 @@ def transfer_row(task: Task, exp: Experiment) -> dict:
 
     script, model, summary = load_actor(task.source)
     run_args = summary["args"]
-    module_name, preset = env_family(task.scenario)
+    module_name, preset, overrides = env_family(task.scenario)
     envlib = importlib.import_module(module_name)
     trained, target = envlib.make_config(run_args["scenario"]), envlib.make_config(preset)
     config = {k: tuple(v) if isinstance(v, list) else v for k, v in run_args["env"].items()}
     config.update({f.name: getattr(target, f.name) for f in dataclasses.fields(target)
                    if getattr(target, f.name) != getattr(trained, f.name)})
+    config.update(overrides)
     start = time.time()
     envs = envlib.make_env(preset, num_envs=exp.eval_episodes, seed=exp.eval_seed, **config)
     actor = script.Actor(envs.n_agents, envs.obs_dim, envs.act_dim, tuple(model["hidden_sizes"]))

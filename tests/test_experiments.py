@@ -833,6 +833,50 @@ def test_comp_heuristics_table_from_its_records(tmp_path):
     assert cells[3].startswith(f"{utility['heuristic-best_cell']:.2f} [")
 
 
+def test_load_tokens_score_the_heuristics_on_the_ppo_load_sweeps_episodes(tmp_path):
+    import comp_env
+    import ppo_comp
+
+    assert experiments.load_factor("comp-small-x4") == ("comp-small", 4)
+    assert experiments.load_factor("comp-small") == ("comp-small", 1)
+    assert experiments.load_factor("paper") == ("paper", 1)
+    with pytest.raises(ValueError, match="reference rows only"):
+        experiments.scenario_flags("ppo_comp.py", "comp-small-x2")
+    exp = experiments.Experiment("load", (), ("comp-small", "comp-small-x2"), (), 0,
+                                 references=("best_cell", "full_comp"), eval_episodes=3,
+                                 eval_seed=0, env_options=(("reward", "multi"),))
+    for scenario in exp.scenarios:
+        for name in exp.references:
+            task = rx.Task("heuristic", exp.doc, f"heuristic-{name}__none__{scenario}__s0",
+                           scenario, tmp_path)
+            records.write_record(tmp_path, rx.reference_row(task, exp))
+    # the episodes ppo_comp.py's --eval-load-factors 2 builds for a policy trained on small
+    overrides = ppo_comp.env_overrides(ppo_comp.parse_args(["--scenario", "small"]), 2)
+    assert rx.env_family("comp-small-x2") == ("comp_env", "small", overrides)
+    sweep_env = comp_env.make_env("small", num_envs=3, seed=0, reward="multi", **overrides)
+    direct = comp_env.evaluate(lambda obs, env: comp_env.HEURISTICS["best_cell"](env),
+                               sweep_env, 0)
+    runs = pr.load_grid(tmp_path / "load", [])
+    row = next(r for r in runs if r.scenario == "comp-small-x2" and "best_cell" in r.variant)
+    assert row.summary["final_eval"]["metrics"]["utility"] == pytest.approx(
+        direct[1]["utility"])
+    # the load table puts the heuristics of each load after the PPO policy of that load
+    ppo = records.make_record(
+        "ppo-comp", "ppo-multi__none__comp-small__s1", kind="train", script="ppo_comp.py",
+        args={"scenario": "small", "seed": 1}, global_step=10, wall_time_s=1.0,
+        eval_history=[[10, -1.0]], final_eval={"episodic_return": -1.0, "metrics": {}},
+        extra={"load_sweep": {str(k): {"num_ues": 3 * k, "connections_per_ue": 1.5,
+                                       "utility": -k, "unconnected_fraction": 0.0}
+                              for k in (1, 2)}})
+    records.write_record(tmp_path, ppo)
+    lines = pr.ppo_load_rows(pr.load_grid(tmp_path / "ppo-comp", []), runs)
+    assert [line.split(" | ")[1:3] for line in lines[2:]] == [
+        [str(n), p] for n in (3, 6)
+        for p in ("PPO multi-agent [cleanrl]", "heuristic: best_cell", "heuristic: full_comp")]
+    assert lines[6].endswith(f"| {direct[1]['utility']:.2f} | "
+                             f"{direct[1]['unconnected_fraction']:.3f} |")
+
+
 def test_paired_gap_ci_resamples_seeds_and_paired_episodes():
     rng = np.random.default_rng(0)
     reference = rng.normal(0.0, 1.0, 200)
