@@ -1045,12 +1045,13 @@ def forgetting(run: Run) -> float:
                + [run.final_return]) - run.final_return
 
 
-def claims_table(grids: dict[str, list[Run]], args: Args, names: tuple[str, ...] = ("paper",)
-                 ) -> list[str]:
+def claims_table(grids: dict[str, list[Run]], args: Args,
+                 names: tuple[str, ...] = ("paper", "nonstationary")) -> list[str]:
     """The paper's claims next to our measurement on the same question: relative gain of the score
     with its 95% CI, the probability of improvement, and the smallest gain these seeds could
     detect. One row per claim and scenario of the grids `names` where both methods ran; a claim
-    that ran nowhere gets one "not run" row."""
+    that ran nowhere gets one "not run" row. Forgetting compares the runs of those grids on
+    `nonstationary`, the DU count claim the du_sweep grid."""
     rng = section_rng(args.seed, "claims")
     lines = ["| paper's claim | scenario | n | our gain [95% CI] | P(improvement) [95% CI] | "
              "Welch p | detectable gain | reading |", "|" + " --- |" * 8]
@@ -1083,7 +1084,7 @@ def claims_table(grids: dict[str, list[Run]], args: Args, names: tuple[str, ...]
                      "counts (reward per DU) |")
     else:
         lines.append("| TA-SAM is best at 6 DUs (2..10) | du_sweep | - | not run | | | | |")
-    ns = group(grids.get("nonstationary", []))
+    ns = group([r for g in names for r in grids.get(g, []) if r.scenario == "nonstationary"])
     if TA_SAM in ns and ("nosam", "none") in ns:
         x, y = [forgetting(r) for r in ns[TA_SAM]], [forgetting(r) for r in ns[("nosam", "none")]]
         diff = fmt_ci(*two_sample_ci(y, x, lambda a, b: a.mean() - b.mean(), args.n_boot, rng))
@@ -1796,8 +1797,8 @@ def readme_tables(args: Args, names) -> dict[str, str]:
     bootstrap streams): '<experiment>/<scenario>' (a method grid's method table, or a learning
     check's rows), '<experiment>/aggregate', 'headline/<experiment>/<scenario>' (the README's
     headline table), 'findings/<experiment>/<scenario>' (the bullets under it), 'claims' (the
-    `paper` grid) or 'claims/<experiment>[+<experiment>...]' (one table of several grids),
-    'rb-ablation' (the RB-level ablation's experiments),
+    `paper` and `nonstationary` grids) or 'claims/<experiment>[+<experiment>...]' (one table of
+    several grids), 'rb-ablation' (the RB-level ablation's experiments),
     'fixed-splits', 'heuristics' (its headroom table: 'heuristics/headroom', its per-DU table:
     'heuristics/<scenario>'), 'comp-heuristics', and a PPO experiment's table, '<ppo>/load',
     '<ppo>/verdict' (against the tuned dynamic CoMP) or '<ppo>/training-reward'."""
@@ -1808,7 +1809,7 @@ def readme_tables(args: Args, names) -> dict[str, str]:
         runs = (load_grid(folder, notes) if folder.is_dir()
                 and experiment not in ("headline", "findings", "claims") else [])
         if experiment == "claims":  # claims or claims/<experiment>[+<experiment>...]
-            names = tuple((part or "paper").split("+"))
+            names = tuple((part or "paper+nonstationary").split("+"))
             grids = {g: load_grid(args.records / g, notes) for g in names
                      if (args.records / g).is_dir()}
             rows = claims_table(grids, args, names) if any(grids.values()) else []
@@ -1982,7 +1983,7 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
             if any(m[1].startswith("fixed") for m in by_method):
                 fig_rho_sweep(f"{tag}_best_return_vs_rho", by_method, args, rng, args.out, figures,
                               notes, lines)
-            if grid == "nonstationary":
+            if scenario == "nonstationary":
                 nonstationary_section(f"{tag}_shift", by_method, args, rng, args.out, figures,
                                       notes, lines)
         if grid == "du_sweep":
@@ -1993,9 +1994,10 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
                               figures, notes, lines)
         lines.append("")
     lines += ["## The paper's claims", ""]
-    for names in (("paper",), ("rb-paper", "rb-hetero")):
+    for names in (("paper", "nonstationary"), ("rb-paper", "rb-hetero")):
         if any(grids.get(grid) for grid in names):
-            lines += [f"On the {' and '.join(f'`{g}`' for g in names)} grids:", ""]
+            ran = [g for g in names if grids.get(g)]
+            lines += [f"On the {' and '.join(f'`{g}`' for g in ran)} grids:", ""]
             lines += claims_table(grids, args, names) + [""]
     lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
     lines += ["", "## Notes (skipped input)", ""] + [f"- {n}" for n in notes]

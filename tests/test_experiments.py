@@ -266,6 +266,23 @@ def test_special_grid_tables(results_root):
     assert "less forgetting under non-stationary traffic | nonstationary | 0 vs 2" not in claims
 
 
+def test_forgetting_is_read_from_any_grid_of_the_claims_table_on_nonstationary(tmp_path):
+    grid = tmp_path / "results" / "my-grid"
+    for variant, rho, drop in (("nosam", "none", 6.0), ("ta-sam", "dynamic", 2.0)):
+        for seed in (1, 2):
+            write_run(grid, variant, rho, "nonstationary", seed, -10.0 - drop, steps=400,
+                      args_extra={"env": {"shift_after_steps": 200}})
+    collect(tmp_path / "results", tmp_path / "records")
+    grids = {"my-grid": pr.load_grid(tmp_path / "records" / "my-grid", [])}
+    lines = pr.claims_table(grids, pr.Args(records=tmp_path / "records", n_boot=200),
+                            ("my-grid",))
+    row = next(line for line in lines if line.startswith("| less forgetting"))
+    assert "| nonstationary | 2 vs 2 |" in row
+    # and the score claims on that scenario, from the same runs
+    assert any(line.startswith("| TA-SAM vs SAC without SAM") and "| nonstationary | 2 vs 2 |"
+               in line for line in lines)
+
+
 def test_absent_inputs_are_skipped_with_a_note(tmp_path):
     grid = tmp_path / "results" / "comp"
     for seed in (1, 2):  # summaries only: no QoS metrics, no per-agent tags, no throughput
