@@ -1620,7 +1620,13 @@ def evaluate(policy, envs, seed: int, per_episode: bool = False):
     reports none). The same function scores every environment family with this vector-env API
     (comp_env uses it). With `per_episode`, a fourth value holds each episode's means over steps:
     "metrics" {key: (E,)}, "agent_returns" (E, N) and, where the env reports info["qos"] (E, N, L),
-    "agent_qos" (E, N, L), as nested lists."""
+    "agent_qos" (E, N, L), as nested lists.
+
+    An environment with a non-stationary shift replays its episodes before the shift at every
+    call: its env-step count restarts, so an evaluation environment kept across a run's
+    evaluations never crosses the shift however many steps its evaluations add up to."""
+    if hasattr(envs, "env_steps"):  # oran_env's non-stationary clock (comp_env has none)
+        envs.env_steps, envs.shifted = 0, False
     obs, _ = envs.reset(seed=seed)
     metrics, ue_tput, agent_qos = {}, [], []
     for _ in range(envs.episode_length):

@@ -794,10 +794,9 @@ def nonstationary_section(name, by_method, args, rng, out, figures, notes, lines
               "mean over the window before the shift, drop = pre - mean over the window after it, "
               "recovery = steps until the windowed return is back within 10% of the drop of the "
               "lower of pre and the final level (window: 5% of the run, at least 5 episodes). "
-              "Forgetting = peak - final evaluation return. The scripts' evaluation environments "
-              "count only their own steps, so unless these reach the shift the evaluation scores "
-              "the pre-shift traffic: forgetting then measures what training on the new traffic "
-              "costs on the old one. Mean [95% CI] over seeds.", "",
+              "Forgetting = peak - final evaluation return. Every evaluation replays the same "
+              "pre-shift episodes (oran_env.evaluate), so forgetting measures what training on "
+              "the new traffic costs on the old one. Mean [95% CI] over seeds.", "",
               "| method | n | pre-shift return | drop at shift | recovery steps (recovered/n) "
               "| peak eval | final eval | forgetting |", "|" + " --- |" * 8]
     for m, runs in by_method.items():

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,22 @@ def test_shift_comes_at_the_first_episode_start_after_the_documented_env_step(
         assert env.env_steps == global_step
         shifted_at = global_step if env.shifted else None  # the next episode starts shifted
     assert shifted_at == first_shifted_episode
+
+
+def test_evaluation_replays_the_episodes_before_the_shift_at_every_call():
+    """An evaluation environment kept across evaluations (as the scripts keep theirs) adds E x 100
+    env steps per call; each call still scores the same, unshifted episodes."""
+    def policy(obs, envs):
+        return oran_env.HEURISTICS["static_equal"](envs)
+
+    env = oran_env.make_env("small", num_envs=2, seed=3, shift_after_steps=SHIFT)
+    first = oran_env.evaluate(policy, env, 7)
+    for _ in range(3):  # 600 more env steps: past the shift without the restart
+        again = oran_env.evaluate(policy, env, 7)
+        assert not env.shifted
+    assert np.array_equal(first[0], again[0]) and first[1] == again[1]
+    fresh = oran_env.make_env("small", num_envs=2, seed=3)  # no shift at all: the same episodes
+    assert np.array_equal(oran_env.evaluate(policy, fresh, 7)[0], first[0])
 
 
 def scalars(run_dir, tag):
