@@ -274,6 +274,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         "TA-SAM (dynamic rho) and No-SAM on `hetero`, RB-level action, the main job's defaults",
         (TASAM_DYNAMIC, NOSAM), ("hetero",), TEN, 20_000, ("--eval-episodes", "32"),
         references=ALL_ORAN_ROWS + SPLITS + UE_COUNT_RULES),
+    "rb-nonstationary": Experiment(
+        "TA-SAM (dynamic rho) and No-SAM on `nonstationary` (the traffic shifts at 10,000 env "
+        "steps; every evaluation replays the pre-shift episodes), RB-level action, the main job's "
+        "defaults: the paper's 'less forgetting'",
+        (TASAM_DYNAMIC, NOSAM), ("nonstationary",), TEN, 20_000, ("--eval-episodes", "32"),
+        references=ALL_ORAN_ROWS),
     # --- the learning check: the scripts' RB-level jobs against the heuristics ---
     "learning-check": learning_check(
         "the scripts' defaults (the main job on `paper`) and `small`'s RB-level values",

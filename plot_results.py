@@ -1993,7 +1993,7 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
                               figures, notes, lines)
         lines.append("")
     lines += ["## The paper's claims", ""]
-    for names in (("paper", "nonstationary"), ("rb-paper", "rb-hetero")):
+    for names in (("paper", "nonstationary"), ("rb-paper", "rb-hetero", "rb-nonstationary")):
         if any(grids.get(grid) for grid in names):
             ran = [g for g in names if grids.get(g)]
             lines += [f"On the {' and '.join(f'`{g}`' for g in ran)} grids:", ""]
