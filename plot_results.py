@@ -1087,9 +1087,14 @@ def claims_table(grids: dict[str, list[Run]], args: Args,
     if TA_SAM in ns and ("nosam", "none") in ns:
         x, y = [forgetting(r) for r in ns[TA_SAM]], [forgetting(r) for r in ns[("nosam", "none")]]
         diff = fmt_ci(*two_sample_ci(y, x, lambda a, b: a.mean() - b.mean(), args.n_boot, rng))
+        p = welch_p(y, x)
+        verdict = ("too few seeds to tell (one run on a side)" if math.isnan(p) else
+                   f"{'less' if np.mean(x) < np.mean(y) else 'more'} forgetting (Welch p < 0.05)"
+                   if p < 0.05 else "no difference detected")
         lines.append(f"| less forgetting under non-stationary traffic | nonstationary | "
                      f"{len(x)} vs {len(y)} | forgetting of No-SAM minus TA-SAM's: {diff} | | "
-                     f"{welch_p(y, x):.3f} | | forgetting = peak - final evaluation return |")
+                     f"{'-' if math.isnan(p) else f'{p:.3f}'} | | {verdict}; forgetting = peak - "
+                     "final evaluation return |")
     else:
         lines.append("| less forgetting under non-stationary traffic | nonstationary | - | "
                      "not run | | | | |")
