@@ -222,6 +222,12 @@ def make_config(scenario: str, **overrides) -> CompConfig:
     return dataclasses.replace(SCENARIOS[scenario], **overrides)
 
 
+def ue_load(config: CompConfig, factor: int) -> dict:
+    """The config fields of `factor` times the config's slow and fast UEs (a load sweep)."""
+    return {"num_slow_ues": factor * config.num_slow_ues,
+            "num_fast_ues": factor * config.num_fast_ues}
+
+
 def make_env(
     scenario: str = "medium", num_envs: int = 1, seed: int | None = None, **overrides
 ) -> "CompEnv":

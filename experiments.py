@@ -229,6 +229,19 @@ PPO_SWEEP = (ppo_reward("multi", "sum"),
 COMP_PRESET = "cleanrl"
 
 
+def load_token(scenario: str, k: int) -> str:
+    """The scenario token of comp-<preset> at k times its UEs (the token itself at k = 1)."""
+    return scenario if k == 1 else f"{scenario}-x{k}"
+
+
+def load_factor(scenario: str) -> tuple[str, int]:
+    """(the scenario token without its load, k) of comp-<preset>-x<k>; (scenario, 1) otherwise."""
+    base, sep, k = scenario.rpartition("-x")
+    if scenario.startswith("comp-") and sep and k.isdigit() and int(k) >= 1:
+        return base, int(k)
+    return scenario, 1
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     # --- the method grids on the compact slice_share action (docs/results.md) ---
     "paper": Experiment(
@@ -407,7 +420,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "comp-heuristics-load": Experiment(
         "DeepCoMP's heuristics at 1x, 2x and 4x the UEs of medium and large: the episodes of the "
         "PPO runs' load sweep (100 episodes, seed 0)", (),
-        tuple(f"comp-{preset}{'' if k == 1 else f'-x{k}'}" for preset in ("medium", "large")
+        tuple(load_token(f"comp-{preset}", k) for preset in ("medium", "large")
               for k in (1, 2, 4)), (), 0,
         references=TRAINING_REWARD_ROWS, eval_episodes=100, eval_seed=0,
         env_options=(("reward", "multi"),)),
@@ -428,17 +441,9 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
-def load_factor(scenario: str) -> tuple[str, int]:
-    """(the scenario token without its load, k) of comp-<preset>-x<k>; (scenario, 1) otherwise."""
-    base, sep, k = scenario.rpartition("-x")
-    if scenario.startswith("comp-") and sep and k.isdigit() and int(k) >= 1:
-        return base, int(k)
-    return scenario, 1
-
-
 def scenario_flags(script: str, scenario: str) -> tuple[str, ...]:
     """A scenario token as a script's flags: comp-<preset> is comp_env's preset."""
-    if load_factor(scenario)[1] != 1 or load_factor(scenario)[0] != scenario:
+    if load_factor(scenario)[0] != scenario:
         raise ValueError(f"scenario {scenario!r}: a load token (comp-<preset>-x<k>) is for "
                          "reference rows only; a training run sets --num-slow-ues and "
                          "--num-fast-ues")

@@ -67,7 +67,7 @@ import oran_env  # noqa: E402
 import records as rec  # noqa: E402
 import run_utils  # noqa: E402
 from experiments import (LABELS, RHO_FLAGS, SPLITS, TRAINING_REWARD_ROWS, TUNING_GRID,  # noqa: E402
-                         known_method, load_factor)
+                         known_method, load_factor, load_token)
 
 SCENARIOS = ("paper", "hetero", "small", "light", "heavy", "nonstationary",
              *(f"du{n}" for n in range(2, 11)),
@@ -1088,9 +1088,12 @@ def claims_table(grids: dict[str, list[Run]], args: Args,
         x, y = [forgetting(r) for r in ns[TA_SAM]], [forgetting(r) for r in ns[("nosam", "none")]]
         diff = fmt_ci(*two_sample_ci(y, x, lambda a, b: a.mean() - b.mean(), args.n_boot, rng))
         p = welch_p(y, x)
-        verdict = ("too few seeds to tell (one run on a side)" if math.isnan(p) else
-                   f"{'less' if np.mean(x) < np.mean(y) else 'more'} forgetting (Welch p < 0.05)"
-                   if p < 0.05 else "no difference detected")
+        if math.isnan(p):
+            verdict = "too few seeds to tell (one run on a side)"
+        elif p < 0.05:
+            verdict = f"{'less' if np.mean(x) < np.mean(y) else 'more'} forgetting (Welch p < 0.05)"
+        else:
+            verdict = "no difference detected"
         lines.append(f"| less forgetting under non-stationary traffic | nonstationary | "
                      f"{len(x)} vs {len(y)} | forgetting of No-SAM minus TA-SAM's: {diff} | | "
                      f"{'-' if math.isnan(p) else f'{p:.3f}'} | | {verdict}; forgetting = peak - "
@@ -1594,9 +1597,8 @@ def ppo_load_rows(runs: list[Run], heuristics: list[Run]) -> list[str]:
                 sweeps = [r.summary["extra"]["load_sweep"][str(factor)] for r in rs]
                 n_ues = sweeps[0]["num_ues"]
                 lines.append(row(scenario, n_ues, ppo_label(method, rs), sweeps))
-            token = scenario if factor == 1 else f"{scenario}-x{factor}"
             rows = {h.variant[len(HEURISTIC_PREFIX):]: h for h in heuristics
-                    if h.scenario == token}
+                    if h.scenario == load_token(scenario, factor)}
             for name in sorted(rows):
                 lines.append(row(scenario, n_ues, method_label(rows[name].method),
                                  [rows[name].summary["final_eval"]["metrics"]]))
@@ -1999,8 +2001,8 @@ def report(args: Args) -> tuple[list[Path], list[str]]:
         lines.append("")
     lines += ["## The paper's claims", ""]
     for names in (("paper", "nonstationary"), ("rb-paper", "rb-hetero", "rb-nonstationary")):
-        if any(grids.get(grid) for grid in names):
-            ran = [g for g in names if grids.get(g)]
+        ran = [g for g in names if grids.get(g)]
+        if ran:
             lines += [f"On the {' and '.join(f'`{g}`' for g in ran)} grids:", ""]
             lines += claims_table(grids, args, names) + [""]
     lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]

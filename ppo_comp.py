@@ -267,9 +267,8 @@ def env_overrides(args: Args, load_factor: int = 1):
     fields = ("num_slow_ues", "num_fast_ues", "sharing")
     overrides = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
     if load_factor != 1:
-        base = comp_env.make_config(args.scenario, **overrides)
-        overrides.update(num_slow_ues=load_factor * base.num_slow_ues,
-                         num_fast_ues=load_factor * base.num_fast_ues)
+        overrides.update(comp_env.ue_load(comp_env.make_config(args.scenario, **overrides),
+                                          load_factor))
     return overrides
 
 

@@ -215,13 +215,12 @@ def env_family(scenario: str) -> tuple[str, str, dict]:
     token, k = load_factor(scenario)
     if not token.startswith("comp-"):
         return ENV_MODULES["oran"], scenario, {}
-    preset, overrides = token[len("comp-"):], {}
-    if k != 1:
-        import comp_env
+    preset = token[len("comp-"):]
+    if k == 1:
+        return ENV_MODULES["comp"], preset, {}
+    import comp_env
 
-        base = comp_env.make_config(preset)
-        overrides = {"num_slow_ues": k * base.num_slow_ues, "num_fast_ues": k * base.num_fast_ues}
-    return ENV_MODULES["comp"], preset, overrides
+    return ENV_MODULES["comp"], preset, comp_env.ue_load(comp_env.make_config(preset), k)
 
 
 def flag_names(flags) -> set[str]:
